@@ -1,0 +1,1 @@
+"""emulator: lands with its own issue."""

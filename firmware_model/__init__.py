@@ -1,0 +1,1 @@
+"""firmware_model: lands with its own issue."""

@@ -1,0 +1,1 @@
+"""programmer: lands with its own issue."""
