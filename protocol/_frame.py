@@ -14,8 +14,8 @@ Frame layout (little-endian)::
     [AUTH] 18   4  counter   per-direction frame counter, starts at 1
     ..     len  payload
     [AUTH] ..   16 tag       HMAC-SHA256(direction key, frame[2:end of payload])[:16]
-    ..     2    crc          CRC-16/CCITT-FALSE over frame[2:before crc], then over the
-                             message's 2-byte schema seed (little-endian)
+    ..     2    crc          CRC-16/CCITT-FALSE over seed(2, LE) || frame[0:before crc],
+                             where seed is the message's schema seed
 
 How the decoder hunts (after pymodbus' RTU framer): bytes are appended to a buffer; the decoder
 looks for the magic, checks the fixed header (version, flags, a length possible for that
@@ -29,6 +29,7 @@ field cannot hold later frames hostage until more bytes happen to arrive.
 from __future__ import annotations
 
 import binascii
+import hmac
 import struct
 from typing import NamedTuple
 
@@ -67,6 +68,10 @@ AUTH_OVERHEAD = HEADER_SIZE + AUTH_HEADER_SIZE + TAG_SIZE + CRC_SIZE  # 40
 MAX_FRAME = AUTH_OVERHEAD + MAX_PAYLOAD
 
 _CRC = struct.Struct("<H")
+_new_frame = tuple.__new__  # skips NamedTuple's Python-level __new__ on the hot path
+_pack_header = HEADER.pack
+_pack_auth = AUTH_HEADER.pack
+_pack_crc = _CRC.pack
 _crc_hqx = binascii.crc_hqx
 
 
@@ -111,9 +116,9 @@ def crc16(data: bytes, value: int = 0xFFFF) -> int:
     return _crc_hqx(data, value)
 
 
-def frame_crc(body: bytes, seed_bytes: bytes) -> int:
-    """The frame check value: CRC over body (frame[2:before crc]) continued over the seed."""
-    return _crc_hqx(seed_bytes, _crc_hqx(body, 0xFFFF))
+def frame_crc(frame_without_crc: bytes, seed: int) -> int:
+    """The frame check value: CRC-16/CCITT-FALSE over seed (u16 LE) then the frame bytes."""
+    return _crc_hqx(frame_without_crc, _crc_hqx(seed.to_bytes(2, "little"), 0xFFFF))
 
 
 def encode_frame(
@@ -124,14 +129,23 @@ def encode_frame(
     from_pump: bool,
 ) -> bytes:
     """Encode an unauthenticated frame. Authenticated frames are built by a session."""
-    payload = message._encode()
+    payload: bytes = message._encode()
     n = len(payload)
     if n > MAX_PAYLOAD:  # every declared message fits; kept as a guard for future ones
         raise ValueError(f"{message.NAME}: payload of {n} bytes exceeds {MAX_PAYLOAD}")
-    flags = FLAG_FROM_PUMP if from_pump else 0
-    head = HEADER.pack(MAGIC, PROTOCOL_MAJOR, flags, n, seq, message.MSG_ID, pump_id)
-    body = head + payload
-    return body + _CRC.pack(_crc_hqx(message.SEED_BYTES, _crc_hqx(body[2:], 0xFFFF)))
+    body = (
+        _pack_header(
+            MAGIC,
+            PROTOCOL_MAJOR,
+            FLAG_FROM_PUMP if from_pump else 0,
+            n,
+            seq,
+            message.MSG_ID,
+            pump_id,
+        )
+        + payload
+    )
+    return body + _pack_crc(_crc_hqx(body, message.CRC_INIT))
 
 
 def seal_frame(
@@ -142,37 +156,48 @@ def seal_frame(
     from_pump: bool,
     session_id: int,
     counter: int,
-    mac: object,
+    mac: hmac.HMAC,
 ) -> bytes:
     """Encode an authenticated frame; `mac` is a keyed hmac object (copied, never mutated)."""
-    payload = message._encode()
+    payload: bytes = message._encode()
     n = len(payload)
     if n > MAX_PAYLOAD:
         raise ValueError(f"{message.NAME}: payload of {n} bytes exceeds {MAX_PAYLOAD}")
     flags = FLAG_AUTH | (FLAG_FROM_PUMP if from_pump else 0)
     body = (
-        HEADER.pack(MAGIC, PROTOCOL_MAJOR, flags, n, seq, message.MSG_ID, pump_id)
-        + AUTH_HEADER.pack(session_id, counter)
+        _pack_header(MAGIC, PROTOCOL_MAJOR, flags, n, seq, message.MSG_ID, pump_id)
+        + _pack_auth(session_id, counter)
         + payload
     )
-    h = mac.copy()  # type: ignore[attr-defined]
+    h = mac.copy()
     h.update(body[2:])
     body += h.digest()[:TAG_SIZE]
-    return body + _CRC.pack(_crc_hqx(message.SEED_BYTES, _crc_hqx(body[2:], 0xFFFF)))
+    return body + _pack_crc(_crc_hqx(body, message.CRC_INIT))
 
 
-# Size limits per message id, for rejecting impossible length fields before waiting for them.
-_LIMITS: dict[int, tuple[int, int, bytes]] = {}
+# Per message id: (smallest payload, largest payload, CRC register after the seed).
+# Filled on first use, after every message of the catalogue has been declared.
+_LIMITS: dict[int, tuple[int, int, int]] = {}
 
 
-def _limits(msg_id: int) -> tuple[int, int, bytes] | None:
+def _limits_table() -> dict[int, tuple[int, int, int]]:
+    if len(_LIMITS) != len(MESSAGES):
+        _LIMITS.clear()
+        _LIMITS.update({m: (c.MIN_SIZE, c.MAX_SIZE, c.CRC_INIT) for m, c in MESSAGES.items()})
+    return _LIMITS
+
+
+def _header_error(
+    version: int, flags: int, length: int, seq: int, msg_id: int, pump_id: int
+) -> DecodeError:
+    if version != PROTOCOL_MAJOR:
+        return UnsupportedVersion(version, PROTOCOL_MAJOR)
+    if flags & ~KNOWN_FLAGS:
+        return UnknownFlags(flags)
     lim = _LIMITS.get(msg_id)
     if lim is None:
-        cls = MESSAGES.get(msg_id)
-        if cls is None:
-            return None
-        lim = _LIMITS[msg_id] = (cls.MIN_SIZE, cls.MAX_SIZE, cls.SEED_BYTES)
-    return lim
+        return UnknownMessage(msg_id, seq, pump_id)
+    return BadLength(msg_id, length, f"{lim[0]}..{lim[1]}")
 
 
 class FrameDecoder:
@@ -182,11 +207,12 @@ class FrameDecoder:
     it, so memory is bounded by MAX_FRAME plus the largest chunk fed.
     """
 
-    __slots__ = ("_buf", "_pending_scan", "frames_ok", "bytes_skipped")
+    __slots__ = ("_buf", "_limits", "_pending_scan", "bytes_skipped", "frames_ok")
 
     def __init__(self) -> None:
         self._buf = bytearray()
         self._pending_scan = 0  # where the look-ahead scan inside a pending candidate resumes
+        self._limits = _limits_table()
         self.frames_ok = 0
         self.bytes_skipped = 0
 
@@ -196,101 +222,107 @@ class FrameDecoder:
         return len(self._buf)
 
     def feed(self, data: bytes) -> list[Frame | DecodeError]:
-        buf = self._buf
-        buf += data
+        # Common case: nothing pending, so work on `data` itself and copy only the leftover.
+        buf: bytes | bytearray
+        if self._buf:
+            buf = self._buf
+            buf += data
+        else:
+            buf = bytes(data)
         out: list[Frame | DecodeError] = []
-        pos = 0
+        limits = self._limits
+        unpack = HEADER.unpack_from
+        crc = _crc_hqx
         n = len(buf)
-        skipped = 0
+        pos = skipped = ok = 0
         while True:
             i = buf.find(MAGIC, pos)
             if i < 0:
                 # Keep a trailing first magic byte: it may start the next frame.
-                keep = n - 1 if n > pos and buf[n - 1] == MAGIC[0] else n
+                keep = n - 1 if n > pos and buf[n - 1] == 0xE7 else n
                 skipped += keep - pos
                 pos = keep
                 break
-            if i > pos:
+            if i != pos:
                 skipped += i - pos
                 pos = i
             if n - i < HEADER_SIZE:
                 break
-            _, version, flags, length, seq, msg_id, pump_id = HEADER.unpack_from(buf, i)
-            err: DecodeError | None = None
-            if version != PROTOCOL_MAJOR:
-                err = UnsupportedVersion(version, PROTOCOL_MAJOR)
-            elif flags & ~KNOWN_FLAGS:
-                err = UnknownFlags(flags)
-            else:
-                lim = _limits(msg_id)
-                if lim is None:
-                    err = UnknownMessage(msg_id, seq, pump_id)
-                elif not lim[0] <= length <= lim[1]:
-                    err = BadLength(msg_id, length, f"{lim[0]}..{lim[1]}")
-            if err is not None:
+            _, version, flags, length, seq, msg_id, pump_id = unpack(buf, i)
+            lim = limits.get(msg_id)
+            if (
+                version != PROTOCOL_MAJOR
+                or flags & ~KNOWN_FLAGS
+                or lim is None
+                or not lim[0] <= length <= lim[1]
+            ):
                 if skipped:
                     out.append(GarbageSkipped(skipped))
-                    self.bytes_skipped += skipped
                     skipped = 0
-                out.append(err)
+                out.append(_header_error(version, flags, length, seq, msg_id, pump_id))
+                skipped = 0
                 self.bytes_skipped += 1
                 pos = i + 1
                 continue
             auth = flags & FLAG_AUTH
-            total = length + (AUTH_OVERHEAD if auth else PLAIN_OVERHEAD)
-            end = i + total
+            end = i + length + (AUTH_OVERHEAD if auth else PLAIN_OVERHEAD)
             if end > n:
                 hidden = self._frame_inside(buf, i, n)
                 if hidden < 0:
                     break
                 if skipped:
                     out.append(GarbageSkipped(skipped))
-                    self.bytes_skipped += skipped
                     skipped = 0
-                out.append(TruncatedFrame(total, hidden - i))
+                out.append(TruncatedFrame(end - i, hidden - i))
                 self.bytes_skipped += hidden - i
                 pos = hidden
                 continue
-            raw = bytes(buf[i:end])
-            found = raw[-2] | (raw[-1] << 8)
-            want = _crc_hqx(lim[2], _crc_hqx(raw[2:-2], 0xFFFF))  # type: ignore[index]
-            if want != found:
+            raw = buf if (i == 0 and end == n and buf.__class__ is bytes) else bytes(buf[i:end])
+            if crc(raw[:-2], lim[2]) != raw[-2] | (raw[-1] << 8):
                 if skipped:
                     out.append(GarbageSkipped(skipped))
-                    self.bytes_skipped += skipped
                     skipped = 0
-                out.append(BadCrc(msg_id, want, found))
+                out.append(BadCrc(msg_id, crc(raw[:-2], lim[2]), raw[-2] | (raw[-1] << 8)))
                 self.bytes_skipped += 1
                 pos = i + 1
                 continue
             if skipped:
                 out.append(GarbageSkipped(skipped))
-                self.bytes_skipped += skipped
                 skipped = 0
             if auth:
                 session_id, counter = AUTH_HEADER.unpack_from(raw, HEADER_SIZE)
-                p0 = HEADER_SIZE + AUTH_HEADER_SIZE
-                payload = raw[p0 : p0 + length]
-                tag = raw[p0 + length : p0 + length + TAG_SIZE]
+                tag_at = 22 + length
+                frame = (
+                    version,
+                    flags,
+                    seq,
+                    msg_id,
+                    pump_id,
+                    session_id,
+                    counter,
+                    raw[22:tag_at],
+                    raw[tag_at:-2],
+                    raw,
+                )
             else:
-                session_id = counter = 0
-                payload = raw[HEADER_SIZE : HEADER_SIZE + length]
-                tag = b""
-            out.append(
-                Frame(version, flags, seq, msg_id, pump_id, session_id, counter, payload, tag, raw)
-            )
-            self.frames_ok += 1
+                frame = (version, flags, seq, msg_id, pump_id, 0, 0, raw[14:-2], b"", raw)
+            out.append(_new_frame(Frame, frame))
+            ok += 1
             pos = end
-            self._pending_scan = 0
         if skipped:
             out.append(GarbageSkipped(skipped))
-            self.bytes_skipped += skipped
-        if pos:
-            del buf[:pos]
+        if buf is self._buf:
+            if pos:
+                del buf[:pos]
+        elif pos < n:
+            self._buf += buf[pos:]
+        if pos and self._pending_scan:
             self._pending_scan = max(0, self._pending_scan - pos)
+        self.bytes_skipped += skipped
+        self.frames_ok += ok
         return out
 
-    def _frame_inside(self, buf: bytearray, start: int, n: int) -> int:
+    def _frame_inside(self, buf: bytes | bytearray, start: int, n: int) -> int:
         """Offset of a complete CRC-valid frame starting inside the pending candidate, or -1."""
         j = max(start + 1, self._pending_scan)
         while True:
@@ -302,7 +334,7 @@ class FrameDecoder:
                     self._pending_scan = start + 1
                 return -1
             _, version, flags, length, _, msg_id, _ = HEADER.unpack_from(buf, j)
-            lim = _limits(msg_id)
+            lim = self._limits.get(msg_id)
             if (
                 version == PROTOCOL_MAJOR
                 and not flags & ~KNOWN_FLAGS
@@ -315,7 +347,7 @@ class FrameDecoder:
                     self._pending_scan = j
                     return -1
                 found = buf[end - 2] | (buf[end - 1] << 8)
-                if _crc_hqx(lim[2], _crc_hqx(bytes(buf[j + 2 : end - 2]), 0xFFFF)) == found:
+                if _crc_hqx(bytes(buf[j : end - 2]), lim[2]) == found:
                     return j
             j += 1
 

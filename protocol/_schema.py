@@ -23,6 +23,7 @@ from __future__ import annotations
 import binascii
 import dataclasses
 import enum
+import inspect
 import struct
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, TypeVar, dataclass_transform
@@ -154,9 +155,7 @@ class FieldSpec:
             return ", ".join(f"{m.value}={m.name}" for m in self.enum_type)
         if self.kind is Kind.FLAGS:
             assert self.enum_type is not None
-            return "bit set of " + ", ".join(
-                f"0x{m.value:X}={m.name}" for m in self.enum_type  # type: ignore[union-attr]
-            )
+            return "bit set of " + ", ".join(f"0x{m.value:X}={m.name}" for m in self.enum_type)
         if self.kind is Kind.BYTES:
             return f"exactly {self.base.length} bytes"
         if self.kind is Kind.TEXT:
@@ -185,27 +184,37 @@ def _int(con: Any, doc: str, unit: str | None, lo: int | None, hi: int | None) -
 
 
 # The field helpers. They return Any so a declaration reads `dose_ng: int = u32(...)`.
-def u8(doc: str, *, unit: str | None = None, min: int | None = None, max: int | None = None) -> Any:  # noqa: A002
+def u8(doc: str, *, unit: str | None = None, min: int | None = None, max: int | None = None) -> Any:
     return _int(c.Int8ul, doc, unit, min, max)
 
 
-def u16(doc: str, *, unit: str | None = None, min: int | None = None, max: int | None = None) -> Any:  # noqa: A002
+def u16(
+    doc: str, *, unit: str | None = None, min: int | None = None, max: int | None = None
+) -> Any:
     return _int(c.Int16ul, doc, unit, min, max)
 
 
-def u32(doc: str, *, unit: str | None = None, min: int | None = None, max: int | None = None) -> Any:  # noqa: A002
+def u32(
+    doc: str, *, unit: str | None = None, min: int | None = None, max: int | None = None
+) -> Any:
     return _int(c.Int32ul, doc, unit, min, max)
 
 
-def u64(doc: str, *, unit: str | None = None, min: int | None = None, max: int | None = None) -> Any:  # noqa: A002
+def u64(
+    doc: str, *, unit: str | None = None, min: int | None = None, max: int | None = None
+) -> Any:
     return _int(c.Int64ul, doc, unit, min, max)
 
 
-def i32(doc: str, *, unit: str | None = None, min: int | None = None, max: int | None = None) -> Any:  # noqa: A002
+def i32(
+    doc: str, *, unit: str | None = None, min: int | None = None, max: int | None = None
+) -> Any:
     return _int(c.Int32sl, doc, unit, min, max)
 
 
-def i64(doc: str, *, unit: str | None = None, min: int | None = None, max: int | None = None) -> Any:  # noqa: A002
+def i64(
+    doc: str, *, unit: str | None = None, min: int | None = None, max: int | None = None
+) -> Any:
     return _int(c.Int64sl, doc, unit, min, max)
 
 
@@ -242,7 +251,60 @@ def array(item: type[Record], max_count: int, doc: str, *, min_count: int = 0) -
     return FieldSpec(Kind.ARRAY, con, doc, min=min_count, max=max_count, item=item)
 
 
-FIELD_HELPERS = (u8, u16, u32, u64, i32, i64, boolean, enum8, enum16, flags32, blob, text, array)
+# Fields shared by many messages.
+def command_id_field() -> Any:
+    return blob(
+        16,
+        "Host-generated unique id of this logical command (e.g. uuid4). Journaled by the host "
+        "before the first send and reused on every retry; the pump applies it at most once.",
+    )
+
+
+def program_version_field() -> Any:
+    return u32(
+        "Compare-and-set: the program_version the host last read. The pump refuses the command "
+        "with PROGRAM_VERSION_MISMATCH if its version differs.",
+    )
+
+
+def confirm_field() -> Any:
+    return boolean(
+        "1 when the clinician explicitly confirmed a soft drug-library limit warning; without "
+        "it a dose beyond the soft limit is refused with SOFT_LIMIT_UNCONFIRMED.",
+    )
+
+
+def timestamp(doc: str) -> Any:
+    return u64(doc, unit="ms since 1970-01-01 UTC, pump clock")
+
+
+def duplicate_field() -> Any:
+    return boolean(
+        "1 when this command id had already been applied: this is the original result, "
+        "resent, and nothing was applied again.",
+    )
+
+
+FIELD_HELPERS = (
+    u8,
+    u16,
+    u32,
+    u64,
+    i32,
+    i64,
+    boolean,
+    enum8,
+    enum16,
+    flags32,
+    blob,
+    text,
+    array,
+    command_id_field,
+    program_version_field,
+    confirm_field,
+    timestamp,
+    duplicate_field,
+)
 
 
 class Record:
@@ -290,7 +352,7 @@ _T = TypeVar("_T")
 
 def _collect(cls: type[Any]) -> list[FieldSpec]:
     specs: list[FieldSpec] = []
-    for name in cls.__dict__.get("__annotations__", {}):
+    for name in inspect.get_annotations(cls):
         spec = cls.__dict__.get(name)
         if not isinstance(spec, FieldSpec):
             raise TypeError(f"{cls.__name__}.{name} must be declared with a field helper")
@@ -323,7 +385,29 @@ def _build(cls: type[_T], name: str | None = None) -> type[_T]:
     return new_cls  # type: ignore[no-any-return]
 
 
-@dataclass_transform(frozen_default=True, field_specifiers=FIELD_HELPERS)
+@dataclass_transform(
+    frozen_default=True,
+    field_specifiers=(
+        u8,
+        u16,
+        u32,
+        u64,
+        i32,
+        i64,
+        boolean,
+        enum8,
+        enum16,
+        flags32,
+        blob,
+        text,
+        array,
+        command_id_field,
+        program_version_field,
+        confirm_field,
+        timestamp,
+        duplicate_field,
+    ),
+)
 def record(cls: type[_T]) -> type[_T]:
     """Declare a fixed-size record used as an array item inside messages."""
     built = _build(cls)
@@ -357,15 +441,15 @@ def _generate_codec(cls: Any) -> None:
         "len_": len,
         "UDE": UnicodeDecodeError,
     }
+    ns["Twin"] = type(f"_{cls.__name__}Builder", cls.__bases__, {"__slots__": cls.__slots__})
     for i, f in enumerate(specs):
-        ns[f"set{i}"] = cls.__dict__[f.name].__set__
         if f.kind is Kind.ENUM:
             assert f.enum_type is not None
             ns[f"E{i}"] = {m.value: m for m in f.enum_type}
         if f.kind is Kind.FLAGS:
             assert f.enum_type is not None
             ns[f"F{i}"] = f.enum_type
-            ns[f"M{i}"] = sum(m.value for m in f.enum_type)  # type: ignore[misc]
+            ns[f"M{i}"] = sum(m.value for m in f.enum_type)
             ns[f"FC{i}"] = {}
         if f.kind is Kind.ARRAY:
             ns[f"I{i}"] = f.item
@@ -422,7 +506,9 @@ def _generate_codec(cls: Any) -> None:
             v.append("    if not isinstance_(x, tuple_):")
             v.append(f"        raise FVE(NAME, {fn}, 'must be a tuple of items')")
             v.append(f"    if not {f.min} <= len_(x) <= {f.max}:")
-            v.append(f"        raise FVE(NAME, {fn}, f'{{len_(x)}} items, allowed {f.range_text()}')")
+            v.append(
+                f"        raise FVE(NAME, {fn}, f'{{len_(x)}} items, allowed {f.range_text()}')"
+            )
             v.append("    for it in x:")
             v.append(f"        if it.__class__ is not I{i}:")
             v.append(f"            raise FVE(NAME, {fn}, 'items must be {f.item.NAME} records')")  # type: ignore[union-attr]
@@ -446,6 +532,8 @@ def _generate_codec(cls: Any) -> None:
     for k, seg in enumerate(segments):
         if isinstance(seg, tuple):
             ns[f"S{k}"] = struct.Struct("<" + seg[0])
+    if "S0" in ns:
+        ns["unpack0"] = ns["S0"].unpack
 
     # _encode(self) -> bytes
     e = ["def _encode(self):"]
@@ -474,35 +562,44 @@ def _generate_codec(cls: Any) -> None:
     ns_src.append("\n".join(e))
 
     # _from_values(t): validate decoded primitive values in declaration order and build.
-    # Checks here are only those the struct format does not already guarantee.
-    fv = ["def _from_values(t):", "    o = new(cls)"]
+    # Checks here are only those the struct format does not already guarantee. This is the
+    # per-frame hot path: values go straight from the tuple into the slots.
+    has_check = cls._check is not Record._check
+    fv = ["def _from_values(t):"]
+    if specs:
+        fv.append("    " + ", ".join(f"x{i}" for i in range(len(specs))) + ", = t")
     for i, f in enumerate(specs):
         fn = repr(f.name)
-        fv.append(f"    x = t[{i}]")
+        x = f"x{i}"
         if f.kind is Kind.INT:
             tlo, thi = _FMT_BOUNDS[f.fmt]
             if (f.min, f.max) != (tlo, thi):
-                fv.append(f"    if not {f.min} <= x <= {f.max}:")
-                fv.append(f"        raise FVE(NAME, {fn}, f'{{x}} outside {f.range_text()}')")
+                fv.append(f"    if not {f.min} <= {x} <= {f.max}:")
+                fv.append(f"        raise FVE(NAME, {fn}, f'{{{x}}} outside {f.range_text()}')")
         elif f.kind is Kind.BOOL:
-            fv.append("    if x > 1:")
-            fv.append(f"        raise FVE(NAME, {fn}, f'{{x}} is not 0 or 1')")
-            fv.append("    x = x == 1")
+            fv.append(f"    if {x} > 1:")
+            fv.append(f"        raise FVE(NAME, {fn}, f'{{{x}}} is not 0 or 1')")
+            fv.append(f"    {x} = {x} == 1")
         elif f.kind is Kind.ENUM:
-            fv.append(f"    m = E{i}.get(x)")
-            fv.append("    if m is None:")
-            fv.append(f"        raise FVE(NAME, {fn}, f'{{x}} is not one of {f.range_text()}')")
-            fv.append("    x = m")
+            fv.append(f"    {x} = E{i}.get({x}, {x})")
+            fv.append(f"    if {x}.__class__ is int_:")
+            fv.append(f"        raise FVE(NAME, {fn}, f'{{{x}}} is not one of {f.range_text()}')")
         elif f.kind is Kind.FLAGS:
             # IntFlag construction costs about a microsecond; valid sets are few, so memoise.
-            fv.append(f"    m = FC{i}.get(x)")
+            fv.append(f"    m = FC{i}.get({x})")
             fv.append("    if m is None:")
-            fv.append(f"        if x & ~M{i}:")
-            fv.append(f"            raise FVE(NAME, {fn}, f'unknown bits 0x{{x & ~M{i}:X}}')")
-            fv.append(f"        m = FC{i}[x] = F{i}(x)")
-            fv.append("    x = m")
-        fv.append(f"    set{i}(o, x)")
-    fv.append("    o._check()")
+            fv.append(f"        if {x} & ~M{i}:")
+            fv.append(f"            raise FVE(NAME, {fn}, f'unknown bits 0x{{{x} & ~M{i}:X}}')")
+            fv.append(f"        m = FC{i}[{x}] = F{i}({x})")
+            fv.append(f"    {x} = m")
+    # Build through a mutable twin with the identical slot layout, then take on the frozen
+    # class: plain slot stores are 2.5x cheaper than calling each slot descriptor.
+    fv.append("    o = new(Twin)")
+    for i, f in enumerate(specs):
+        fv.append(f"    o.{f.name} = x{i}")
+    fv.append("    o.__class__ = cls")
+    if has_check:
+        fv.append("    o._check()")
     fv.append("    return o")
     ns_src.append("\n".join(fv))
 
@@ -511,7 +608,7 @@ def _generate_codec(cls: Any) -> None:
     if len(segments) == 1 and isinstance(segments[0], tuple):
         d.append(f"    if n != {cls.MIN_SIZE}:")
         d.append(f"        raise PSE(NAME, n, 'exactly {cls.MIN_SIZE}')")
-        d.append("    return _from_values(S0.unpack(buf))")
+        d.append("    return _from_values(unpack0(buf))")
     elif not segments:
         d.append("    if n:")
         d.append("        raise PSE(NAME, n, 'exactly 0')")
@@ -548,7 +645,9 @@ def _generate_codec(cls: Any) -> None:
                     item = f.item
                     assert item is not None
                     d.append(f"    if not {f.min} <= k <= {f.max}:")
-                    d.append(f"        raise FVE(NAME, {fn}, f'{{k}} items, allowed {f.range_text()}')")
+                    d.append(
+                        f"        raise FVE(NAME, {fn}, f'{{k}} items, allowed {f.range_text()}')"
+                    )
                     d.append(f"    end = off + k * {item.SIZE}")
                     d.append("    if end > n:")
                     d.append("        raise PSE(NAME, n, 'more bytes (truncated array)')")
@@ -563,7 +662,7 @@ def _generate_codec(cls: Any) -> None:
         d.append("    return _from_values(vals)")
     ns_src.append("\n".join(d))
 
-    exec(compile("\n\n".join(ns_src), f"<codec {name}>", "exec"), ns)  # noqa: S102
+    exec(compile("\n\n".join(ns_src), f"<codec {name}>", "exec"), ns)
     cls._validate = ns["_validate"]
     cls._encode = ns["_encode"]
     cls._decode = ns["_decode"]
@@ -583,6 +682,7 @@ class Message(Record):
     MSG_ID: ClassVar[int]
     SEED: ClassVar[int]
     SEED_BYTES: ClassVar[bytes]
+    CRC_INIT: ClassVar[int]  # CRC-16 register after the seed bytes: where the frame CRC starts
     DIRECTION: ClassVar[Direction]
     ACCESS: ClassVar[Access]
     KIND: ClassVar[CommandKind]
@@ -597,7 +697,29 @@ MESSAGES_BY_NAME: dict[str, type[Message]] = {}
 _M = TypeVar("_M", bound=Message)
 
 
-@dataclass_transform(frozen_default=True, field_specifiers=FIELD_HELPERS)
+@dataclass_transform(
+    frozen_default=True,
+    field_specifiers=(
+        u8,
+        u16,
+        u32,
+        u64,
+        i32,
+        i64,
+        boolean,
+        enum8,
+        enum16,
+        flags32,
+        blob,
+        text,
+        array,
+        command_id_field,
+        program_version_field,
+        confirm_field,
+        timestamp,
+        duplicate_field,
+    ),
+)
 def message(
     msg_id: int,
     *,
@@ -623,6 +745,7 @@ def message(
         built.MSG_ID = msg_id
         built.SEED = schema_seed(built.signature())
         built.SEED_BYTES = built.SEED.to_bytes(2, "little")
+        built.CRC_INIT = binascii.crc_hqx(built.SEED_BYTES, 0xFFFF)
         built.DIRECTION = direction
         built.ACCESS = access
         built.KIND = kind

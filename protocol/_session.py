@@ -407,7 +407,9 @@ class PumpSecurity:
             channel = self._sessions.get(request.session.session_id)
             if channel is None:
                 raise SessionExpired("the request's session ended before the reply was sent")
-            return channel.seal(message, pump_id=self.pump_id, seq=request.frame.seq, from_pump=True)
+            return channel.seal(
+                message, pump_id=self.pump_id, seq=request.frame.seq, from_pump=True
+            )
         return encode_frame(message, pump_id=self.pump_id, seq=request.frame.seq, from_pump=True)
 
     def error(self, request: Request, code: ErrorCode, detail: str) -> bytes:
@@ -437,9 +439,9 @@ class PumpSecurity:
         return channel
 
     @staticmethod
-    def _authorize(cls: type[Message], role: Role) -> None:
-        if cls.ACCESS is Access.CLINICIAN and role is not Role.CLINICIAN:
-            raise RoleForbidden(f"{cls.NAME} needs a clinician session")
+    def _authorize(msg_type: type[Message], role: Role) -> None:
+        if msg_type.ACCESS is Access.CLINICIAN and role is not Role.CLINICIAN:
+            raise RoleForbidden(f"{msg_type.NAME} needs a clinician session")
 
     def _check_lockout(self, now_ms: int) -> None:
         if now_ms < self._locked_until:
@@ -469,7 +471,9 @@ class PumpSecurity:
         nonce_p = self._rand(NONCE_SIZE)
         while len(self._pending) >= self.policy.max_pending_handshakes:
             self._pending.popitem(last=False)
-        self._pending[session_id] = _Pending(hello.host_id, hello.role, hello.nonce, nonce_p, now_ms)
+        self._pending[session_id] = _Pending(
+            hello.host_id, hello.role, hello.nonce, nonce_p, now_ms
+        )
         t = transcript(hello.host_id, hello.role, hello.nonce, self.pump_id, session_id, nonce_p)
         tag_p, _ = handshake_tags(key, t)
         data = encode_frame(
@@ -489,7 +493,11 @@ class PumpSecurity:
         if key is None:  # re-keyed meanwhile
             raise self._fail(now_ms, "the role key changed during the handshake")
         t = transcript(
-            pending.host_id, pending.role, pending.nonce_h, self.pump_id, confirm.session_id,
+            pending.host_id,
+            pending.role,
+            pending.nonce_h,
+            self.pump_id,
+            confirm.session_id,
             pending.nonce_p,
         )
         _, tag_h = handshake_tags(key, t)
@@ -663,7 +671,11 @@ class HostSecurity:
         if hello is None:
             raise HandshakeFailed("unexpected CHALLENGE: no handshake in progress")
         t = transcript(
-            hello.host_id, hello.role, hello.nonce, self.pump_id, challenge.session_id,
+            hello.host_id,
+            hello.role,
+            hello.nonce,
+            self.pump_id,
+            challenge.session_id,
             challenge.nonce,
         )
         tag_p, tag_h = handshake_tags(self._key, t)
@@ -673,7 +685,9 @@ class HostSecurity:
                 f"(key {self._key.fingerprint}): wrong key, wrong pump, or an impostor"
             )
         self._hello = None
-        k_h2p, k_p2h = session_keys(self._key, hello.nonce, challenge.nonce, challenge.session_id, hello.role)
+        k_h2p, k_p2h = session_keys(
+            self._key, hello.nonce, challenge.nonce, challenge.session_id, hello.role
+        )
         self._pending = (
             challenge.session_id,
             _Channel(challenge.session_id, hello.role, k_h2p, k_p2h, 0),
