@@ -333,7 +333,7 @@ class Record:
     @classmethod
     def signature(cls) -> str:
         """Canonical layout string: message name, field types and names (the seed's input)."""
-        return cls.NAME + " " + " ".join(f"{f.type_signature} {f.name}" for f in cls.FIELDS)
+        return " ".join([cls.NAME, *(f"{f.type_signature} {f.name}" for f in cls.FIELDS)])
 
     def encode_payload(self) -> bytes:
         """The message's payload bytes (no frame)."""
