@@ -207,11 +207,10 @@ class FrameDecoder:
     it, so memory is bounded by MAX_FRAME plus the largest chunk fed.
     """
 
-    __slots__ = ("_buf", "_limits", "_pending_scan", "bytes_skipped", "frames_ok")
+    __slots__ = ("_buf", "_limits", "bytes_skipped", "frames_ok")
 
     def __init__(self) -> None:
         self._buf = bytearray()
-        self._pending_scan = 0  # where the look-ahead scan inside a pending candidate resumes
         self._limits = _limits_table()
         self.frames_ok = 0
         self.bytes_skipped = 0
@@ -234,7 +233,7 @@ class FrameDecoder:
         unpack = HEADER.unpack_from
         crc = _crc_hqx
         n = len(buf)
-        pos = skipped = ok = 0
+        pos = skipped = ok = lost = 0
         while True:
             i = buf.find(MAGIC, pos)
             if i < 0:
@@ -258,10 +257,10 @@ class FrameDecoder:
             ):
                 if skipped:
                     out.append(GarbageSkipped(skipped))
+                    lost += skipped
                     skipped = 0
                 out.append(_header_error(version, flags, length, seq, msg_id, pump_id))
-                skipped = 0
-                self.bytes_skipped += 1
+                lost += 1
                 pos = i + 1
                 continue
             auth = flags & FLAG_AUTH
@@ -272,22 +271,25 @@ class FrameDecoder:
                     break
                 if skipped:
                     out.append(GarbageSkipped(skipped))
+                    lost += skipped
                     skipped = 0
                 out.append(TruncatedFrame(end - i, hidden - i))
-                self.bytes_skipped += hidden - i
+                lost += hidden - i
                 pos = hidden
                 continue
             raw = buf if (i == 0 and end == n and buf.__class__ is bytes) else bytes(buf[i:end])
             if crc(raw[:-2], lim[2]) != raw[-2] | (raw[-1] << 8):
                 if skipped:
                     out.append(GarbageSkipped(skipped))
+                    lost += skipped
                     skipped = 0
                 out.append(BadCrc(msg_id, crc(raw[:-2], lim[2]), raw[-2] | (raw[-1] << 8)))
-                self.bytes_skipped += 1
+                lost += 1
                 pos = i + 1
                 continue
             if skipped:
                 out.append(GarbageSkipped(skipped))
+                lost += skipped
                 skipped = 0
             if auth:
                 session_id, counter = AUTH_HEADER.unpack_from(raw, HEADER_SIZE)
@@ -311,30 +313,33 @@ class FrameDecoder:
             pos = end
         if skipped:
             out.append(GarbageSkipped(skipped))
+            lost += skipped
         if buf is self._buf:
             if pos:
                 del buf[:pos]
         elif pos < n:
             self._buf += buf[pos:]
-        if pos and self._pending_scan:
-            self._pending_scan = max(0, self._pending_scan - pos)
-        self.bytes_skipped += skipped
+        self.bytes_skipped += lost
         self.frames_ok += ok
         return out
 
     def _frame_inside(self, buf: bytes | bytearray, start: int, n: int) -> int:
-        """Offset of a complete CRC-valid frame starting inside the pending candidate, or -1."""
-        j = max(start + 1, self._pending_scan)
+        """Where to resume if the pending candidate at `start` must be abandoned, else -1.
+
+        The candidate is abandoned when a complete, CRC-valid frame starts inside it. Hunting
+        then resumes at the earliest candidate before that frame that is still undecidable
+        (its own bytes are not all in), or at the frame itself: nested lying lengths are
+        unwound one by one and can never hold a complete frame hostage.
+        """
+        limits = self._limits
+        undecided = -1
+        j = start + 1
         while True:
             j = buf.find(MAGIC, j)
             if j < 0 or n - j < HEADER_SIZE:
-                # Resume later from the first position not yet proven useless.
-                self._pending_scan = n - 1 if j < 0 else j
-                if self._pending_scan <= start:
-                    self._pending_scan = start + 1
                 return -1
             _, version, flags, length, _, msg_id, _ = HEADER.unpack_from(buf, j)
-            lim = self._limits.get(msg_id)
+            lim = limits.get(msg_id)
             if (
                 version == PROTOCOL_MAJOR
                 and not flags & ~KNOWN_FLAGS
@@ -343,15 +348,14 @@ class FrameDecoder:
             ):
                 end = j + length + (AUTH_OVERHEAD if flags & FLAG_AUTH else PLAIN_OVERHEAD)
                 if end > n:
-                    # Not yet decidable: rescan from here when more bytes arrive.
-                    self._pending_scan = j
-                    return -1
-                found = buf[end - 2] | (buf[end - 1] << 8)
-                if _crc_hqx(bytes(buf[j : end - 2]), lim[2]) == found:
-                    return j
+                    if undecided < 0:
+                        undecided = j
+                elif _crc_hqx(bytes(buf[j : end - 2]), lim[2]) == buf[end - 2] | (
+                    buf[end - 1] << 8
+                ):
+                    return undecided if undecided >= 0 else j
             j += 1
 
     def reset(self) -> None:
         """Forget buffered bytes (e.g. after the link was re-opened)."""
         self._buf.clear()
-        self._pending_scan = 0
