@@ -1,1 +1,4 @@
-"""programmer: lands with its own issue."""
+"""The programmer library and `pump-programmer` CLI (issue #5 onwards).
+
+Today the CLI offers `decode`, a frame inspector for protocol v1.
+"""

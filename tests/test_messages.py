@@ -136,6 +136,7 @@ def test_out_of_range_values_are_refused_when_building(cls: type[p.Message]) -> 
     for f in cls.FIELDS:
         bad: list[Any] = []
         if f.kind is Kind.INT:
+            assert f.min is not None and f.max is not None
             bad = [f.min - 1, f.max + 1, "1", 1.5, True]
         elif f.kind is Kind.BOOL:
             bad = [2, "yes", None]
