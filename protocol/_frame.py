@@ -29,9 +29,8 @@ field cannot hold later frames hostage until more bytes happen to arrive.
 from __future__ import annotations
 
 import binascii
-import hmac
 import struct
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from ._errors import (
     BadCrc,
@@ -156,9 +155,9 @@ def seal_frame(
     from_pump: bool,
     session_id: int,
     counter: int,
-    mac: hmac.HMAC,
+    mac: Any,
 ) -> bytes:
-    """Encode an authenticated frame; `mac` is a keyed hmac object (copied, never mutated)."""
+    """Encode an authenticated frame; `mac` is a keyed HMAC state (copied, never mutated)."""
     payload: bytes = message._encode()
     n = len(payload)
     if n > MAX_PAYLOAD:
@@ -171,7 +170,8 @@ def seal_frame(
     )
     h = mac.copy()
     h.update(body[2:])
-    body += h.digest()[:TAG_SIZE]
+    tag: bytes = h.digest()
+    body += tag[:TAG_SIZE]
     return body + _pack_crc(_crc_hqx(body, message.CRC_INIT))
 
 
