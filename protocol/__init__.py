@@ -53,7 +53,6 @@ from ._frame import (
     BROADCAST_PUMP_ID,
     MAGIC,
     MAX_FRAME,
-    MAX_PAYLOAD,
     PROTOCOL_MAJOR,
     PROTOCOL_MINOR,
     Frame,
@@ -115,7 +114,16 @@ from ._messages import (
     Suspend,
     TelemetryBeacon,
 )
-from ._schema import MESSAGES, MESSAGES_BY_NAME, Access, CommandKind, Direction, Message, Record
+from ._schema import (
+    MAX_PAYLOAD,
+    MESSAGES,
+    MESSAGES_BY_NAME,
+    Access,
+    CommandKind,
+    Direction,
+    Message,
+    Record,
+)
 from ._session import (
     Established,
     HostEvent,

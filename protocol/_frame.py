@@ -42,12 +42,11 @@ from ._errors import (
     UnknownMessage,
     UnsupportedVersion,
 )
-from ._schema import MESSAGES, Message
+from ._schema import MAX_PAYLOAD, MESSAGES, Message
 
 MAGIC = b"\xe7\x1a"
 PROTOCOL_MAJOR = 1
 PROTOCOL_MINOR = 0
-MAX_PAYLOAD = 1024
 
 FLAG_AUTH = 0x01
 FLAG_ENCRYPTED = 0x02  # reserved for v2 (AEAD); v1 peers reject it
@@ -128,20 +127,11 @@ def encode_frame(
     from_pump: bool,
 ) -> bytes:
     """Encode an unauthenticated frame. Authenticated frames are built by a session."""
+    # No size check here: `@message` refuses any declaration that could exceed MAX_PAYLOAD.
     payload: bytes = message._encode()
-    n = len(payload)
-    if n > MAX_PAYLOAD:  # every declared message fits; kept as a guard for future ones
-        raise ValueError(f"{message.NAME}: payload of {n} bytes exceeds {MAX_PAYLOAD}")
+    flags = FLAG_FROM_PUMP if from_pump else 0
     body = (
-        _pack_header(
-            MAGIC,
-            PROTOCOL_MAJOR,
-            FLAG_FROM_PUMP if from_pump else 0,
-            n,
-            seq,
-            message.MSG_ID,
-            pump_id,
-        )
+        _pack_header(MAGIC, PROTOCOL_MAJOR, flags, len(payload), seq, message.MSG_ID, pump_id)
         + payload
     )
     return body + _pack_crc(_crc_hqx(body, message.CRC_INIT))
@@ -159,12 +149,9 @@ def seal_frame(
 ) -> bytes:
     """Encode an authenticated frame; `mac` is a keyed HMAC state (copied, never mutated)."""
     payload: bytes = message._encode()
-    n = len(payload)
-    if n > MAX_PAYLOAD:
-        raise ValueError(f"{message.NAME}: payload of {n} bytes exceeds {MAX_PAYLOAD}")
     flags = FLAG_AUTH | (FLAG_FROM_PUMP if from_pump else 0)
     body = (
-        _pack_header(MAGIC, PROTOCOL_MAJOR, flags, n, seq, message.MSG_ID, pump_id)
+        _pack_header(MAGIC, PROTOCOL_MAJOR, flags, len(payload), seq, message.MSG_ID, pump_id)
         + _pack_auth(session_id, counter)
         + payload
     )

@@ -32,6 +32,9 @@ import construct as c
 
 from ._errors import FieldValueError, PayloadSizeError
 
+#: Largest payload of any frame; `@message` refuses a declaration that could exceed it.
+MAX_PAYLOAD = 1024
+
 
 class Kind(enum.Enum):
     INT = "int"
@@ -385,6 +388,7 @@ def _build(cls: type[_T], name: str | None = None) -> type[_T]:
     return new_cls  # type: ignore[no-any-return]
 
 
+# mypy needs field_specifiers as a literal tuple, so it is spelled out on both decorators.
 @dataclass_transform(
     frozen_default=True,
     field_specifiers=(
@@ -697,6 +701,7 @@ MESSAGES_BY_NAME: dict[str, type[Message]] = {}
 _M = TypeVar("_M", bound=Message)
 
 
+# mypy needs field_specifiers as a literal tuple, so it is spelled out on both decorators.
 @dataclass_transform(
     frozen_default=True,
     field_specifiers=(
@@ -737,6 +742,8 @@ def message(
         if not cls.__doc__:
             raise TypeError(f"{cls.__name__} needs a docstring: it is the message's documentation")
         built: Any = _build(cls)
+        if built.MAX_SIZE > MAX_PAYLOAD:
+            raise TypeError(f"{cls.__name__}: up to {built.MAX_SIZE} bytes > {MAX_PAYLOAD}")
         names = [f.name for f in built.FIELDS]
         if kind in (CommandKind.COMMAND, CommandKind.THERAPY) and names[:1] != ["command_id"]:
             raise TypeError(f"{cls.__name__}: state-changing commands start with command_id")

@@ -30,7 +30,7 @@ from ._messages import (
     SetSchedule,
     SilenceAlarms,
 )
-from ._schema import MESSAGES, Access, FieldSpec, Kind, Message, Record
+from ._schema import MAX_PAYLOAD, MESSAGES, Access, FieldSpec, Kind, Message, Record
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = Path(__file__).resolve().parent / "spec_template.md"
@@ -515,7 +515,7 @@ def render_docs(handshake: dict[str, Any], crc: dict[str, Any]) -> str:
         "VERSION": f"{_frame.PROTOCOL_MAJOR}.{_frame.PROTOCOL_MINOR}",
         "MAJOR": str(_frame.PROTOCOL_MAJOR),
         "MINOR": str(_frame.PROTOCOL_MINOR),
-        "MAX_PAYLOAD": str(_frame.MAX_PAYLOAD),
+        "MAX_PAYLOAD": str(MAX_PAYLOAD),
         "MAX_FRAME": str(_frame.MAX_FRAME),
         "CRC_CHECK": f"{crc['check']:04X}",
         "SEED_EXAMPLE_SIGNATURE": SetContinuousDose.signature(),
