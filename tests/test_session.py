@@ -308,16 +308,31 @@ def test_lockout_doubles_and_is_capped() -> None:
 
 
 def test_sessions_expire_when_idle_and_at_end_of_life() -> None:
+    policy = p.SessionPolicy()
     pair = Pair()
     pair.handshake()
-    pair.now_ms += p.SessionPolicy().idle_timeout_ms + 1
-    result = pair.send(dose(1))
+    pair.now_ms += policy.idle_timeout_ms  # exactly at the idle limit: still alive
+    assert isinstance(pair.send(dose(1)), p.Request)
+    pair.now_ms += policy.idle_timeout_ms + 1  # one millisecond past it: gone
+    result = pair.send(dose(2))
     assert isinstance(result, p.Rejected) and isinstance(result.error, p.SessionExpired)
+    assert result.reply is not None and not only_frame(result.reply).authenticated
+    assert pair.pump.sessions == []
+    # Lifetime: active every 9 minutes (never idle), yet over after 60 minutes.
+    start = pair.now_ms
     pair.handshake()
-    for _ in range(7):  # active every 9 minutes, but the lifetime is 60 minutes
+    for _ in range(6):
         pair.now_ms += 9 * 60_000
-        assert isinstance(pair.send(dose(2)), p.Request) or pair.now_ms > 60 * 60_000
-    assert pair.pump.expire(pair.now_ms + 60 * 60_000) != [] or pair.pump.sessions == []
+        assert isinstance(pair.send(dose(3)), p.Request)
+    pair.now_ms = start + policy.max_lifetime_ms + 1
+    result = pair.send(dose(4))
+    assert isinstance(result, p.Rejected) and isinstance(result.error, p.SessionExpired)
+    # expire() ends idle sessions without any frame arriving.
+    pair.handshake()
+    assert pair.pump.expire(pair.now_ms + policy.idle_timeout_ms) == []
+    assert [s.role for s in pair.pump.expire(pair.now_ms + policy.idle_timeout_ms + 1)] == [
+        p.Role.CLINICIAN
+    ]
 
 
 def test_end_session_forgets_keys_on_both_sides() -> None:
