@@ -45,6 +45,7 @@ from ._errors import (
 from ._schema import MAX_PAYLOAD, MESSAGES, Message
 
 MAGIC = b"\xe7\x1a"
+_MAGIC0 = MAGIC[0]
 PROTOCOL_MAJOR = 1
 PROTOCOL_MINOR = 0
 
@@ -225,7 +226,7 @@ class FrameDecoder:
             i = buf.find(MAGIC, pos)
             if i < 0:
                 # Keep a trailing first magic byte: it may start the next frame.
-                keep = n - 1 if n > pos and buf[n - 1] == 0xE7 else n
+                keep = n - 1 if n > pos and buf[n - 1] == _MAGIC0 else n
                 skipped += keep - pos
                 pos = keep
                 break
