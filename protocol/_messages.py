@@ -812,7 +812,3 @@ class RefillResult(Message):
     reservoir_volume_nl: int = u32("Calculated volume after the refill.", unit="nL")
     low_reservoir_at_ms: int = timestamp("Predicted low-reservoir alarm; 0 = never.")
     empty_at_ms: int = timestamp("Predicted empty reservoir; 0 = never.")
-
-
-#: Messages every host-to-pump command can be answered with.
-ALWAYS_POSSIBLE_RESPONSES = ("ERROR",)

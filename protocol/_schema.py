@@ -288,28 +288,6 @@ def duplicate_field() -> Any:
     )
 
 
-FIELD_HELPERS = (
-    u8,
-    u16,
-    u32,
-    u64,
-    i32,
-    i64,
-    boolean,
-    enum8,
-    enum16,
-    flags32,
-    blob,
-    text,
-    array,
-    command_id_field,
-    program_version_field,
-    confirm_field,
-    timestamp,
-    duplicate_field,
-)
-
-
 class Record:
     """Base of declared records (array items) and messages: frozen, slotted dataclasses."""
 

@@ -78,7 +78,7 @@ def from_json(cls: type[Record], data: dict[str, Any]) -> Record:
 # --- example values -------------------------------------------------------------------------------
 
 
-def _value(f: FieldSpec, variant: str, rng: random.Random, index: int) -> Any:
+def _value(f: FieldSpec, variant: str, rng: random.Random) -> Any:
     lo = variant == "min"
     if f.kind is Kind.INT:
         assert f.min is not None and f.max is not None
@@ -128,7 +128,7 @@ _FIXUPS: dict[type[Record], Callable[[dict[str, Any], str, int], None]] = {
 
 
 def _example(cls: type[Record], variant: str, rng: random.Random, index: int = 0) -> Any:
-    kwargs = {f.name: _value(f, variant, rng, index) for f in cls.FIELDS}
+    kwargs = {f.name: _value(f, variant, rng) for f in cls.FIELDS}
     fix = _FIXUPS.get(cls)
     if fix is not None:
         fix(kwargs, variant, index)
