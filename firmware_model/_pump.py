@@ -432,6 +432,9 @@ class Pump:
         """Model time of the next thing that happens on its own: an internal event or a
         schedule step boundary. None: nothing will happen until a command arrives."""
         t = self._next_internal()
+        sounding = self._sounding()
+        if sounding is not None:  # tones are counted analytically, but a runtime may beep
+            t = min(t, max(self._s.now, sounding.next_tone_at))
         if self._basal is not None and not self._basal.is_constant:
             step = self._basal.next_change(self.clock_ms)
             if step is not None:
@@ -1984,9 +1987,6 @@ class Pump:
         for r in s.alarms:
             if r.state is AlarmState.SILENCED:
                 t = min(t, r.silenced_until)
-        sounding = self._sounding()
-        if sounding is not None:
-            t = min(t, max(now, sounding.next_tone_at))
         if now < s.post_until:
             t = min(t, s.post_until)
         bat = prof.battery
@@ -2102,6 +2102,16 @@ class Pump:
         bat = self._profile.battery
         if bat is not None and s.battery is not BatteryState.END_OF_SERVICE:
             s.battery_used_bu += bat.idle_bu_per_ms * dt + bat.bu_per_nl * p
+        if s.alarms:
+            # tones repeat at a fixed interval between events: count them, do not tick them
+            r = self._sounding()
+            if r is not None and r.next_tone_at <= x:
+                rep = self._repeat(r.alarm)
+                k = (x - r.next_tone_at) // rep + 1
+                s.tones_sounded += k
+                s.last_tone_at = r.next_tone_at + (k - 1) * rep
+                s.last_tone = CATALOGUE[r.alarm].tone
+                r.next_tone_at += k * rep
         s.now = x
         if p:
             s.calc_nl -= p
@@ -2231,7 +2241,7 @@ class Pump:
                         lo = mid + 1
                 return lo
             acc += (basal.integral(t + off, end + off) if basal else 0) + extra * (end - t)
-            acc -= left * DAY_MS
+            acc += left * DAY_MS
             t = end
             if b.kind is BolusKind.PRIMING and s.mode is not Mode.STOPPED and not s.suspended:
                 basal = self._program_profile()
