@@ -25,6 +25,7 @@ leaves one log record (COMMAND_REJECTED, or BOLUS_DENIED for a patient request) 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 from collections.abc import Iterable, Mapping
@@ -65,6 +66,7 @@ from ._types import (
     DAY_MS,
     MINUTES_PER_DAY,
     MS_PER_HOUR,
+    MS_PER_MIN,
     NL_PER_ML,
     PPM,
     Alarm,
@@ -148,7 +150,7 @@ class Pump:
         self._s = state
         self._basal: RateProfile | None = None
         self._next: int | None = None
-        self._step_cache: dict[tuple[tuple[int, int], ...], RateProfile] = {}
+        self._step_cache: dict[tuple[object, ...], RateProfile] = {}
         self._replan()
 
     # --- construction -------------------------------------------------------------------------
@@ -267,6 +269,10 @@ class Pump:
     def alarm_settings(self) -> tuple[int, int, int]:
         s = self._s
         return s.low_threshold_nl, s.critical_repeat_ms, s.noncritical_repeat_ms
+
+    @property
+    def battery(self) -> BatteryState:
+        return self._s.battery
 
     @property
     def tones_sounded(self) -> int:
@@ -1876,24 +1882,49 @@ class Pump:
             if s.safe_mode:
                 basal = self._constant(self._profile.safe_rate_nl_per_day)
             elif s.mode is Mode.SCHEDULE:
-                key = tuple(s.steps)
-                basal = self._step_cache.get(key)
-                if basal is None:
-                    basal = RateProfile.steps(
-                        [(m, self._rate_for(d, s.conc_ng_per_ml)) for m, d in s.steps]
-                    )
-                    self._step_cache[key] = basal
+                basal = self._schedule_profile()
             elif s.mode is Mode.BRIDGE:
                 basal = self._constant(s.bridge_rate_nl_per_day)
             else:
                 basal = self._constant(s.rate_nl_per_day)
         self._basal = basal
 
-    def _constant(self, rate: int) -> RateProfile:
-        key = ((0, -rate),)
+    def _cache(self, key: tuple[object, ...], prof: RateProfile) -> None:
+        # Bounded. Clearing everything at once also drops every id()-keyed entry together with
+        # the profiles it names, so an id can never be reused while a key still points to it.
+        if len(self._step_cache) >= 256:
+            self._step_cache.clear()
+        self._step_cache[key] = prof
+
+    def _schedule_profile(self) -> RateProfile:
+        s = self._s
+        key = (s.conc_ng_per_ml, *s.steps)
         prof = self._step_cache.get(key)
         if prof is None:
-            prof = self._step_cache[key] = RateProfile.constant(rate)
+            prof = RateProfile.steps([(m, self._rate_for(d, s.conc_ng_per_ml)) for m, d in s.steps])
+            self._cache(key, prof)
+        return prof
+
+    def _plus(self, prof: RateProfile, extra: int) -> RateProfile:
+        """prof with `extra` nL/day added to every step (cached: prof lives in the cache)."""
+        key = (-1, id(prof), extra)
+        out = self._step_cache.get(key)
+        if out is None:
+            out = RateProfile.steps(
+                [
+                    (st // MS_PER_MIN, r + extra)
+                    for st, r in zip(prof.starts_ms, prof.rates, strict=True)
+                ]
+            )
+            self._cache(key, out)
+        return out
+
+    def _constant(self, rate: int) -> RateProfile:
+        key = (-2, rate)
+        prof = self._step_cache.get(key)
+        if prof is None:
+            prof = RateProfile.constant(rate)
+            self._cache(key, prof)
         return prof
 
     def _settle(self) -> None:
@@ -2260,12 +2291,7 @@ class Pump:
             return None
         steady = basal if basal is not None else self._constant(0)
         if extra:
-            steady = RateProfile.steps(
-                [
-                    (st // 60_000, r + extra)
-                    for st, r in zip(steady.starts_ms, steady.rates, strict=True)
-                ]
-            )
+            steady = self._plus(steady, extra)
         c = steady.reach(t + off, need * DAY_MS - acc)
         return None if c is None else c - off
 
@@ -2277,14 +2303,18 @@ class Pump:
         if s.safe_mode:
             return self._constant(self._profile.safe_rate_nl_per_day)
         if s.mode is Mode.SCHEDULE:
-            return RateProfile.steps([(m, self._rate_for(d, s.conc_ng_per_ml)) for m, d in s.steps])
+            return self._schedule_profile()
         if s.mode is Mode.BRIDGE:
             return self._constant(s.bridge_rate_nl_per_day)
         return self._constant(s.rate_nl_per_day)
 
 
 def _schedule_x1440(steps: Iterable[tuple[int, int]]) -> int:
-    plan = list(steps)
+    return _schedule_total(tuple(steps))
+
+
+@functools.lru_cache(maxsize=64)
+def _schedule_total(plan: tuple[tuple[int, int], ...]) -> int:
     total = 0
     for i, (m, dose) in enumerate(plan):
         end = plan[i + 1][0] if i + 1 < len(plan) else MINUTES_PER_DAY

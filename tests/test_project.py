@@ -64,6 +64,11 @@ def test_protocol_is_sans_io_and_imports_no_other_layer() -> None:
     assert not runtime & FORBIDDEN_IN_PURE, runtime & FORBIDDEN_IN_PURE
 
 
+def test_firmware_model_is_pure_and_imports_no_other_layer() -> None:
+    bad = _imports("firmware_model") & (FORBIDDEN_IN_PURE | {"protocol", "datetime", "os"})
+    assert not bad, f"firmware_model imports {bad}"
+
+
 def test_programmer_imports_only_protocol() -> None:
     assert not _imports("programmer") & {"emulator", "firmware_model"}
 
@@ -97,6 +102,13 @@ def test_codec_benchmark_runs() -> None:
     r = _run(sys.executable, "bench/codec.py", "--quick")
     assert r.returncode == 0, r.stdout + r.stderr
     assert "hand/ours" in r.stdout and "stream" in r.stdout
+
+
+def test_simulation_benchmark_runs() -> None:
+    """Smoke test only: speed is measured by bench/simulate.py, never asserted here."""
+    r = _run(sys.executable, "bench/simulate.py", "--quick")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "cost ratio" in r.stdout and "1-min ticks" in r.stdout
 
 
 def test_ci_runs_exactly_the_readme_test_command() -> None:
