@@ -458,8 +458,11 @@ class TelemetryBeacon(Message):
     responses=("COMMAND_ACK", "ERROR"),
 )
 class SetDrug(Message):
-    """Changes the drug and concentration record. The daily dose is kept and the rate derived
-    anew; the change is checked against the new drug's limits."""
+    """Changes the drug and concentration record (e.g. to correct an entry). A drug or
+    concentration change stops the basal program until it is re-confirmed with
+    SET_CONTINUOUS_DOSE, SET_SCHEDULE or START_BRIDGE, and disables the patient bolus. On a
+    constant-flow pump the dose follows the concentration at once and is checked against the
+    drug's limits."""
 
     command_id: bytes = command_id_field()
     expected_program_version: int = program_version_field()
@@ -808,6 +811,15 @@ class RefillResult(Message):
         "withdrawn - expected: negative = less came back (over-delivery or pocket loss), "
         "positive = more came back (under-delivery: stall, occlusion).",
         unit="nL",
+    )
+    delivery_ratio_ppm: int = u32(
+        "(filled - withdrawn) / (filled - expected) since the previous refill; 1000000 = as "
+        "programmed, > 1000000 = over-delivery; 0 when it cannot be computed.",
+        unit="1/1000000",
+    )
+    beyond_limits: bool = boolean(
+        "1 when the discrepancy exceeds the pump's limit (1 mL for 20 mL, 2 mL for 40 mL) or "
+        "the ratio is more than 14.5 % from 1: investigate (pocket fill, stall, occlusion)."
     )
     reservoir_volume_nl: int = u32("Calculated volume after the refill.", unit="nL")
     low_reservoir_at_ms: int = timestamp("Predicted low-reservoir alarm; 0 = never.")

@@ -92,7 +92,17 @@ def test_every_field_is_documented_and_units_are_named() -> None:
             assert f.doc.strip(), f"{cls.NAME}.{f.name} has no doc"
             if f.kind is Kind.INT and f.unit:
                 assert f.name.endswith(
-                    ("_nl", "_ng", "_ms", "_per_day", "_per_ml", "_milli", "_permille", "minute")
+                    (
+                        "_nl",
+                        "_ng",
+                        "_ms",
+                        "_per_day",
+                        "_per_ml",
+                        "_milli",
+                        "_permille",
+                        "_ppm",
+                        "minute",
+                    )
                 ), f"{cls.NAME}.{f.name}: unit {f.unit} not named in the field"
 
 
