@@ -1,18 +1,27 @@
 """Tables of docs/firmware_model.md, generated from the model's own data (one source of truth).
 
-    python -m firmware_model._doc --write   # rewrite the generated sections
-    python -m firmware_model._doc --check   # exit 1 if they are stale (also a test)
+python -m firmware_model._doc --write   # rewrite the generated sections
+python -m firmware_model._doc --check   # exit 1 if they are stale (also a test)
 """
 
 from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from ._alarms import CATALOGUE
 from ._profiles import DEFAULT_LIBRARY, PROFILES
-from ._types import NG_PER_MCG, NG_PER_MG, NL_PER_ML, YEAR_MS, Capability, ConcentrationUnit, EventKind
+from ._types import (
+    NG_PER_MCG,
+    NG_PER_MG,
+    NL_PER_ML,
+    YEAR_MS,
+    Capability,
+    ConcentrationUnit,
+    EventKind,
+)
 
 # What `a` and `b` mean in each record kind the model writes (runtime kinds: see docs).
 EVENT_FIELDS: dict[EventKind, tuple[str, str]] = {
@@ -56,14 +65,17 @@ def profiles_table() -> str:
         "|---|---:|---|---:|---|---:|---|---|---|---:|",
     ]
     for p in PROFILES.values():
-        caps = ", ".join(c.name.lower() for c in Capability if p.capabilities & c)
+        caps = ", ".join(str(c.name).lower() for c in Capability if p.capabilities & c)
         rate = (
             f"fixed {_ml(p.fixed_rate_nl_per_day)}"
             if p.fixed_rate_nl_per_day
             else f"{_ml(p.min_rate_nl_per_day)} .. {_ml(p.max_rate_nl_per_day)}"
         )
-        life = "none (propellant)" if p.battery is None else (
-            f"{p.battery.service_life_ms / YEAR_MS:g} years")
+        life = (
+            "none (propellant)"
+            if p.battery is None
+            else (f"{p.battery.service_life_ms / YEAR_MS:g} years")
+        )
         rows.append(
             f"| `{p.id.name}` {p.name} | {_ml(p.reservoir_nl)} | {rate} | {p.max_schedule_steps} "
             f"| {caps} | {p.accuracy_error_ppm / 10_000:+g} % | {p.mri.name.lower()} | {life} "
@@ -124,6 +136,10 @@ TABLES = {
 }
 
 
+def _filler(table: str) -> Callable[[re.Match[str]], str]:
+    return lambda m: m.group(1) + table + "\n" + m.group(2)
+
+
 def render(text: str) -> str:
     for name, fn in TABLES.items():
         pattern = re.compile(
@@ -132,7 +148,7 @@ def render(text: str) -> str:
         )
         if not pattern.search(text):
             raise ValueError(f"docs/firmware_model.md lacks the {name} markers")
-        text = pattern.sub(lambda m, fn=fn: m.group(1) + fn() + "\n" + m.group(2), text)
+        text = pattern.sub(_filler(fn()), text)
     return text
 
 

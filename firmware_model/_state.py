@@ -131,7 +131,7 @@ class State:
     rate_nl_per_day: int = 0  # CONTINUOUS rate (BRIDGE: the rate after the bridge)
     steps: list[tuple[int, int]] = field(default_factory=list)  # (start minute, ng/day)
     bridge_rate_nl_per_day: int = 0
-    bridge_ends_at: int = 0  # model time
+    bridge_left_nl: int = 0  # dead volume still to flush at the old concentration's rate
     program_version: int = 1
     bolus: BolusRun | None = None
     patient: PatientBolus = field(default_factory=PatientBolus)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import json
 from collections.abc import Callable
@@ -520,3 +521,63 @@ def test_create_validates_its_arguments() -> None:
         Pump.create(serial=1, now_ms=T0, accuracy_error_ppm=200_000)
     with pytest.raises(ValueError):
         Pump.create(serial=1, now_ms=T0, implanted_at_ms=T0 + 1)
+
+
+def test_nothing_is_delivered_below_the_empty_threshold() -> None:
+    prof = PROFILES[ProfileId.SYNCHROMED_II_20].with_(empty_threshold_nl=NL_PER_ML)
+    p = Pump.create(prof, serial=9, now_ms=T0, accuracy_error_ppm=50_000)
+    p.advance_to(T0 + 2_000)
+    p.record_refill(
+        withdrawn_nl=0,
+        added_nl=3 * NL_PER_ML,
+        drug=Drug.MORPHINE,
+        conc_ng_per_ml=25 * NG_PER_MG,
+        unit=ConcentrationUnit.MG_PER_ML,
+    )
+    p.set_continuous_dose(25 * NG_PER_MG, confirm_soft_limit=True)  # 1 mL/day, +5 % true
+    p.advance_to(p.now + 3 * DAY_MS)
+    st = p.status()
+    assert st.true_reservoir_nl == NL_PER_ML  # ran dry at the threshold, not below
+    assert st.pumped_total_nl == 2 * NL_PER_ML
+    assert st.reservoir_nl == NL_PER_ML and Alarm.EMPTY_RESERVOIR in st.active_alarms
+    assert not st.delivering
+
+
+def test_drug_library_maximum_rate() -> None:
+    from firmware_model import DEFAULT_LIBRARY
+
+    lib = dict(DEFAULT_LIBRARY)
+    lib[Drug.MORPHINE] = dataclasses.replace(lib[Drug.MORPHINE], max_rate_nl_per_day=500_000)
+    p = Pump.create(ProfileId.SYNCHROMED_II_20, serial=9, now_ms=T0, library=lib)
+    p.advance_to(T0 + 2_000)
+    p.record_refill(
+        withdrawn_nl=0,
+        added_nl=20 * NL_PER_ML,
+        drug=Drug.MORPHINE,
+        conc_ng_per_ml=10 * NG_PER_MG,
+        unit=ConcentrationUnit.MG_PER_ML,
+    )
+    with pytest.raises(Rejected) as e:
+        p.set_continuous_dose(6 * NG_PER_MG)  # 0.6 mL/day
+    assert e.value.reason is Reason.RATE_OUT_OF_RANGE and "500000" in e.value.detail
+    p.set_continuous_dose(5 * NG_PER_MG)
+
+
+def test_bridge_is_measured_in_volume_so_a_suspension_extends_it() -> None:
+    p = morphine_pump(conc_mg=10, dose_mg_x10=20)
+    p.record_refill(
+        withdrawn_nl=p.status().true_reservoir_nl,
+        added_nl=20 * NL_PER_ML,
+        drug=Drug.MORPHINE,
+        conc_ng_per_ml=20 * NG_PER_MG,
+        unit=ConcentrationUnit.MG_PER_ML,
+    )
+    start = p.now
+    p.start_bridge(200_000, 10 * NG_PER_MG, 2 * NG_PER_MG)  # exactly one day at 0.2 mL/day
+    p.advance_to(start + DAY_MS // 2)
+    p.suspend()
+    p.advance_to(p.now + DAY_MS)
+    p.resume()
+    assert p.bridge_ends_at_ms == p.clock_ms + DAY_MS // 2
+    p.advance_to(p.now + DAY_MS // 2)
+    assert p.status().mode is Mode.CONTINUOUS
