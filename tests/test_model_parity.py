@@ -34,7 +34,7 @@ def test_enums_are_identical(model: type[enum.Enum], wire: type[enum.Enum]) -> N
 
 def test_model_alarms_are_protocol_alarm_bits() -> None:
     for a in fm.Alarm:
-        assert pr.Alarm[a.name].value == a.value
+        assert pr.Alarm[str(a.name)].value == a.value
     # bits the model does not raise itself (see docs/firmware_model.md section 14)
     rest = {w.name for w in pr.Alarm} - {a.name for a in fm.Alarm}
     assert rest == {"DOSE_LIMIT_EXCEEDED", "WATCHDOG"}
