@@ -2159,6 +2159,11 @@ class Pump:
                 r.next_tone_at += k * rep
         s.now = x
         if p:
+            # A bolus and the basal can each step a nanolitre in the same millisecond: the pump
+            # never counts below its empty threshold (the crossing itself is the next event).
+            room = s.calc_nl - self._profile.empty_threshold_nl
+            if p > room:
+                p = max(0, room)
             s.calc_nl -= p
             s.program_total_nl += p
             if s.mode is Mode.BRIDGE:

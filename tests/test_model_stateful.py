@@ -16,10 +16,19 @@ Excluded, so that the reference stays exact and small:
   error, MRI, premature ERI/EOS) and the commands not listed in the brief (bridge, priming bolus,
   set_drug, set_clock, alarm settings): not generated;
 - the constant-flow profile (it takes almost none of these commands): not generated.
-What the reference *does* follow: a motor stall cancels a running bolus (a critical alarm, GIP
-3.1.3) but not the program volume; suspend cancels a running bolus; a new program ends a
-suspension; a drug or concentration change at refill stops the program and disables the patient
-bolus; a clinician "then stop" bolus puts the pump in stopped mode when it completes.
+What the reference *does* follow: a motor stall cancels a running bolus (a critical alarm) but
+not the program volume; suspend cancels a running bolus; a new program ends a suspension; a drug
+or concentration change at refill stops the program and disables the patient bolus; a clinician
+"then stop" bolus puts the pump in stopped mode when it completes.
+
+Besides the reference, every step checks: reservoirs never negative; patient boluses (from the
+event log) never inside the lockout nor over the cap in any sliding 24 h; a refused command
+changes nothing but one log record of the right kind and reason (snapshots before and after);
+event seqs contiguous; the faults reported are those injected; the true volume is conserved;
+the predicted empty and low-reservoir dates. After a snapshot is restored the run continues on
+the restored pump while the original is driven alike: both must log byte for byte alike.
+
+Runs in about 30 s; `--run-slow` adds a larger variant.
 """
 
 from __future__ import annotations
@@ -191,6 +200,9 @@ class Reference:
         self.bolus: RefBolus | None = None
         self.basal_integral = 0  # nL*ms/day since power-on (one carry, never reset)
         self.bolus_total = 0  # nL of finished boluses
+        # A bolus and the basal can each step a nanolitre in the same millisecond; the pump
+        # never counts below its empty threshold, so what would overshoot it is not delivered.
+        self.clamped = 0
         self.filled = 0  # calculated volume right after the last refill
         self.total_at_refill = 0
         self.patient = PatientSettings()
@@ -235,7 +247,7 @@ class Reference:
     def _total_at(self, x: int, basal: bool) -> int:
         acc = self.basal_integral + (self._integral(self.now, x) if basal else 0)
         due = self.bolus.due(x) if self.bolus is not None else 0
-        return acc // DAY_MS + self.bolus_total + due
+        return acc // DAY_MS + self.bolus_total + due - self.clamped
 
     def basal_volume(self, t: int) -> int:
         """Basal volume from now to model time t if nothing changes (0 if the basal is off)."""
@@ -283,6 +295,8 @@ class Reference:
             if basal:
                 self.basal_integral += self._integral(self.now, x)
             self.now = x
+            if self.drug is not Drug.NONE and self.calc() < self.empty_nl:
+                self.clamped += self.empty_nl - self.calc()
             b = self.bolus
             if b is not None and x >= b.end:  # completes (before an empty reservoir stops it)
                 self._finish_bolus(x)
@@ -340,6 +354,8 @@ class Reference:
 
 
 class PumpMachine(RuleBasedStateMachine):
+    """One pump (plus, after a snapshot, its original as a twin) and the reference."""
+
     def __init__(self) -> None:
         super().__init__()
         self.pump: Pump
@@ -418,6 +434,11 @@ class PumpMachine(RuleBasedStateMachine):
             assert self.twin.advance_to(t) == n
             assert self.twin.log_digest() == self.pump.log_digest()
         self.ref.advance(t)
+        # also inside the rules that do several things (the invariants run after each rule)
+        self.reservoir_never_negative()
+        self.delivered_total_matches_the_reference()
+        self.true_volume_is_conserved()
+        self.faults_are_those_injected()
         return n
 
     # -- setup
@@ -563,21 +584,58 @@ class PumpMachine(RuleBasedStateMachine):
             kind = BolusKind.CLINICIAN_SINGLE if then_stop else BolusKind.CLINICIAN
             self.ref.start_bolus(kind, dose, duration)
 
-    @precondition(lambda self: self.ref.basal_on() and self.ref.bolus is None)
+    @precondition(lambda self: self.ref.drug is not Drug.NONE and self.ref.bolus is None)
     @rule(
+        refill=st.one_of(st.none(), st.integers(1, 3 * NL_PER_ML)),
+        basal=st.one_of(st.none(), st.integers(1, 1_000)),
         duration=st.integers(60_000, 12 * 3_600_000),
         dry_at=st.integers(0, 1_000),
         fast=st.booleans(),
         then_stop=st.booleans(),
         wait=st.booleans(),
+        again=st.integers(0, 3),
     )
     def bolus_runs_dry(
-        self, duration: int, dry_at: int, fast: bool, then_stop: bool, wait: bool
+        self,
+        refill: int | None,
+        basal: int | None,
+        duration: int,
+        dry_at: int,
+        fast: bool,
+        then_stop: bool,
+        wait: bool,
+        again: int,
     ) -> None:
-        """A clinician bolus sized so that, with the basal, the reservoir runs dry `dry_at` per
-        mille of the way through it (`fast`: pushed at the pump's maximum rate); `wait`: then
-        past its end. Delivery must stop at the empty threshold, to the nanolitre."""
+        """Optionally a refill of `refill` nL of the same drug and a new basal (`basal` per
+        mille of the highest dose, see set_fast_continuous_dose); then a clinician bolus sized
+        so that, with the basal, the reservoir runs dry `dry_at` per mille of the way through
+        it (`fast`: pushed at the pump's maximum rate); `wait`: then past its end; `again`:
+        that many more times (refilling as needed). Delivery must stop at the empty threshold,
+        to the nanolitre."""
         ref = self.ref
+        for i in range(again + 1):
+            if i and (ref.bolus is not None or (refill is None and ref.calc() <= ref.empty_nl)):
+                return
+            self._run_dry(refill, basal, duration, dry_at, fast, then_stop, wait)
+
+    def _run_dry(
+        self,
+        refill: int | None,
+        basal: int | None,
+        duration: int,
+        dry_at: int,
+        fast: bool,
+        then_stop: bool,
+        wait: bool,
+    ) -> None:
+        ref = self.ref
+        if refill is not None:
+            unit = self.pump.status().conc_unit
+            self._refill(0, refill + ref.empty_nl, (ref.drug, ref.conc, unit), None)
+        if basal is not None:
+            self.set_fast_continuous_dose(basal)
+        if not ref.basal_on():
+            return
         available = ref.calc() - ref.empty_nl
         top = self.pump.profile.max_rate_nl_per_day
         volume = available
