@@ -550,16 +550,7 @@ class Pump:
         self._check_dose_limits(
             cmd, command_id, source, s.drug, dose_ng_per_day * MINUTES_PER_DAY, confirm_soft_limit
         )
-        self._reprogrammed(command_id, source)
-        s.mode = Mode.CONTINUOUS
-        s.dose_ng_per_day = dose_ng_per_day
-        s.rate_nl_per_day = rate
-        s.steps = []
-        s.program_version += 1
-        seq = self._log(
-            EventKind.PROGRAM_CHANGED, source, command_id, int(Mode.CONTINUOUS), dose_ng_per_day
-        )
-        return self._done(seq)
+        return self._install(Mode.CONTINUOUS, dose_ng_per_day, rate, [], command_id, source)
 
     def set_schedule(
         self,
@@ -618,20 +609,7 @@ class Pump:
         self._check_dose_limits(
             cmd, command_id, source, s.drug, _schedule_x1440(plan), confirm_soft_limit
         )
-        self._reprogrammed(command_id, source)
-        s.mode = Mode.SCHEDULE
-        s.steps = plan
-        s.dose_ng_per_day = 0
-        s.rate_nl_per_day = 0
-        s.program_version += 1
-        seq = self._log(
-            EventKind.PROGRAM_CHANGED,
-            source,
-            command_id,
-            int(Mode.SCHEDULE),
-            _schedule_x1440(plan) // MINUTES_PER_DAY,
-        )
-        return self._done(seq)
+        return self._install(Mode.SCHEDULE, 0, 0, plan, command_id, source)
 
     def start_bridge(
         self,
@@ -666,18 +644,9 @@ class Pump:
         self._check_dose_limits(
             cmd, command_id, source, s.drug, dose_ng_per_day * MINUTES_PER_DAY, confirm_soft_limit
         )
-        self._reprogrammed(command_id, source)
-        s.mode = Mode.BRIDGE
-        s.dose_ng_per_day = dose_ng_per_day
-        s.rate_nl_per_day = new_rate
         s.bridge_rate_nl_per_day = old_rate
         s.bridge_left_nl = dead_volume_nl
-        s.steps = []
-        s.program_version += 1
-        seq = self._log(
-            EventKind.PROGRAM_CHANGED, source, command_id, int(Mode.BRIDGE), dose_ng_per_day
-        )
-        return self._done(seq)
+        return self._install(Mode.BRIDGE, dose_ng_per_day, new_rate, [], command_id, source)
 
     def start_clinician_bolus(
         self,
@@ -1682,6 +1651,29 @@ class Pump:
             self._log(
                 EventKind.PATIENT_BOLUS_SETTINGS, Source.PUMP, command_id, 0, s.patient.dose_ng
             )
+
+    def _install(
+        self,
+        mode: Mode,
+        dose: int,
+        rate: int,
+        steps: list[tuple[int, int]],
+        command_id: bytes,
+        source: Source,
+    ) -> Applied:
+        """Applies a validated new program (SET_CONTINUOUS_DOSE, SET_SCHEDULE, START_BRIDGE)."""
+        s = self._s
+        self._reprogrammed(command_id, source)
+        s.mode, s.dose_ng_per_day, s.rate_nl_per_day, s.steps = mode, dose, rate, steps
+        s.program_version += 1
+        seq = self._log(
+            EventKind.PROGRAM_CHANGED,
+            source,
+            command_id,
+            int(mode),
+            self._daily_dose_x1440() // MINUTES_PER_DAY,
+        )
+        return self._done(seq)
 
     def _reprogrammed(self, command_id: bytes, source: Source) -> None:
         """A new program clears what only reprogramming clears."""
