@@ -6,8 +6,9 @@ commands the model accepted: the basal rate (continuous: dose * 10^6 // concentr
 schedule: each step's rate by the time of day of the pump clock) integrated exactly in
 nL*ms/day with one remainder carried since power-on, plus every bolus (V = dose * 10^6 //
 concentration over D, floor(V * elapsed / D) delivered, exactly V at its end). Delivery stops
-when the calculated reservoir reaches the empty threshold (the EMPTY_RESERVOIR alarm, which also
-cancels a running bolus) and starts again at a refill. It shares no code with the model.
+when the calculated reservoir reaches the empty threshold, never counting below it (the
+EMPTY_RESERVOIR alarm, which also cancels a running bolus), and starts again at a refill. It
+shares no code with the model.
 
 Excluded, so that the reference stays exact and small:
 - battery: the run is kept far from the elective replacement indicator (at most a few years of
@@ -439,6 +440,7 @@ class PumpMachine(RuleBasedStateMachine):
         self.delivered_total_matches_the_reference()
         self.true_volume_is_conserved()
         self.faults_are_those_injected()
+        self.event_log_is_contiguous_and_patient_boluses_respect_lockout_and_cap()
         return n
 
     # -- setup
