@@ -1664,6 +1664,8 @@ class Pump:
         """Applies a validated new program (SET_CONTINUOUS_DOSE, SET_SCHEDULE, START_BRIDGE)."""
         s = self._s
         self._reprogrammed(command_id, source)
+        if s.bolus is not None and s.bolus.kind is BolusKind.CLINICIAN_SINGLE:
+            s.bolus.kind = BolusKind.CLINICIAN  # the newer program wins over "then stop"
         s.mode, s.dose_ng_per_day, s.rate_nl_per_day, s.steps = mode, dose, rate, steps
         s.program_version += 1
         seq = self._log(

@@ -114,6 +114,15 @@ def test_single_bolus_then_stopped() -> None:
     assert p.status().basal_rate_nl_per_day == 0
 
 
+def test_a_program_set_during_a_single_bolus_is_kept() -> None:
+    p = morphine_pump()
+    p.start_clinician_bolus(500_000, 30 * MS_PER_MIN, then_stop=True)
+    p.set_continuous_dose(2 * NG_PER_MG)
+    p.advance_to(p.now + 30 * MS_PER_MIN)
+    assert p.status().mode is Mode.CONTINUOUS
+    assert p.status().basal_rate_nl_per_day == 80_000
+
+
 # --- GIP 1.4.11: no bolus while an alarm/error state (critical) is active -------------------------
 
 

@@ -331,6 +331,8 @@ class Reference:
         self.mode = mode
         self.steps = [(m * MS_PER_MIN, self.volume_of(d)) for m, d in steps]
         self.suspended = False
+        if self.bolus is not None and self.bolus.kind is BolusKind.CLINICIAN_SINGLE:
+            self.bolus.kind = BolusKind.CLINICIAN  # the newer program wins over "then stop"
 
     def start_bolus(self, kind: BolusKind, dose_ng: int, duration: int) -> None:
         assert self.bolus is None
