@@ -518,9 +518,7 @@ class Pump:
                 confirm_soft_limit,
             )
         self._apply_drug(drug, conc_ng_per_ml, unit, command_id, source)
-        s.program_version += 1
-        seq = self._log(EventKind.DRUG_CHANGED, source, command_id, int(drug), conc_ng_per_ml)
-        return self._done(seq)
+        return self._commit(EventKind.DRUG_CHANGED, source, command_id, int(drug), conc_ng_per_ml)
 
     def set_continuous_dose(
         self,
@@ -796,9 +794,9 @@ class Pump:
             worst = self._daily_dose_x1440() + dose_ng * max_per_24h * MINUTES_PER_DAY
             self._check_dose_limits(cmd, command_id, source, s.drug, worst, confirm_soft_limit)
         s.patient = PatientBolus(enabled, dose_ng, duration_ms, lockout_ms, max_per_24h)
-        s.program_version += 1
-        seq = self._log(EventKind.PATIENT_BOLUS_SETTINGS, source, command_id, int(enabled), dose_ng)
-        return self._done(seq)
+        return self._commit(
+            EventKind.PATIENT_BOLUS_SETTINGS, source, command_id, int(enabled), dose_ng
+        )
 
     def request_patient_bolus(
         self,
@@ -1022,11 +1020,9 @@ class Pump:
         s.low_threshold_nl = low_threshold_nl
         s.critical_repeat_ms = critical_repeat_ms
         s.noncritical_repeat_ms = noncritical_repeat_ms
-        s.program_version += 1
-        seq = self._log(
+        return self._commit(
             EventKind.ALARM_SETTINGS, source, command_id, low_threshold_nl, critical_repeat_ms
         )
-        return self._done(seq)
 
     def suspend(
         self,
@@ -1047,9 +1043,7 @@ class Pump:
         if s.bolus is not None:
             self._end_bolus(cancelled=True, source=source, command_id=command_id)
         s.suspended = True
-        s.program_version += 1
-        seq = self._log(EventKind.SUSPENDED, source, command_id, int(s.mode), 0)
-        return self._done(seq)
+        return self._commit(EventKind.SUSPENDED, source, command_id, int(s.mode), 0)
 
     def resume(
         self,
@@ -1064,9 +1058,7 @@ class Pump:
         if not s.suspended:
             self._reject(cmd, command_id, source, Reason.INVALID_STATE, "the pump is not suspended")
         s.suspended = False
-        s.program_version += 1
-        seq = self._log(EventKind.RESUMED, source, command_id, int(s.mode), 0)
-        return self._done(seq)
+        return self._commit(EventKind.RESUMED, source, command_id, int(s.mode), 0)
 
     # --- commands: alarms and clock -----------------------------------------------------------
 
@@ -1127,14 +1119,14 @@ class Pump:
             mask |= r.alarm
             r.state = AlarmState.SILENCED
             r.silenced_until = s.now + duration_ms
-        seq = self._log(
+        return self._commit(
             EventKind.ALARM_SILENCED,
             source,
             command_id,
             int(mask),
             s.now + duration_ms + s.clock_offset_ms,
+            bump=False,
         )
-        return self._done(seq)
 
     def alarm_test(
         self, tone: Tone, *, command_id: bytes = NO_COMMAND, source: Source = Source.PROGRAMMER
@@ -1146,8 +1138,7 @@ class Pump:
         s.tones_sounded += 1
         s.last_tone_at = s.now
         s.last_tone = Tone(tone)
-        seq = self._log(EventKind.ALARM_TEST, source, command_id, int(tone), 0)
-        return self._done(seq)
+        return self._commit(EventKind.ALARM_TEST, source, command_id, int(tone), 0, bump=False)
 
     def set_clock(
         self, clock_ms: int, *, command_id: bytes = NO_COMMAND, source: Source = Source.PROGRAMMER
@@ -1166,8 +1157,7 @@ class Pump:
         s = self._s
         old = self.clock_ms
         s.clock_offset_ms = clock_ms - s.now
-        seq = self._log(EventKind.CLOCK_SET, source, command_id, old, clock_ms)
-        return self._done(seq)
+        return self._commit(EventKind.CLOCK_SET, source, command_id, old, clock_ms, bump=False)
 
     # --- faults -------------------------------------------------------------------------------
 
@@ -1617,6 +1607,21 @@ class Pump:
 
     # --- mutations ------------------------------------------------------------------------------
 
+    def _commit(
+        self,
+        kind: EventKind,
+        source: Source,
+        command_id: bytes,
+        a: int,
+        b: int,
+        *,
+        bump: bool = True,
+    ) -> Applied:
+        """The tail of every applied command: bump the version, log the effect, settle."""
+        if bump:
+            self._s.program_version += 1
+        return self._done(self._log(kind, source, command_id, a, b))
+
     def _done(self, seq: int) -> Applied:
         self._settle()
         return Applied(self._s.program_version, seq)
@@ -1667,15 +1672,13 @@ class Pump:
         if s.bolus is not None and s.bolus.kind is BolusKind.CLINICIAN_SINGLE:
             s.bolus.kind = BolusKind.CLINICIAN  # the newer program wins over "then stop"
         s.mode, s.dose_ng_per_day, s.rate_nl_per_day, s.steps = mode, dose, rate, steps
-        s.program_version += 1
-        seq = self._log(
+        return self._commit(
             EventKind.PROGRAM_CHANGED,
             source,
             command_id,
             int(mode),
             self._daily_dose_x1440() // MINUTES_PER_DAY,
         )
-        return self._done(seq)
 
     def _reprogrammed(self, command_id: bytes, source: Source) -> None:
         """A new program clears what only reprogramming clears."""
