@@ -1,18 +1,31 @@
 """`pump-emulator`: the emulator's command line.
 
-`serve` (a pump on a virtual serial port and MQTT) lands with the emulator issue (#4). Until
-then `demo` shows protocol v1 at work: a handshake, a sealed command, and the pump refusing a
-replay and a forgery, with every frame printed in hex.
+`serve` runs one emulated pump on a virtual serial port (and MQTT) until Ctrl-C. `demo` shows
+protocol v1 at work in memory: a handshake, a sealed command, and the pump refusing a replay and
+a forgery, with every frame printed in hex.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
+import logging
+import os
 import secrets
+import signal
 import sys
 from importlib import metadata
+from pathlib import Path
 
+import firmware_model as fm
 import protocol as p
+
+from ._clock import MAX_SPEED_MILLI
+from ._keys import KeyFileError
+from ._mqtt import MqttSettings, topics
+from ._server import EmulatorServer, ServerOptions
+from ._store import StoreError
 
 
 def _version() -> str:
@@ -83,17 +96,261 @@ def demo(pump_id: int) -> int:
     forgery = pump_rx(forged_frame)
     assert isinstance(forgery, p.Rejected)
     print(f"    refused: {forgery.error!r}")
-    print("\nthe protocol is documented in docs/protocol.md; `serve` arrives with issue #4.")
+    print("\nthe protocol is documented in docs/protocol.md; `pump-emulator serve` runs a pump.")
     return 0
+
+
+PROFILES = {
+    "synchromed-ii-20": fm.ProfileId.SYNCHROMED_II_20,
+    "synchromed-ii-40": fm.ProfileId.SYNCHROMED_II_40,
+    "prometra-ii-20": fm.ProfileId.PROMETRA_II_20,
+    "prometra-ii-40": fm.ProfileId.PROMETRA_II_40,
+    "constant-flow": fm.ProfileId.CONSTANT_FLOW,
+}
+
+
+def _default_state_dir(serial: int | None) -> Path:
+    base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
+    return base / "itp-emulator" / f"pump-{serial or 1234}"
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        obj = {
+            "t": round(record.created, 3),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        if record.exc_info:
+            obj["exc"] = self.formatException(record.exc_info)
+        return json.dumps(obj)
+
+
+def _setup_logging(level: str, as_json: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        _JsonFormatter()
+        if as_json
+        else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+
+
+def _speed_milli(text: str) -> int:
+    try:
+        value = round(float(text) * 1000)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value <= MAX_SPEED_MILLI:
+        raise argparse.ArgumentTypeError(f"the speed factor must be 0 .. {MAX_SPEED_MILLI // 1000}")
+    return value
+
+
+def _serial_number(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value < p.BROADCAST_PUMP_ID:
+        raise argparse.ArgumentTypeError("the pump serial number must be 1 .. 4294967294")
+    return value
+
+
+def _options(args: argparse.Namespace) -> ServerOptions:
+    mqtt = None
+    if args.mqtt:
+        password = args.mqtt_password or os.environ.get("ITP_MQTT_PASSWORD")
+        try:
+            mqtt = MqttSettings.from_url(
+                args.mqtt,
+                username=args.mqtt_username,
+                password=password,
+                tls=args.mqtt_tls,
+                ca_file=args.mqtt_ca,
+                cert_file=args.mqtt_cert,
+                key_file=args.mqtt_key,
+                insecure=args.mqtt_insecure,
+            )
+        except ValueError as exc:
+            raise SystemExit(f"pump-emulator: error: --mqtt: {exc}") from None
+    return ServerOptions(
+        profile=PROFILES[args.profile] if args.profile else None,
+        serial=args.pump_serial,
+        speed_milli=args.speed,
+        pty=not args.no_serial,
+        port=args.port,
+        link=args.link,
+        baud=args.baud,
+        mqtt=mqtt,
+        beacon_interval_s=args.beacon_interval,
+        trace=args.trace,
+        stale_recovery_log=not args.no_stale_recovery_log,
+    )
+
+
+async def _serve(args: argparse.Namespace) -> int:
+    state_dir = args.state_dir or _default_state_dir(args.pump_serial)
+    server = EmulatorServer(state_dir, _options(args))
+    try:
+        await server.__aenter__()
+    except (StoreError, KeyFileError, fm.SnapshotError) as exc:
+        print(f"pump-emulator: error: {exc}", file=sys.stderr)
+        return 2
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        pump = server.device.pump
+        info = {
+            "pump_serial": pump.serial,
+            "profile": pump.profile.name,
+            "speed_factor": server.device.clock.speed_milli / 1000,
+            "port": server.port_path or (args.port if args.port else None),
+            "link": str(args.link) if args.link else None,
+            "key_files": {r.name.lower(): str(f) for r, f in server.key_files.items()},
+            "state": str(state_dir),
+            "mqtt": f"{args.mqtt}" if args.mqtt else None,
+            "mqtt_topics": topics(pump.serial) if args.mqtt else None,
+            "trace": str(args.trace) if args.trace else None,
+            "pid": os.getpid(),
+        }
+        _banner(info)
+        if args.ready_file:
+            tmp = args.ready_file.with_name(args.ready_file.name + ".tmp")
+            tmp.write_text(json.dumps(info))
+            tmp.replace(args.ready_file)
+        waiter = asyncio.create_task(stop.wait())
+        closed = asyncio.create_task(server.wait_closed())
+        while not stop.is_set():
+            await asyncio.wait({waiter, closed}, timeout=1.0, return_when=asyncio.FIRST_COMPLETED)
+            failure = server.failed_task()
+            if failure is not None:
+                logging.getLogger("emulator").error("stopping: %r", failure)
+                break
+        waiter.cancel()
+        closed.cancel()
+    finally:
+        await server.aclose()
+    print("pump-emulator: stopped; the pump's state is saved in", state_dir, flush=True)
+    return 1 if server.failed_task() else 0
+
+
+def _banner(info: dict[str, object]) -> None:
+    speed = info["speed_factor"]
+    print(f"pump {info['pump_serial']} ({info['profile']}), time x{speed:g}")
+    if info["port"]:
+        print(f"serial port:   {info['port']}   (pyserial URL: {info['port']})")
+        print(f"  connect:     serial://{info['port']}")
+    if info["link"]:
+        print(f"  link:        {info['link']}")
+    keys = info["key_files"]
+    assert isinstance(keys, dict)
+    print(f"clinician key: {keys['clinician']}")
+    print(f"patient key:   {keys['patient']}")
+    if info["mqtt"]:
+        print(f"mqtt:          {info['mqtt']}  topics itp/v1/{info['pump_serial']}/...")
+    print(f"state:         {info['state']}")
+    if info["trace"]:
+        print(f"trace:         {info['trace']}")
+    print("serving; Ctrl-C to stop", flush=True)
+
+
+def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    s = sub.add_parser(
+        "serve",
+        help="run one emulated pump on a virtual serial port (and MQTT) until Ctrl-C",
+        description="Run one emulated pump. With no options: a SynchroMed II 20 mL pump on a "
+        "new pseudo-terminal, at real time, its state kept in ~/.local/state/itp-emulator.",
+    )
+    s.add_argument(
+        "--profile",
+        choices=sorted(PROFILES),
+        help="pump model (default: synchromed-ii-20, or the stored pump's)",
+    )
+    s.add_argument("--pump-serial", type=_serial_number, help="pump serial number (default 1234)")
+    s.add_argument("--state-dir", type=Path, help="where the pump's memory and keys live")
+    s.add_argument(
+        "--speed",
+        type=_speed_milli,
+        default=1000,
+        metavar="FACTOR",
+        help="pump time runs FACTOR times real time (default 1; 0 pauses)",
+    )
+    g = s.add_argument_group("serial")
+    g.add_argument("--link", type=Path, help="also create a stable symlink to the pty here")
+    g.add_argument(
+        "--port",
+        metavar="DEVICE_OR_URL",
+        help="serve on this serial device or pyserial URL instead of a new pty",
+    )
+    g.add_argument(
+        "--baud",
+        type=int,
+        help="pace the pump's output like a real line of this "
+        "speed (a pty ignores baud rates); the port's rate with --port",
+    )
+    g.add_argument("--no-serial", action="store_true", help="no serial port (MQTT only)")
+    m = s.add_argument_group("mqtt")
+    m.add_argument(
+        "--mqtt",
+        metavar="URL",
+        help="also serve on this broker: "
+        "mqtt://[user[:password]@]host[:port] or mqtts://... for TLS",
+    )
+    m.add_argument("--mqtt-username")
+    m.add_argument("--mqtt-password", help="(or the ITP_MQTT_PASSWORD environment variable)")
+    m.add_argument("--mqtt-tls", action="store_true", help="use TLS (implied by mqtts://)")
+    m.add_argument("--mqtt-ca", type=Path, help="CA certificate file for TLS")
+    m.add_argument("--mqtt-cert", type=Path, help="client certificate file for TLS")
+    m.add_argument("--mqtt-key", type=Path, help="client key file for TLS")
+    m.add_argument("--mqtt-insecure", action="store_true", help="TLS without certificate checks")
+    m.add_argument(
+        "--beacon-interval",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="telemetry beacon period in real seconds (0: none)",
+    )
+    o = s.add_argument_group("output")
+    o.add_argument(
+        "--trace",
+        type=Path,
+        metavar="FILE",
+        help="record every frame in and out (JSON lines, replayable)",
+    )
+    o.add_argument(
+        "--ready-file",
+        type=Path,
+        metavar="FILE",
+        help="write the port, key files and topics as JSON once serving",
+    )
+    o.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    o.add_argument("--log-json", action="store_true", help="structured (JSON) log lines")
+    s.add_argument(
+        "--no-stale-recovery-log",
+        action="store_true",
+        help="show motor-stall recoveries in the log at once (a real pump shows them "
+        "only from the second interrogation after)",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="pump-emulator", description=__doc__.split("\n\n")[0])
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
+    _add_serve(sub)
     d = sub.add_parser("demo", help="walk through a protocol v1 session in memory")
     d.add_argument("--pump-serial", type=int, default=1234, help="pump serial number (pump id)")
     args = parser.parse_args(argv)
+    if args.command == "serve":
+        if args.baud is not None and args.baud <= 0:
+            parser.error("--baud must be > 0")
+        _setup_logging(args.log_level, args.log_json)
+        return asyncio.run(_serve(args))
     if args.command == "demo":
         if not 0 < args.pump_serial < p.BROADCAST_PUMP_ID:
             parser.error("--pump-serial must be 1..4294967294")

@@ -23,7 +23,7 @@ from ._faults import (
 from ._profiles import DEFAULT_LIBRARY, PROFILES, Battery, DrugLimits, Profile
 from ._pump import Pump, Status
 from ._rates import RateProfile
-from ._snapshot import SNAPSHOT_VERSION, restore, snapshot
+from ._snapshot import SNAPSHOT_VERSION, encode_events, restore, snapshot
 from ._state import (
     NO_COMMAND,
     AlarmView,
@@ -129,6 +129,7 @@ __all__ = [
     "Status",
     "TimeWentBackwards",
     "Tone",
+    "encode_events",
     "restore",
     "snapshot",
 ]

@@ -261,6 +261,12 @@ class Pump:
         )
 
     @property
+    def program_dose_ng_per_day(self) -> int:
+        """CONTINUOUS and BRIDGE: the programmed daily dose (0 in other modes)."""
+        s = self._s
+        return s.dose_ng_per_day if s.mode in (Mode.CONTINUOUS, Mode.BRIDGE) else 0
+
+    @property
     def bridge_ends_at_ms(self) -> int | None:
         s = self._s
         if s.mode is not Mode.BRIDGE or self._basal is None:

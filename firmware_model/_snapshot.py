@@ -11,13 +11,13 @@ import dataclasses
 import enum
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ._errors import SnapshotError
 from ._profiles import Battery, DrugLimits, Profile
 from ._pump import Pump
-from ._state import State
+from ._state import Event, State
 from ._types import Drug
 
 SNAPSHOT_FORMAT = "itp-firmware-model"
@@ -102,15 +102,31 @@ def _dec(tp: Any, v: Any, where: str) -> Any:
     raise SnapshotError(f"{where}: unsupported type {tp!r}")
 
 
-def snapshot(pump: Pump) -> dict[str, Any]:
-    """The pump as JSON-compatible data (ints, strings, lists, dicts)."""
+def snapshot(pump: Pump, *, include_events: bool = True) -> dict[str, Any]:
+    """The pump as JSON-compatible data (ints, strings, lists, dicts).
+
+    `include_events=False` leaves the event log out (`state.events` is empty): a runtime that
+    stores the log record by record saves re-encoding thousands of records on every commit and
+    puts them back with `encode_events` before `restore`."""
+    s = pump._s
+    state = {
+        f.name: (
+            [] if f.name == "events" and not include_events else _enc(getattr(s, f.name))
+        )
+        for f in dataclasses.fields(s)
+    }
     return {
         "format": SNAPSHOT_FORMAT,
         "version": SNAPSHOT_VERSION,
         "profile": _enc(pump.profile),
         "library": [_enc(e) for e in pump.library.values()],
-        "state": _enc(pump._s),
+        "state": state,
     }
+
+
+def encode_events(events: Iterable[Event]) -> list[dict[str, Any]]:
+    """Event records in the snapshot encoding (for `state.events`)."""
+    return [_enc(e) for e in events]
 
 
 def restore(data: Mapping[str, Any]) -> Pump:

@@ -343,6 +343,7 @@ class PumpSecurity:
         self._failures: collections.deque[int] = collections.deque()
         self._locked_until = 0
         self._next_lockout_ms = self.policy.lockout_base_ms
+        self._ended: list[tuple[SessionInfo, SessionEndReason]] = []
 
     # -- public API ------------------------------------------------------------------------
 
@@ -357,23 +358,31 @@ class PumpSecurity:
     def rekey(self, keys: Mapping[Role, SecretKey]) -> list[SessionInfo]:
         """Install new role keys; every session and pending handshake ends."""
         self._keys = dict(keys)
-        return self.end_all()
+        return self.end_all(SessionEndReason.REKEY)
 
-    def end_all(self) -> list[SessionInfo]:
+    def end_all(
+        self, reason: SessionEndReason = SessionEndReason.PUMP_RESTART
+    ) -> list[SessionInfo]:
         ended = self.sessions
+        self._ended.extend((info, reason) for info in ended)
         self._sessions.clear()
         self._pending.clear()
         return ended
 
+    def drain_ended(self) -> list[tuple[SessionInfo, SessionEndReason]]:
+        """Every session that ended since the last call, and why (for the pump's event log)."""
+        out, self._ended = self._ended, []
+        return out
+
     def expire(self, now_ms: int) -> list[SessionInfo]:
         """End idle and over-age sessions and stale handshakes; returns the sessions ended."""
-        ended = [
-            SessionInfo(s.session_id, s.role)
-            for s in list(self._sessions.values())
-            if self._expired(s, now_ms)
-        ]
-        for info in ended:
-            del self._sessions[info.session_id]
+        ended = []
+        for s in list(self._sessions.values()):
+            reason = self._expired(s, now_ms)
+            if reason is not None:
+                del self._sessions[s.session_id]
+                self._ended.append((s.info, reason))
+                ended.append(s.info)
         for sid, p in list(self._pending.items()):
             if now_ms - p.created_ms > self.policy.handshake_timeout_ms:
                 del self._pending[sid]
@@ -408,6 +417,7 @@ class PumpSecurity:
                 self._authorize(cls, channel.role)
                 if isinstance(message, EndSession):
                     del self._sessions[channel.session_id]
+                    self._ended.append((channel.info, SessionEndReason.HOST_REQUEST))
                     data = channel.seal(
                         SessionEnded(reason=SessionEndReason.HOST_REQUEST),
                         pump_id=self.pump_id,
@@ -436,21 +446,24 @@ class PumpSecurity:
 
     # -- internals -------------------------------------------------------------------------
 
-    def _expired(self, s: _Channel, now_ms: int) -> bool:
+    def _expired(self, s: _Channel, now_ms: int) -> SessionEndReason | None:
         p = self.policy
-        return (
-            now_ms - s.last_ms > p.idle_timeout_ms
-            or now_ms - s.created_ms > p.max_lifetime_ms
-            or s.send_counter >= p.max_counter
-            or s.window.highest >= p.max_counter
-        )
+        if now_ms - s.created_ms > p.max_lifetime_ms:
+            return SessionEndReason.LIFETIME
+        if now_ms - s.last_ms > p.idle_timeout_ms:
+            return SessionEndReason.IDLE_TIMEOUT
+        if s.send_counter >= p.max_counter or s.window.highest >= p.max_counter:
+            return SessionEndReason.COUNTER_EXHAUSTED
+        return None
 
     def _verify(self, frame: Frame, now_ms: int) -> _Channel:
         channel = self._sessions.get(frame.session_id)
         if channel is None:
             raise AuthFailed("unknown session")
-        if self._expired(channel, now_ms):
+        reason = self._expired(channel, now_ms)
+        if reason is not None:
             del self._sessions[frame.session_id]
+            self._ended.append((channel.info, reason))
             raise SessionExpired("the session expired: run a new handshake")
         channel.verify(frame)
         channel.last_ms = now_ms
@@ -529,6 +542,7 @@ class PumpSecurity:
         while len(self._sessions) >= self.policy.max_sessions:
             oldest = min(self._sessions.values(), key=lambda s: s.last_ms)
             del self._sessions[oldest.session_id]
+            self._ended.append((oldest.info, SessionEndReason.EVICTED))
         self._sessions[confirm.session_id] = channel
         ready = SessionReady(
             role=pending.role,

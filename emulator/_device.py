@@ -1,0 +1,666 @@
+"""The pump on the wire: decoded frames in, model commands and durable commits, frames out.
+
+Theory of operation
+-------------------
+`PumpDevice.receive(item)` takes what the stream decoder produced (a CRC-valid `Frame` or a
+`DecodeError`) and returns the frames to send back. It is synchronous and does no I/O except
+through its `Store`, so the whole behaviour on the wire is testable without a port or a broker.
+
+1. Framing failures are silent (docs/protocol.md section 10), except an unknown message id or an
+   unsupported major version addressed to this pump, which are answered.
+2. `PumpSecurity` runs the session pipeline (direction, address, session, replay window, tag,
+   schema, role). Its refusals change nothing; security-relevant ones are logged as SECURITY
+   records, coalesced per error code (`a` = ErrorCode, `b` = frames refused) so that a flood of
+   forged frames cannot push therapy records out of the bounded log.
+3. Before a request is handled the model is advanced to the current model time.
+4. Reads answer from the model. Commands follow section 8: a command id seen before returns the
+   recorded result (`duplicate = 1`) or `IDEMPOTENCY_MISMATCH`; a new one is applied to the
+   model, and the model snapshot, its new log records and the command record are committed in
+   one SQLite transaction before the answer is built. If the commit fails the model is put back
+   to the last committed state and the answer is `STORAGE_FAILURE`: nothing was applied.
+   Refusals are recorded too, except `PROGRAM_VERSION_MISMATCH` and `BUSY`, which a retry with
+   the same id may pass.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import logging
+import secrets
+import sqlite3
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import firmware_model as fm
+import protocol as p
+
+from ._clock import VirtualClock, mono_ms, wall_ms
+from ._store import MAX_COMMANDS, CommandRecord, Store
+
+log = logging.getLogger("emulator.device")
+
+FIRMWARE_VERSION = (1, 0, 0)
+TRANSIENT = frozenset({fm.Reason.PROGRAM_VERSION_MISMATCH, fm.Reason.BUSY})
+LOG_FLUSH_MS = 1_000  # log records of sessions and security events reach the disk within this
+CHECKPOINT_MS = 60_000  # telemetry battery use reaches the disk within this
+VERSION_REPLY_INTERVAL_MS = 1_000  # at most one UNSUPPORTED_VERSION answer per second
+
+U32 = 0xFFFF_FFFF
+
+
+class ControlCode:
+    """`a` of the CONTROL records the runtime writes (b is given with each)."""
+
+    STARTED = 1  # b: model ms applied for the time the emulator was down
+    STOPPED = 2  # b: 0
+
+
+@functools.cache
+def _fields(cls: type[p.Message]) -> frozenset[str]:
+    return frozenset(f.name for f in cls.FIELDS)
+
+
+def _u32(v: int) -> int:
+    return min(max(v, 0), U32)
+
+
+def _at(v: int | None) -> int:
+    return 0 if v is None else max(v, 0)
+
+
+@dataclasses.dataclass
+class LinkStats:
+    frames_in: int = 0
+    frames_out: int = 0
+    decode_errors: int = 0
+    refused: int = 0
+    commands_applied: int = 0
+    commands_rejected: int = 0
+    duplicates: int = 0
+    commits: int = 0
+    storage_failures: int = 0
+
+
+class PumpDevice:
+    """One emulated pump as seen through its telemetry: model, sessions, exactly-once, memory."""
+
+    def __init__(
+        self,
+        pump: fm.Pump,
+        keys: Mapping[p.Role, p.SecretKey],
+        *,
+        clock: VirtualClock,
+        store: Store | None = None,
+        randbytes: Callable[[int], bytes] = secrets.token_bytes,
+        mono: Callable[[], int] = mono_ms,
+        wall: Callable[[], int] = wall_ms,
+        policy: p.SessionPolicy | None = None,
+        stale_recovery_log: bool = True,
+    ) -> None:
+        self.pump = pump
+        self.clock = clock
+        self.store = store
+        self.security = p.PumpSecurity(pump.serial, keys, randbytes, policy)
+        self.stale_recovery_log = stale_recovery_log
+        self.stats = LinkStats()
+        self._mono = mono
+        self._wall = wall
+        self._commands: dict[bytes, CommandRecord] = {}
+        if store is not None:
+            self._commands = {r.command_id: r for r in store.commands()}
+        self._security_pending: dict[p.ErrorCode, int] = {}
+        self._log_dirty_since: int | None = None
+        self._last_checkpoint = mono()
+        self._telemetry_dirty = False
+        self._version_reply_at = -VERSION_REPLY_INTERVAL_MS
+        # "Stale log until the next read" (domain.md 2.1): a motor-recovery record becomes
+        # readable at the second session opened after it was written.
+        self._published_upto = pump.event_seq
+        self._mark = pump.event_seq
+        self._good = self._capture()
+        self.beacon_counter = 0
+
+    # --- time -----------------------------------------------------------------------------
+
+    def advance(self) -> None:
+        """Bring the model to the current model time."""
+        now = self.clock.now()
+        if now > self.pump.now:
+            self.pump.advance_to(now)
+
+    def next_wakeup_ms(self) -> int | None:
+        """Monotonic ms by which `tick()` must run for housekeeping (None: only model events)."""
+        due = []
+        if self._log_dirty_since is not None or self._security_pending:
+            due.append((self._log_dirty_since or self._mono()) + LOG_FLUSH_MS)
+        if self._telemetry_dirty:
+            due.append(self._last_checkpoint + CHECKPOINT_MS)
+        if self.security.sessions:
+            due.append(self._mono() + 1_000)  # session idle and lifetime limits
+        return min(due) if due else None
+
+    def tick(self) -> None:
+        """Advance the model, end expired sessions, write pending log records when due."""
+        self.advance()
+        now = self._mono()
+        self.security.expire(now)
+        self._log_sessions_ended()
+        log_due = self._log_dirty_since is not None and now - self._log_dirty_since >= LOG_FLUSH_MS
+        checkpoint_due = self._telemetry_dirty and now - self._last_checkpoint >= CHECKPOINT_MS
+        if self._security_pending or log_due or checkpoint_due:
+            self.flush()
+
+    # --- frames in, frames out ------------------------------------------------------------
+
+    def receive(self, item: p.Frame | p.DecodeError) -> list[bytes]:
+        if isinstance(item, p.DecodeError):
+            self.stats.decode_errors += 1
+            return self._decode_error(item)
+        self.stats.frames_in += 1
+        self.advance()
+        now = self._mono()
+        inbound = self.security.receive(item, now)
+        out: list[bytes] = []
+        if isinstance(inbound, p.Rejected):
+            self.stats.refused += 1
+            if inbound.security_event:
+                code = inbound.error.code
+                self._security_pending[code] = self._security_pending.get(code, 0) + 1
+            if inbound.reply is not None:
+                out.append(inbound.reply)
+        elif isinstance(inbound, p.Reply):
+            out.append(inbound.data)
+            if inbound.what == "session_ready" and inbound.session is not None:
+                self._published_upto, self._mark = self._mark, self.pump.event_seq
+                self._log_external(
+                    fm.EventKind.SESSION_OPENED,
+                    int(inbound.session.role),
+                    inbound.session.session_id,
+                )
+        else:
+            out.append(self._request(inbound))
+        self._log_sessions_ended()
+        if out:
+            self.stats.frames_out += len(out)
+            self.pump.note_telemetry(len(out))
+            self._telemetry_dirty = True
+        return out
+
+    def refuse_retained(self) -> None:
+        """A command frame arrived as a retained MQTT message: dropped, logged as a replay."""
+        self.stats.refused += 1
+        code = p.ErrorCode.REPLAYED
+        self._security_pending[code] = self._security_pending.get(code, 0) + 1
+
+    def beacon(self) -> bytes:
+        self.advance()
+        self.beacon_counter = (self.beacon_counter + 1) & U32
+        st = self.pump.status()
+        msg = p.TelemetryBeacon(
+            beacon_counter=self.beacon_counter,
+            pump_time_ms=st.clock_ms,
+            speed_factor_milli=self.clock.speed_milli,
+            delivering=st.delivering,
+            active_alarms=p.Alarm(int(st.active_alarms)),
+            battery=p.BatteryState(int(st.battery)),
+        )
+        return p.encode_frame(msg, pump_id=self.pump.serial, seq=0, from_pump=True)
+
+    def _decode_error(self, err: p.DecodeError) -> list[bytes]:
+        serial = self.pump.serial
+        if isinstance(err, p.UnknownMessage) and err.pump_id in (serial, p.BROADCAST_PUMP_ID):
+            msg = p.Error(
+                code=p.ErrorCode.UNKNOWN_MESSAGE,
+                request_msg_id=err.msg_id,
+                command_id=bytes(16),
+                detail=f"message id 0x{err.msg_id:04X} is not in protocol "
+                f"{p.PROTOCOL_MAJOR}.{p.PROTOCOL_MINOR}: read DEVICE_INFO",
+            )
+            return [p.encode_frame(msg, pump_id=serial, seq=err.seq, from_pump=True)]
+        if isinstance(err, p.UnsupportedVersion):
+            now = self._mono()
+            if now - self._version_reply_at < VERSION_REPLY_INTERVAL_MS:
+                return []
+            self._version_reply_at = now
+            msg = p.Error(
+                code=p.ErrorCode.UNSUPPORTED_VERSION,
+                request_msg_id=0,
+                command_id=bytes(16),
+                detail=f"this pump speaks protocol major version {p.PROTOCOL_MAJOR}",
+            )
+            return [p.encode_frame(msg, pump_id=serial, seq=0, from_pump=True)]
+        return []
+
+    # --- requests -------------------------------------------------------------------------
+
+    def _request(self, req: p.Request) -> bytes:
+        msg = req.message
+        if "command_id" in _fields(type(msg)):
+            return self._command(req)
+        return self.security.reply(req, self._read(msg))
+
+    def _read(self, msg: p.Message) -> p.Message:
+        pump = self.pump
+        match msg:
+            case p.GetDeviceInfo():
+                prof = pump.profile
+                return p.DeviceInfo(
+                    model=p.PumpModel(int(prof.id)),
+                    serial_number=pump.serial,
+                    firmware_major=FIRMWARE_VERSION[0],
+                    firmware_minor=FIRMWARE_VERSION[1],
+                    firmware_patch=FIRMWARE_VERSION[2],
+                    protocol_major=p.PROTOCOL_MAJOR,
+                    protocol_minor=p.PROTOCOL_MINOR,
+                    reservoir_capacity_nl=prof.reservoir_nl,
+                    min_rate_nl_per_day=prof.min_rate_nl_per_day,
+                    max_rate_nl_per_day=prof.max_rate_nl_per_day,
+                    supported_modes=p.Capability(int(prof.capabilities)),
+                    max_schedule_steps=prof.max_schedule_steps,
+                    speed_factor_milli=self.clock.speed_milli,
+                )
+            case p.GetStatus():
+                return self._status()
+            case p.GetProgram():
+                return self._program()
+            case p.GetDrug():
+                st = pump.status()
+                lim = pump.library.get(st.drug)
+                return p.DrugInfo(
+                    drug=p.Drug(int(st.drug)),
+                    concentration_ng_per_ml=st.conc_ng_per_ml,
+                    concentration_unit=p.ConcentrationUnit(int(st.conc_unit)),
+                    soft_limit_ng_per_day=lim.soft_limit_ng_per_day if lim else 0,
+                    hard_limit_ng_per_day=lim.hard_limit_ng_per_day if lim else 0,
+                    max_rate_nl_per_day=lim.max_rate_nl_per_day if lim else 0,
+                    patient_bolus_allowed=bool(lim and lim.patient_bolus_allowed),
+                )
+            case p.GetPatientBolus():
+                pb = pump.patient_bolus
+                count, lock = pump.bolus_window()
+                offset = pump.clock_ms - pump.now
+                return p.PatientBolusSettings(
+                    enabled=pb.enabled,
+                    dose_ng=pb.dose_ng,
+                    duration_ms=pb.duration_ms,
+                    lockout_ms=pb.lockout_ms,
+                    max_per_24h=pb.max_per_24h,
+                    boluses_in_window=min(count, 255),
+                    lockout_ends_at_ms=lock + offset if lock else 0,
+                )
+            case p.GetAlarms():
+                return p.AlarmList(
+                    alarms=tuple(
+                        p.AlarmEntry(
+                            alarm=p.Alarm(int(a.alarm)),
+                            critical=a.critical,
+                            priority=p.AlarmPriority(int(a.priority)),
+                            state=p.AlarmState(int(a.state)),
+                            raised_at_ms=_at(a.raised_at_ms),
+                            silenced_until_ms=_at(a.silenced_until_ms),
+                            repeat_interval_ms=_u32(a.repeat_interval_ms),
+                        )
+                        for a in pump.alarms()[:16]
+                    )
+                )
+            case p.GetEvents():
+                return self._events(msg.cursor, msg.max_count)
+            case p.GetClock():
+                return p.Clock(
+                    pump_time_ms=_at(pump.clock_ms), speed_factor_milli=self.clock.speed_milli
+                )
+            case p.GetCommandStatus():
+                rec = self._commands.get(msg.command_id)
+                if rec is None:
+                    return p.CommandStatus(
+                        command_id=msg.command_id,
+                        state=p.CommandState.UNKNOWN,
+                        error_code=0,
+                        program_version=0,
+                        event_seq=0,
+                    )
+                return p.CommandStatus(
+                    command_id=msg.command_id,
+                    state=p.CommandState(rec.state),
+                    error_code=rec.error_code,
+                    program_version=rec.program_version,
+                    event_seq=rec.event_seq,
+                )
+            case p.GetAlarmSettings():
+                low, crit, noncrit = pump.alarm_settings
+                return p.AlarmSettings(
+                    low_reservoir_threshold_nl=low,
+                    critical_repeat_ms=crit,
+                    noncritical_repeat_ms=noncrit,
+                )
+        raise AssertionError(f"no handler for {type(msg).__name__}")  # pragma: no cover
+
+    def _status(self) -> p.Status:
+        st = self.pump.status()
+        return p.Status(
+            pump_time_ms=_at(st.clock_ms),
+            program_version=st.program_version,
+            event_seq=st.event_seq,
+            mode=p.ProgramMode(int(st.mode)),
+            bolus=p.BolusKind(int(st.bolus)),
+            suspended=st.suspended,
+            current_rate_nl_per_day=min(st.current_rate_nl_per_day, 4_000_000_000),
+            daily_dose_ng=_u32(st.daily_dose_ng),
+            drug=p.Drug(int(st.drug)),
+            concentration_ng_per_ml=st.conc_ng_per_ml,
+            concentration_unit=p.ConcentrationUnit(int(st.conc_unit)),
+            reservoir_volume_nl=st.reservoir_nl,
+            low_reservoir_threshold_nl=st.low_threshold_nl,
+            active_alarms=p.Alarm(int(st.active_alarms)),
+            battery=p.BatteryState(int(st.battery)),
+            battery_remaining_permille=st.battery_remaining_permille,
+            low_reservoir_at_ms=_at(st.low_reservoir_at_ms),
+            empty_at_ms=_at(st.empty_at_ms),
+            last_refill_at_ms=_at(st.last_refill_at_ms),
+            replacement_due_at_ms=_at(st.eri_at_ms),
+        )
+
+    def _program(self) -> p.Program:
+        pump = self.pump
+        st = pump.status()
+        b = pump.bolus
+        offset = pump.clock_ms - pump.now
+        conc = st.conc_ng_per_ml
+        steps = tuple(p.ScheduleStep(start_minute=m, dose_ng_per_day=d) for m, d in pump.schedule)
+        return p.Program(
+            program_version=st.program_version,
+            mode=p.ProgramMode(int(st.mode)),
+            suspended=st.suspended,
+            dose_ng_per_day=_u32(pump.program_dose_ng_per_day),
+            rate_nl_per_day=min(st.basal_rate_nl_per_day, 4_000_000_000),
+            bridge_ends_at_ms=_at(pump.bridge_ends_at_ms),
+            bolus=p.BolusKind(int(b.kind)) if b else p.BolusKind.NONE,
+            bolus_dose_ng=_u32(b.dose_ng) if b else 0,
+            bolus_delivered_ng=_u32(b.delivered_nl * conc // fm.NL_PER_ML) if b else 0,
+            bolus_ends_at_ms=b.end_ms + offset if b else 0,
+            steps=steps if st.mode is fm.Mode.SCHEDULE else (),
+        )
+
+    def _events(self, cursor: int, max_count: int) -> p.EventPage:
+        pump = self.pump
+        newest = pump.event_seq
+        records = pump.events(cursor, max_count)
+        if self.stale_recovery_log:
+            for i, e in enumerate(records):
+                if e.kind is fm.EventKind.MOTOR_RECOVERED and e.seq > self._published_upto:
+                    newest = e.seq - 1
+                    records = records[:i]
+                    break
+            else:
+                hidden = self._first_unpublished_recovery(cursor)
+                if hidden is not None:
+                    newest = hidden - 1
+        next_cursor = records[-1].seq + 1 if records else max(cursor, pump.oldest_seq)
+        return p.EventPage(
+            next_cursor=next_cursor,
+            oldest_seq=pump.oldest_seq,
+            more=next_cursor <= newest,
+            events=tuple(
+                p.EventRecord(
+                    seq=e.seq,
+                    time_ms=e.time_ms,
+                    kind=int(e.kind),
+                    source=p.EventSource(int(e.source)),
+                    command_id=e.command_id,
+                    value_a=e.a,
+                    value_b=e.b,
+                )
+                for e in records
+            ),
+        )
+
+    def _first_unpublished_recovery(self, cursor: int) -> int | None:
+        for e in self.pump.events(max(cursor, self._published_upto + 1)):
+            if e.kind is fm.EventKind.MOTOR_RECOVERED:
+                return e.seq
+        return None
+
+    # --- commands: exactly once -----------------------------------------------------------
+
+    def _command(self, req: p.Request) -> bytes:
+        msg: Any = req.message
+        cid: bytes = msg.command_id
+        digest = hashlib.sha256(req.frame.msg_id.to_bytes(2, "little") + req.frame.payload)
+        request_hash = digest.digest()[:16]
+        rec = self._commands.get(cid)
+        if rec is not None:
+            if rec.request_hash != request_hash or rec.msg_id != req.frame.msg_id:
+                return self.security.error(
+                    req,
+                    p.ErrorCode.IDEMPOTENCY_MISMATCH,
+                    "this command id was already used for another command: use a fresh id "
+                    "for every new command and reuse it only for retries",
+                )
+            self.stats.duplicates += 1
+            if rec.state == p.CommandState.REJECTED:
+                return self.security.error(req, p.ErrorCode(rec.error_code), rec.detail)
+            original = p.MESSAGES_BY_NAME[type(msg).RESPONSES[0]]._decode(rec.response)
+            return self.security.reply(req, dataclasses.replace(original, duplicate=True))
+        try:
+            result = self._apply(msg)
+        except fm.Rejected as exc:
+            code = p.ErrorCode(int(exc.reason))
+            record = None
+            if exc.reason not in TRANSIENT:
+                record = CommandRecord(
+                    cid, req.frame.msg_id, request_hash, p.CommandState.REJECTED, code,
+                    exc.detail, 0, 0, b"",
+                )  # fmt: skip
+            failure = self._commit(record)
+            if failure is not None:
+                return self.security.error(req, p.ErrorCode.STORAGE_FAILURE, failure)
+            self.stats.commands_rejected += 1
+            return self.security.error(req, code, exc.detail)
+        except Exception:  # a model bug: answer INTERNAL, keep the last committed state
+            log.exception("command %s failed inside the model", type(msg).__name__)
+            self._rollback()
+            return self.security.error(
+                req, p.ErrorCode.INTERNAL, "internal error: nothing was applied; report it"
+            )
+        response = self._response(msg, result)
+        record = CommandRecord(
+            cid, req.frame.msg_id, request_hash, p.CommandState.APPLIED, 0, "",
+            result.program_version if hasattr(result, "program_version")
+            else self.pump.program_version,
+            result.event_seq, response._encode(),
+        )  # fmt: skip
+        failure = self._commit(record)
+        if failure is not None:
+            return self.security.error(req, p.ErrorCode.STORAGE_FAILURE, failure)
+        self.stats.commands_applied += 1
+        return self.security.reply(req, response)
+
+    def _apply(self, msg: Any) -> fm.Applied | fm.RefillReport | fm.PatientBolusGranted:
+        pump = self.pump
+        kw: dict[str, Any] = {"command_id": msg.command_id, "source": fm.Source.PROGRAMMER}
+        names = _fields(type(msg))
+        if "expected_program_version" in names:
+            kw["expected_version"] = msg.expected_program_version
+        if "confirm_soft_limit" in names:
+            kw["confirm_soft_limit"] = msg.confirm_soft_limit
+        match msg:
+            case p.SetDrug():
+                return pump.set_drug(
+                    fm.Drug(int(msg.drug)),
+                    msg.concentration_ng_per_ml,
+                    fm.ConcentrationUnit(int(msg.concentration_unit)),
+                    **kw,
+                )
+            case p.SetContinuousDose():
+                return pump.set_continuous_dose(msg.dose_ng_per_day, **kw)
+            case p.SetSchedule():
+                return pump.set_schedule(
+                    [(s.start_minute, s.dose_ng_per_day) for s in msg.steps], **kw
+                )
+            case p.StartClinicianBolus():
+                return pump.start_clinician_bolus(
+                    msg.dose_ng, msg.duration_ms, then_stop=msg.then_stop, **kw
+                )
+            case p.CancelBolus():
+                return pump.cancel_bolus(**kw)
+            case p.StartPrimingBolus():
+                return pump.start_priming_bolus(msg.volume_nl, **kw)
+            case p.StartBridge():
+                return pump.start_bridge(
+                    msg.dead_volume_nl,
+                    msg.previous_concentration_ng_per_ml,
+                    msg.dose_ng_per_day,
+                    **kw,
+                )
+            case p.SetPatientBolus():
+                return pump.set_patient_bolus(
+                    enabled=msg.enabled,
+                    dose_ng=msg.dose_ng,
+                    duration_ms=msg.duration_ms,
+                    lockout_ms=msg.lockout_ms,
+                    max_per_24h=msg.max_per_24h,
+                    **kw,
+                )
+            case p.RecordRefill():
+                return pump.record_refill(
+                    withdrawn_nl=msg.withdrawn_volume_nl,
+                    added_nl=msg.added_volume_nl,
+                    drug=fm.Drug(int(msg.drug)),
+                    conc_ng_per_ml=msg.concentration_ng_per_ml,
+                    unit=fm.ConcentrationUnit(int(msg.concentration_unit)),
+                    low_threshold_nl=msg.low_reservoir_threshold_nl,
+                    **kw,
+                )
+            case p.SetAlarmSettings():
+                return pump.set_alarm_settings(
+                    low_threshold_nl=msg.low_reservoir_threshold_nl,
+                    critical_repeat_ms=msg.critical_repeat_ms,
+                    noncritical_repeat_ms=msg.noncritical_repeat_ms,
+                    **kw,
+                )
+            case p.Suspend():
+                return pump.suspend(**kw)
+            case p.Resume():
+                return pump.resume(**kw)
+            case p.AcknowledgeAlarms():
+                return pump.acknowledge_alarms(fm.Alarm(self._model_alarms(msg.alarms)), **kw)
+            case p.SilenceAlarms():
+                return pump.silence_alarms(
+                    fm.Alarm(self._model_alarms(msg.alarms)), msg.duration_ms, **kw
+                )
+            case p.AlarmTest():
+                return pump.alarm_test(fm.Tone(int(msg.tone)), **kw)
+            case p.SetClock():
+                return pump.set_clock(msg.pump_time_ms, **kw)
+            case p.RequestPatientBolus():
+                return pump.request_patient_bolus(**kw)
+        raise AssertionError(f"no handler for {type(msg).__name__}")  # pragma: no cover
+
+    @staticmethod
+    def _model_alarms(bits: int) -> int:
+        """Protocol alarm bits the model does not raise (dose limit, watchdog) match nothing."""
+        known = 0
+        for a in fm.Alarm:
+            known |= int(a)
+        return int(bits) & known
+
+    def _response(self, msg: Any, result: Any) -> Any:
+        cid = msg.command_id
+        if isinstance(result, fm.RefillReport):
+            return p.RefillResult(
+                command_id=cid,
+                duplicate=False,
+                program_version=result.program_version,
+                event_seq=result.event_seq,
+                expected_residual_nl=_u32(result.expected_residual_nl),
+                discrepancy_nl=max(min(result.discrepancy_nl, 2**31 - 1), -(2**31)),
+                delivery_ratio_ppm=_u32(result.delivery_ratio_ppm or 0),
+                beyond_limits=result.beyond_limits,
+                reservoir_volume_nl=result.reservoir_volume_nl,
+                low_reservoir_at_ms=_at(result.low_reservoir_at_ms),
+                empty_at_ms=_at(result.empty_at_ms),
+            )
+        if isinstance(result, fm.PatientBolusGranted):
+            return p.PatientBolusAccepted(
+                command_id=cid,
+                duplicate=False,
+                dose_ng=_u32(result.dose_ng),
+                ends_at_ms=_at(result.ends_at_ms),
+                lockout_ends_at_ms=_at(result.lockout_ends_at_ms),
+                boluses_left=min(result.boluses_left, 255),
+            )
+        return p.CommandAck(
+            command_id=cid,
+            duplicate=False,
+            program_version=result.program_version,
+            event_seq=result.event_seq,
+        )
+
+    # --- memory ---------------------------------------------------------------------------
+
+    def _capture(self) -> tuple[dict[str, Any], list[fm.Event]]:
+        """The state to go back to if a commit fails: snapshot (without log) and log."""
+        return fm.snapshot(self.pump, include_events=False), list(self.pump.events())
+
+    def _rollback(self) -> None:
+        snap, events = self._good
+        data = {**snap, "state": {**snap["state"], "events": fm.encode_events(events)}}
+        self.pump = fm.restore(data)
+        self.advance()
+
+    def _log_external(self, kind: fm.EventKind, a: int, b: int) -> None:
+        source = fm.Source.CONTROL if kind is fm.EventKind.CONTROL else fm.Source.PROGRAMMER
+        self.pump.log_external(kind, source, a, b)
+        if self._log_dirty_since is None:
+            self._log_dirty_since = self._mono()
+
+    def _log_sessions_ended(self) -> None:
+        for info, reason in self.security.drain_ended():
+            self._log_external(fm.EventKind.SESSION_CLOSED, int(reason), info.session_id)
+
+    def _drain_security(self) -> None:
+        pending, self._security_pending = self._security_pending, {}
+        for code, count in sorted(pending.items()):
+            self.pump.log_external(fm.EventKind.SECURITY, fm.Source.PROGRAMMER, int(code), count)
+
+    def log_control(self, code: int, b: int = 0) -> None:
+        """A CONTROL record (runtime start and stop, and the control plane's actions)."""
+        self._log_external(fm.EventKind.CONTROL, code, b)
+
+    def flush(self) -> str | None:
+        """Commit pending log records and the telemetry count. Returns an error text or None."""
+        return self._commit(None)
+
+    def _commit(self, command: CommandRecord | None) -> str | None:
+        self._drain_security()
+        store = self.store
+        good = self._capture()
+        if store is not None:
+            try:
+                store.commit(
+                    good[0],
+                    self.pump.events(max(store.persisted_seq + 1, self.pump.oldest_seq)),
+                    self.pump.oldest_seq,
+                    self.pump.now,
+                    self._wall(),
+                    self.clock.speed_milli,
+                    command,
+                )
+            except (sqlite3.Error, OSError) as exc:
+                self.stats.storage_failures += 1
+                log.error("could not persist the pump state: %s", exc)
+                self._rollback()
+                return f"the pump could not store the change ({type(exc).__name__}); nothing "\
+                    "was applied: retry with the same command id"  # fmt: skip
+            self.stats.commits += 1
+        if command is not None:
+            self._commands[command.command_id] = command
+            if len(self._commands) > MAX_COMMANDS:
+                del self._commands[next(iter(self._commands))]
+        self._good = good
+        self._log_dirty_since = None
+        self._telemetry_dirty = False
+        self._last_checkpoint = self._mono()
+        return None

@@ -1,0 +1,202 @@
+"""The pump on MQTT (docs/protocol.md section 12): commands in, responses out, beacons, status.
+
+aiomqtt 2.x does not reconnect by itself, so `MqttLink.run` owns the loop: connect, subscribe,
+announce `online` (retained; `offline` is the last will), serve, and on any connection error
+back off (0.1 s doubling to 5 s, with jitter) and start again. Pump sessions live in the pump,
+not in the connection, so they survive a broker restart. TCP_NODELAY is set: with Nagle's
+algorithm a QoS 1 round trip on loopback takes about 88 ms instead of about 0.2 ms.
+
+The command subscription uses MQTT 5 "retain as published", so a command frame published
+with the retain flag is seen as such, refused, logged as a replay, and cleared from the broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import random
+import socket
+import ssl
+import urllib.parse
+from pathlib import Path
+
+import aiomqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from ._runtime import Runtime
+
+log = logging.getLogger("emulator.mqtt")
+
+BACKOFF_MIN_S = 0.1
+BACKOFF_MAX_S = 5.0
+NODELAY = (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+@dataclasses.dataclass(frozen=True)
+class MqttSettings:
+    """Where the broker is and how to log in to it."""
+
+    host: str
+    port: int
+    username: str | None = None
+    password: str | None = None
+    tls: bool = False
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    insecure: bool = False  # TLS without certificate checks (test brokers only)
+
+    @classmethod
+    def from_url(cls, url: str, **options: object) -> MqttSettings:
+        """`mqtt://[user[:password]@]host[:port]` or `mqtts://...` (TLS, default port 8883)."""
+        u = urllib.parse.urlsplit(url)
+        if u.scheme not in ("mqtt", "mqtts"):
+            raise ValueError(f"{url!r}: the MQTT URL must start with mqtt:// or mqtts://")
+        if not u.hostname:
+            raise ValueError(f"{url!r}: no broker host")
+        if u.path not in ("", "/"):
+            raise ValueError(f"{url!r}: a broker URL has no path (the pump serial sets topics)")
+        tls = u.scheme == "mqtts" or bool(options.pop("tls", False))
+        try:
+            port = u.port or (8883 if tls else 1883)
+        except ValueError:
+            raise ValueError(f"{url!r}: the port must be a number 1..65535") from None
+        username = options.pop("username", None) or (
+            urllib.parse.unquote(u.username) if u.username else None
+        )
+        password = options.pop("password", None) or (
+            urllib.parse.unquote(u.password) if u.password else None
+        )
+        return cls(
+            host=u.hostname,
+            port=port,
+            username=username,  # type: ignore[arg-type]
+            password=password,  # type: ignore[arg-type]
+            tls=tls,
+            **options,  # type: ignore[arg-type]
+        )
+
+    def tls_context(self) -> ssl.SSLContext | None:
+        if not self.tls:
+            return None
+        ctx = ssl.create_default_context(cafile=str(self.ca_file) if self.ca_file else None)
+        if self.cert_file:
+            ctx.load_cert_chain(str(self.cert_file), str(self.key_file) if self.key_file else None)
+        if self.insecure:
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        return ctx
+
+    def __repr__(self) -> str:  # never print the password
+        auth = f"{self.username}:***@" if self.username else ""
+        return f"MqttSettings({'mqtts' if self.tls else 'mqtt'}://{auth}{self.host}:{self.port})"
+
+
+def topics(serial: int) -> dict[str, str]:
+    base = f"itp/v1/{serial}"
+    return {k: f"{base}/{k}" for k in ("cmd", "rsp", "telemetry", "status")}
+
+
+class MqttLink:
+    """Serves one pump on a broker until cancelled, reconnecting as often as needed."""
+
+    name = "mqtt"
+
+    def __init__(
+        self, runtime: Runtime, settings: MqttSettings, *, beacon_interval_s: float = 1.0
+    ) -> None:
+        self.runtime = runtime
+        self.settings = settings
+        self.beacon_interval_s = beacon_interval_s
+        self.topics = topics(runtime.serial)
+        self.connected = asyncio.Event()
+        self.connections = 0
+        self.retained_refused = 0
+        self._client: aiomqtt.Client | None = None
+        self._pending: set[asyncio.Task[None]] = set()
+
+    def _client_for(self) -> aiomqtt.Client:
+        s = self.settings
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = 0
+        return aiomqtt.Client(
+            s.host,
+            s.port,
+            username=s.username,
+            password=s.password,
+            identifier=f"itp-pump-{self.runtime.serial}-{random.getrandbits(32):08x}",
+            protocol=aiomqtt.ProtocolVersion.V5,
+            will=aiomqtt.Will(self.topics["status"], b"offline", qos=1, retain=True),
+            keepalive=10,
+            timeout=5,
+            socket_options=[NODELAY],
+            tls_context=s.tls_context(),
+            properties=props,
+        )
+
+    async def run(self) -> None:
+        backoff = BACKOFF_MIN_S
+        while True:
+            try:
+                async with self._client_for() as client:
+                    self._client = client
+                    await client.subscribe(
+                        self.topics["cmd"],
+                        options=SubscribeOptions(qos=1, retainAsPublished=True),
+                    )
+                    await client.publish(self.topics["status"], b"online", qos=1, retain=True)
+                    self.connections += 1
+                    self.connected.set()
+                    backoff = BACKOFF_MIN_S
+                    log.info("mqtt: serving pump %s on %r", self.runtime.serial, self.settings)
+                    beacons = asyncio.create_task(self._beacons(client))
+                    try:
+                        async for message in client.messages:
+                            await self._on_message(client, message)
+                    finally:
+                        beacons.cancel()
+            except aiomqtt.MqttError as exc:
+                log.warning("mqtt: %s; reconnecting in %.1f s", exc, backoff)
+            finally:
+                self._client = None
+                self.connected.clear()
+            await asyncio.sleep(backoff * random.uniform(0.8, 1.2))
+            backoff = min(backoff * 2, BACKOFF_MAX_S)
+
+    async def _on_message(self, client: aiomqtt.Client, message: aiomqtt.Message) -> None:
+        payload = message.payload
+        if not isinstance(payload, bytes | bytearray) or not payload:
+            return  # an empty payload is how retained messages are cleared
+        if message.retain:
+            # A retained command would be replayed to every new subscriber: refuse, log, and
+            # clear it from the broker.
+            self.retained_refused += 1
+            self.runtime.device.refuse_retained()
+            self.runtime.poke()
+            await client.publish(self.topics["cmd"], b"", qos=1, retain=True)
+            return
+        for reply in self.runtime.feed_frame(self.name, bytes(payload)):
+            await client.publish(self.topics["rsp"], reply, qos=1)
+
+    async def _beacons(self, client: aiomqtt.Client) -> None:
+        if self.beacon_interval_s <= 0:
+            return
+        loop = asyncio.get_running_loop()
+        due = loop.time()
+        while True:
+            frame = self.runtime.device.beacon()
+            self.runtime.note_out(self.name, frame)
+            await client.publish(self.topics["telemetry"], frame, qos=0)
+            due += self.beacon_interval_s
+            await asyncio.sleep(max(0.0, due - loop.time()))
+
+    async def say_offline(self) -> None:
+        """On a clean shutdown: `offline` now, rather than when the broker notices."""
+        client = self._client
+        if client is not None:
+            with contextlib.suppress(aiomqtt.MqttError):  # the last will says it anyway
+                await client.publish(self.topics["status"], b"offline", qos=1, retain=True)

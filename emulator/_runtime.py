@@ -1,0 +1,242 @@
+"""The emulator's runtime: opens a pump's memory, runs its clock, joins it to its links.
+
+The clock task sleeps until the model's next event (or a housekeeping deadline: a session
+limit, log records to write) and is woken early whenever a frame changed the program. Links
+(pty, serial port, MQTT) hand received bytes to `Runtime.feed` and send what it returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+import firmware_model as fm
+import protocol as p
+
+from ._clock import VirtualClock, mono_ms, wall_ms
+from ._device import ControlCode, PumpDevice
+from ._keys import load_or_create_keys
+from ._store import Store, StoreError
+
+log = logging.getLogger("emulator")
+
+DEFAULT_SERIAL = 1234
+MAX_SLEEP_S = 3600.0
+MIN_SLEEP_S = 0.001
+STORE_FILE = "pump.sqlite"
+
+
+def open_device(
+    state_dir: Path,
+    *,
+    profile: fm.ProfileId | None = None,
+    serial: int | None = None,
+    speed_milli: int = 1000,
+    stale_recovery_log: bool = True,
+    policy: p.SessionPolicy | None = None,
+    wall: Callable[[], int] = wall_ms,
+) -> PumpDevice:
+    """The pump kept in `state_dir`, or a new one there. A stored pump resumes where it was:
+    the time that passed while the emulator was down is applied at the speed it ran at."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    keys = load_or_create_keys(state_dir)
+    store = Store(state_dir / STORE_FILE)
+    try:
+        saved = store.load()
+        if saved is None:
+            serial = DEFAULT_SERIAL if serial is None else serial
+            prof = fm.ProfileId.SYNCHROMED_II_20 if profile is None else profile
+            store.check_identity(serial, int(prof))
+            now = wall()
+            pump = fm.Pump.create(prof, serial=serial, now_ms=now)
+            clock = VirtualClock(now, speed_milli)
+            downtime = 0
+        else:
+            pump = fm.restore(saved.snapshot)
+            stored = fm.ProfileId(pump.profile.id)
+            if serial is not None and serial != pump.serial:
+                raise StoreError(
+                    f"{state_dir} holds pump {pump.serial}, not {serial}: use another --state-dir"
+                )
+            if profile is not None and profile is not stored:
+                raise StoreError(
+                    f"{state_dir} holds a {stored.name} pump, not {profile.name}: "
+                    "use another --state-dir"
+                )
+            store.check_identity(pump.serial, int(stored))
+            downtime = max(0, wall() - saved.wall_ms) * saved.speed_milli // 1000
+            clock = VirtualClock(saved.model_ms + downtime, speed_milli)
+        device = PumpDevice(
+            pump,
+            keys,
+            clock=clock,
+            store=store,
+            policy=policy,
+            stale_recovery_log=stale_recovery_log,
+            wall=wall,
+        )
+        device.advance()
+        device.log_control(ControlCode.STARTED, downtime)
+        failure = device.flush()
+        if failure is not None:
+            raise StoreError(f"{store.path}: {failure}")
+        return device
+    except BaseException:
+        store.close()
+        raise
+
+
+class Link(Protocol):
+    name: str
+
+    def send(self, data: bytes) -> None: ...
+
+
+class Trace:
+    """`--trace FILE`: every frame in and out, one JSON object per line (docs/emulator.md)."""
+
+    def __init__(self, path: Path, serial: int, speed_milli: int) -> None:
+        self._f: IO[str] = path.open("a", encoding="utf-8", buffering=1)
+        self._write(
+            {
+                "trace": "itp-frames",
+                "version": 1,
+                "pump_serial": serial,
+                "protocol": f"{p.PROTOCOL_MAJOR}.{p.PROTOCOL_MINOR}",
+                "speed_factor_milli": speed_milli,
+            }
+        )
+
+    def _write(self, obj: dict[str, Any]) -> None:
+        self._f.write(json.dumps(obj, separators=(",", ":")) + "\n")
+
+    def frame(self, link: str, direction: str, data: bytes) -> None:
+        t = time.time_ns() / 1e6
+        self._write({"t_ms": t, "link": link, "dir": direction, "hex": data.hex()})
+
+    def error(self, link: str, err: p.DecodeError) -> None:
+        self._write({"t_ms": time.time_ns() / 1e6, "link": link, "dir": "in", "error": repr(err)})
+
+    def close(self) -> None:
+        self._f.close()
+
+
+class Runtime:
+    """Runs one pump: its clock task and the frames of every link joined to it."""
+
+    def __init__(self, device: PumpDevice, *, trace: Trace | None = None) -> None:
+        self.device = device
+        self.trace = trace
+        self._decoders: dict[str, p.FrameDecoder] = {}
+        self._wake = asyncio.Event()
+        self._stopped = False
+
+    @property
+    def serial(self) -> int:
+        return self.device.pump.serial
+
+    def poke(self) -> None:
+        """Something changed: recompute when to wake up."""
+        self._wake.set()
+
+    # --- frames ---------------------------------------------------------------------------
+
+    def feed(self, link: str, data: bytes) -> list[bytes]:
+        """Bytes received on a byte-stream link (serial): frames to send back, in order."""
+        decoder = self._decoders.get(link)
+        if decoder is None:
+            decoder = self._decoders[link] = p.FrameDecoder()
+        return self._handle(link, decoder.feed(data))
+
+    def feed_frame(self, link: str, payload: bytes) -> list[bytes]:
+        """One message-oriented payload (MQTT): exactly one frame, or it is dropped."""
+        items = p.FrameDecoder().feed(payload)
+        if (
+            len(items) != 1
+            or not isinstance(items[0], p.Frame)
+            or len(items[0].raw) != len(payload)
+        ):
+            self.device.stats.decode_errors += 1
+            if self.trace is not None:
+                self.trace.error(link, p.GarbageSkipped(len(payload)))
+            return []
+        return self._handle(link, items)
+
+    def _handle(self, link: str, items: list[p.Frame | p.DecodeError]) -> list[bytes]:
+        out: list[bytes] = []
+        trace = self.trace
+        for item in items:
+            if trace is not None:
+                if isinstance(item, p.Frame):
+                    trace.frame(link, "in", item.raw)
+                else:
+                    trace.error(link, item)
+            replies = self.device.receive(item)
+            if trace is not None:
+                for r in replies:
+                    trace.frame(link, "out", r)
+            out.extend(replies)
+        if items:
+            self.poke()
+        return out
+
+    def note_out(self, link: str, data: bytes) -> None:
+        """A frame the pump sent on its own (a beacon)."""
+        if self.trace is not None:
+            self.trace.frame(link, "out", data)
+
+    # --- time -----------------------------------------------------------------------------
+
+    def set_speed(self, speed_milli: int) -> None:
+        self.device.advance()
+        self.device.clock.set_speed(speed_milli)
+        self.device.flush()
+        self.poke()
+
+    def _sleep_s(self) -> float | None:
+        dev = self.device
+        delays = []
+        t = dev.pump.next_event_time()
+        if t is not None:
+            s = dev.clock.seconds_until(t)
+            if s is not None:
+                delays.append(s)
+        hk = dev.next_wakeup_ms()
+        if hk is not None:
+            delays.append(max(0.0, (hk - mono_ms()) / 1000))
+        return min(*delays, MAX_SLEEP_S) if delays else None
+
+    async def run_clock(self) -> None:
+        """The pump's heartbeat: sleep until something is due, then bring the model there."""
+        while not self._stopped:
+            self.device.tick()
+            delay = self._sleep_s()
+            self._wake.clear()
+            if delay is not None:
+                # Everything due up to now was just applied; a floor keeps a paused clock (or an
+                # event due this very millisecond) from spinning the loop.
+                delay = max(delay, MIN_SLEEP_S)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), delay)
+
+    def close(self) -> None:
+        """Write the last state and close the memory (after the links stopped)."""
+        if self._stopped:
+            return
+        self._stopped = True
+        dev = self.device
+        dev.advance()
+        dev.log_control(ControlCode.STOPPED, 0)
+        dev.security.end_all()
+        dev.tick()
+        dev.flush()
+        if dev.store is not None:
+            dev.store.close()
+        if self.trace is not None:
+            self.trace.close()
