@@ -1,4 +1,38 @@
-"""The emulator runtime: clock, transports, persistence and control plane (issue #4 onwards).
+"""emulator: the firmware model as a device you can talk to.
 
-Today it offers `pump-emulator demo`, an in-memory walk through a protocol v1 session.
+It maps protocol messages to model commands (`PumpDevice`), runs the clock (real time x speed
+factor), keeps the pump's memory in SQLite (`Store`), and serves the pump on a pseudo-terminal,
+a serial port and MQTT (`EmulatorServer`, `pump-emulator serve`). See docs/emulator.md.
 """
+
+from ._clock import VirtualClock
+from ._device import ControlCode, LinkStats, PumpDevice
+from ._keys import KeyFileError, load_or_create_keys, read_key
+from ._mqtt import MqttLink, MqttSettings, topics
+from ._runtime import Runtime, Trace, open_device
+from ._serial import PtyLink, SerialPortLink
+from ._server import EmulatorServer, ServerOptions
+from ._store import CommandRecord, Store, StoreError
+
+__all__ = [
+    "CommandRecord",
+    "ControlCode",
+    "EmulatorServer",
+    "KeyFileError",
+    "LinkStats",
+    "MqttLink",
+    "MqttSettings",
+    "PtyLink",
+    "PumpDevice",
+    "Runtime",
+    "SerialPortLink",
+    "ServerOptions",
+    "Store",
+    "StoreError",
+    "Trace",
+    "VirtualClock",
+    "load_or_create_keys",
+    "open_device",
+    "read_key",
+    "topics",
+]

@@ -237,7 +237,7 @@ class PumpDevice:
 
     def _request(self, req: p.Request) -> bytes:
         msg = req.message
-        if "command_id" in _fields(type(msg)):
+        if type(msg).KIND in (p.CommandKind.THERAPY, p.CommandKind.COMMAND):
             return self._command(req)
         return self.security.reply(req, self._read(msg))
 

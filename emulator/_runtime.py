@@ -41,9 +41,14 @@ def open_device(
     stale_recovery_log: bool = True,
     policy: p.SessionPolicy | None = None,
     wall: Callable[[], int] = wall_ms,
+    monotonic_ns: Callable[[], int] = time.monotonic_ns,
+    randbytes: Callable[[int], bytes] | None = None,
 ) -> PumpDevice:
     """The pump kept in `state_dir`, or a new one there. A stored pump resumes where it was:
-    the time that passed while the emulator was down is applied at the speed it ran at."""
+    the time that passed while the emulator was down is applied at the speed it ran at.
+
+    `wall`, `monotonic_ns` and `randbytes` are injected so tests and simulations control time
+    and randomness."""
     state_dir.mkdir(parents=True, exist_ok=True)
     keys = load_or_create_keys(state_dir)
     store = Store(state_dir / STORE_FILE)
@@ -55,7 +60,7 @@ def open_device(
             store.check_identity(serial, int(prof))
             now = wall()
             pump = fm.Pump.create(prof, serial=serial, now_ms=now)
-            clock = VirtualClock(now, speed_milli)
+            clock = VirtualClock(now, speed_milli, monotonic_ns)
             downtime = 0
         else:
             pump = fm.restore(saved.snapshot)
@@ -71,7 +76,7 @@ def open_device(
                 )
             store.check_identity(pump.serial, int(stored))
             downtime = max(0, wall() - saved.wall_ms) * saved.speed_milli // 1000
-            clock = VirtualClock(saved.model_ms + downtime, speed_milli)
+            clock = VirtualClock(saved.model_ms + downtime, speed_milli, monotonic_ns)
         device = PumpDevice(
             pump,
             keys,
@@ -80,6 +85,8 @@ def open_device(
             policy=policy,
             stale_recovery_log=stale_recovery_log,
             wall=wall,
+            mono=lambda: monotonic_ns() // 1_000_000,
+            **({"randbytes": randbytes} if randbytes is not None else {}),
         )
         device.advance()
         device.log_control(ControlCode.STARTED, downtime)
