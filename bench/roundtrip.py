@@ -310,7 +310,7 @@ def state_parent(requested: Path | None) -> Path:
 class Emulator:
     proc: subprocess.Popen[bytes]
     info: dict[str, Any]
-    started: float  # time.monotonic() when the process was started
+    started: float  # time.monotonic() when its ready file appeared (the pump exists by then)
     key: p.SecretKey
 
     def wait_post(self) -> None:
@@ -356,6 +356,7 @@ def emulator(parent: Path, mqtt_port: int | None) -> Iterator[Emulator]:
             if time.monotonic() > deadline:
                 raise BenchError(f"the emulator wrote no ready file:\n{tail(log)}")
             time.sleep(0.01)
+        started = time.monotonic()
         info = json.loads(ready.read_text())
         key = p.SecretKey.from_hex(Path(info["key_files"]["clinician"]).read_text().strip())
         yield Emulator(proc, info, started, key)
@@ -528,7 +529,14 @@ def pty_emulator(parent: Path, n: int, n_therapy: int, warmup: int) -> tuple[lis
                 raise BenchError(f"a sealed GET_STATUS is {client.request_bytes} bytes")
             emu.wait_post()
             with watchdog(10.0):
-                client.command(p.RecordRefill, **REFILL)
+                while True:  # the pump's clock started a little before the ready file
+                    try:
+                        client.command(p.RecordRefill, **REFILL)
+                        break
+                    except PumpError as exc:
+                        if exc.code is not p.ErrorCode.BUSY:
+                            raise
+                        time.sleep(0.05)
                 client.command(
                     p.SetContinuousDose, dose_ng_per_day=DOSES[1], confirm_soft_limit=False
                 )
@@ -609,7 +617,14 @@ async def mqtt_emulator(emu: Emulator, port: int, n: int, n_therapy: int, warmup
         await client.handshake()
         await client.status()
         await asyncio.sleep(max(0.0, emu.started + POST_S - time.monotonic()))
-        await client.command(p.RecordRefill, **REFILL)
+        while True:
+            try:
+                await client.command(p.RecordRefill, **REFILL)
+                break
+            except PumpError as exc:
+                if exc.code is not p.ErrorCode.BUSY:
+                    raise
+                await asyncio.sleep(0.05)
         await client.command(p.SetContinuousDose, dose_ng_per_day=DOSES[1])
         status = await ameasure(n, warmup, client.status)
         doses = iter(range(10**9))
