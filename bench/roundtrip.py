@@ -18,15 +18,19 @@ What it measures (microseconds per request/response, lower is better), six rows:
 4. mqtt floor    a private mosquitto on a free loopback port; an echo client in a separate
                  process subscribes to `bench/req` and republishes each payload on `bench/rsp`;
                  the client publishes a 40-byte payload and awaits the echo (aiomqtt, QoS 1,
-                 TCP_NODELAY on both clients, as the emulator uses).
+                 TCP_NODELAY on both clients, as the emulator uses; MQTT 3.1.1, aiomqtt's
+                 default, where the emulator speaks MQTT 5: the same packets on the wire).
 5. mqtt status   the emulator started with `--mqtt`; client `tests/e2e_client.py` (`Client` over
                  `MqttTransport`, asyncio + aiomqtt), GET_STATUS as in row 2.
 6. mqtt therapy  SET_CONTINUOUS_DOSE as in row 3, over MQTT.
 
 Every emulator run gets a fresh state directory (its pump is new: 2 s power-on self test, then a
 refill of morphine and one dose before anything is timed); it is created on a real disk (not
-tmpfs, where fsync costs nothing) and removed afterwards. Each series is preceded by warm-up
-round trips that are not counted; the garbage collector of this process is off while timing.
+tmpfs, where fsync costs nothing) and removed afterwards. The three rows of a link run side by
+side (echo process and emulator both up) and are timed interleaved, as bench/codec.py does: in
+`--rounds` rounds, each timing a share of every row in an order rotated each round, so drift
+(CPU frequency, a neighbour's load) hits floor and emulator alike. Each row is preceded by
+warm-up round trips that are not counted; this process's garbage collector is off while timing.
 
 Run (from the repository root):
 
@@ -34,12 +38,13 @@ Run (from the repository root):
     .venv/bin/python bench/roundtrip.py --quick    # smoke test, a few seconds
     .venv/bin/python bench/roundtrip.py --json     # the table, then the results as JSON
 
-How to read the output: median and p99 (nearest rank) of each series in microseconds, then the
-ratios of the median to the floor of the same link: `pty status / floor` (target < 10x, and a
-median under 200 µs) and `mqtt status / floor` (target < 1.5x), with PASS or MISS, and the
-therapy rows beside them. Targets are reported, never enforced: the script exits 0 whatever the
-numbers (1 only if something could not be measured). Needs `/usr/sbin/mosquitto` (or `--broker`)
-for the MQTT rows; `--no-mqtt` skips them.
+How to read the output: median and p99 (nearest rank; with --quick's 30 therapy round trips the
+p99 is the maximum) of each series in microseconds, then the ratios of the median to the floor
+of the same link: `pty status / floor` (target < 10x, and a median under 200 µs) and
+`mqtt status / floor` (target < 1.5x), with PASS or MISS, and the therapy rows beside them.
+Targets are reported, never enforced: the script exits 0 whatever the numbers (1 only if
+something could not be measured). The MQTT rows need `/usr/sbin/mosquitto` (or `--broker`);
+`--no-mqtt` skips them.
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ import asyncio
 import collections
 import contextlib
 import gc
+import itertools
 import json
 import os
 import platform
@@ -64,20 +70,20 @@ import termios
 import time
 import tty
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for tests.e2e_client
 
 import aiomqtt
 
 import protocol as p
 from tests.e2e_client import Client, MqttTransport, PumpError
 
+REPO = Path(__file__).resolve().parent.parent
 SERIAL = 1234
 FRAME_BYTES = 40  # a sealed GET_STATUS: header 14 + session 8 + payload 0 + tag 16 + crc 2
 POST_S = 2.1  # the pump answers BUSY to commands for its first 2 s (power-on self test)
@@ -207,25 +213,26 @@ def series_timeout(n: int) -> float:
 
 
 def measure(n: int, warmup: int, once: Callable[[], object]) -> list[int]:
-    for _ in range(warmup):
-        once()
     out = []
     clock = time.perf_counter_ns
-    with timing(), watchdog(series_timeout(n + warmup)):
-        for _ in range(n):
-            t0 = clock()
+    with watchdog(series_timeout(n + warmup)):
+        for _ in range(warmup):
             once()
-            out.append(clock() - t0)
+        with timing():
+            for _ in range(n):
+                t0 = clock()
+                once()
+                out.append(clock() - t0)
     return out
 
 
 async def ameasure(n: int, warmup: int, once: Callable[[], Awaitable[object]]) -> list[int]:
-    for _ in range(warmup):
-        await once()
     out = []
     clock = time.perf_counter_ns
-    with timing():
-        async with asyncio.timeout(series_timeout(n + warmup)):
+    async with asyncio.timeout(series_timeout(n + warmup)):
+        for _ in range(warmup):
+            await once()
+        with timing():
             for _ in range(n):
                 t0 = clock()
                 await once()
@@ -408,7 +415,9 @@ def write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
-def pty_floor(n: int, warmup: int) -> list[int]:
+@contextlib.contextmanager
+def pty_echo() -> Iterator[Callable[[], None]]:
+    """A bare pty echo in a separate process; yields one blocking 40-byte round trip."""
     master, slave = os.openpty()
     tty.setraw(slave)  # before anything is written: a cooked pty echoes and mangles bytes
     echo: subprocess.Popen[bytes] | None = None
@@ -428,7 +437,7 @@ def pty_floor(n: int, warmup: int) -> list[int]:
             if read_exactly(slave, FRAME_BYTES) != payload:
                 raise BenchError("the pty echo returned other bytes")
 
-        return measure(n, warmup, once)
+        yield once
     finally:
         os.close(slave)  # the echo's read fails with EIO and it exits
         if master >= 0:
@@ -510,16 +519,54 @@ class BlockingPtyClient:
         return st
 
     def command(self, cls: type[p.Message], /, **fields: Any) -> Any:
-        answer = self.call(
-            cls(command_id=uuid.uuid4().bytes, expected_program_version=self.version, **fields)
-        )
+        fields.update(command_id=uuid.uuid4().bytes, expected_program_version=self.version)
+        answer = self.call(cls(**fields))
         if hasattr(answer, "program_version"):
             self.version = answer.program_version
         return answer
 
 
-def pty_emulator(parent: Path, n: int, n_therapy: int, warmup: int) -> tuple[list[int], ...]:
-    with emulator(parent, None) as emu:
+Variant = tuple[Callable[[], object], int, int]  # one round trip, how many to time, warm-up
+AsyncVariant = tuple[Callable[[], Awaitable[object]], int, int]
+
+
+def share(total: int, rounds: int, r: int) -> int:
+    """Round trips of a series timed in round r."""
+    return total // rounds + (1 if r < total % rounds else 0)
+
+
+def rotated(names: list[str], r: int) -> list[str]:
+    k = r % len(names)
+    return names[k:] + names[:k]
+
+
+def interleaved(variants: dict[str, Variant], rounds: int) -> dict[str, list[int]]:
+    """Warm every variant up, then time them in `rounds` rounds, each a share of every series in
+    an order rotated each round (as bench/codec.py does): drift hits every row alike."""
+    for once, _n, warmup in variants.values():
+        measure(0, warmup, once)
+    samples: dict[str, list[int]] = {name: [] for name in variants}
+    for r in range(rounds):
+        for name in rotated(list(variants), r):
+            once, n, _warmup = variants[name]
+            samples[name] += measure(share(n, rounds, r), 0, once)
+    return samples
+
+
+async def ainterleaved(variants: dict[str, AsyncVariant], rounds: int) -> dict[str, list[int]]:
+    """`interleaved` for coroutines."""
+    for once, _n, warmup in variants.values():
+        await ameasure(0, warmup, once)
+    samples: dict[str, list[int]] = {name: [] for name in variants}
+    for r in range(rounds):
+        for name in rotated(list(variants), r):
+            once, n, _warmup = variants[name]
+            samples[name] += await ameasure(share(n, rounds, r), 0, once)
+    return samples
+
+
+def pty_rows(parent: Path, n: int, n_therapy: int, warmup: int, rounds: int) -> dict[str, Any]:
+    with pty_echo() as floor, emulator(parent, None) as emu:
         client = BlockingPtyClient(emu.info["port"], emu.key)
         try:
             client.handshake()
@@ -540,18 +587,25 @@ def pty_emulator(parent: Path, n: int, n_therapy: int, warmup: int) -> tuple[lis
                 client.command(
                     p.SetContinuousDose, dose_ng_per_day=DOSES[1], confirm_soft_limit=False
                 )
-            status = measure(n, warmup, client.status)
-            doses = iter(range(10**9))
+            doses = itertools.cycle(DOSES)
 
             def therapy() -> None:
-                dose = DOSES[next(doses) % 2]
+                dose = next(doses)
                 client.command(p.SetContinuousDose, dose_ng_per_day=dose, confirm_soft_limit=False)
 
-            therapy_ns = measure(n_therapy, max(1, warmup // 10), therapy)
-            st = client.status()
+            samples = interleaved(
+                {
+                    "pty floor": (floor, n, warmup),
+                    "pty status": (client.status, n, warmup),
+                    "pty therapy": (therapy, n_therapy, max(1, warmup // 10)),
+                },
+                rounds,
+            )
+            with watchdog(10.0):
+                st = client.status()
             if st.daily_dose_ng not in DOSES:
                 raise BenchError(f"the pump's dose is {st.daily_dose_ng}")
-            return status, therapy_ns
+            return samples
         finally:
             client.close()
 
@@ -559,7 +613,9 @@ def pty_emulator(parent: Path, n: int, n_therapy: int, warmup: int) -> tuple[lis
 # --- mqtt ---------------------------------------------------------------------------------------
 
 
-async def mqtt_floor(port: int, n: int, warmup: int, work: Path) -> list[int]:
+@contextlib.asynccontextmanager
+async def mqtt_echo(port: int, work: Path) -> AsyncIterator[Callable[[], Awaitable[None]]]:
+    """A bare aiomqtt echo in a separate process; yields one 40-byte QoS 1 round trip."""
     log = work / "mqtt-echo.log"
     with log.open("wb") as err:
         echo = subprocess.Popen(
@@ -587,10 +643,9 @@ async def mqtt_floor(port: int, n: int, warmup: int, work: Path) -> list[int]:
                 if m.payload != payload:
                     raise BenchError("the MQTT echo returned another payload")
 
-            # The first publish may race the echo's subscription being fully set up.
-            async with asyncio.timeout(10):
+            async with asyncio.timeout(10):  # a first exchange, bounded: is the echo there?
                 await once()
-            return await ameasure(n, warmup, once)
+            yield once
     finally:
         stop_process(echo)
         if echo.stdout is not None:
@@ -609,37 +664,46 @@ async def wait_online(port: int) -> None:
                 return
 
 
-async def mqtt_emulator(emu: Emulator, port: int, n: int, n_therapy: int, warmup: int) -> Any:
-    await wait_online(port)
-    transport = await MqttTransport("127.0.0.1", port, SERIAL).open()
-    try:
-        client = Client(transport, SERIAL, p.Role.CLINICIAN, emu.key)
-        await client.handshake()
-        await client.status()
-        await asyncio.sleep(max(0.0, emu.started + POST_S - time.monotonic()))
-        while True:
-            try:
-                await client.command(p.RecordRefill, **REFILL)
-                break
-            except PumpError as exc:
-                if exc.code is not p.ErrorCode.BUSY:
-                    raise
-                await asyncio.sleep(0.05)
-        await client.command(p.SetContinuousDose, dose_ng_per_day=DOSES[1])
-        status = await ameasure(n, warmup, client.status)
-        doses = iter(range(10**9))
+async def mqtt_rows(
+    emu: Emulator, port: int, work: Path, n: int, n_therapy: int, warmup: int, rounds: int
+) -> dict[str, Any]:
+    async with mqtt_echo(port, work) as floor:
+        await wait_online(port)
+        transport = await MqttTransport("127.0.0.1", port, SERIAL).open()
+        try:
+            client = Client(transport, SERIAL, p.Role.CLINICIAN, emu.key)
+            await client.handshake()
+            await client.status()
+            await asyncio.sleep(max(0.0, emu.started + POST_S - time.monotonic()))
+            while True:
+                try:
+                    await client.command(p.RecordRefill, **REFILL)
+                    break
+                except PumpError as exc:
+                    if exc.code is not p.ErrorCode.BUSY:
+                        raise
+                    await asyncio.sleep(0.05)
+            await client.command(p.SetContinuousDose, dose_ng_per_day=DOSES[1])
+            doses = itertools.cycle(DOSES)
 
-        async def therapy() -> None:
-            dose = DOSES[next(doses) % 2]
-            await client.command(p.SetContinuousDose, dose_ng_per_day=dose)
+            async def therapy() -> None:
+                dose = next(doses)
+                await client.command(p.SetContinuousDose, dose_ng_per_day=dose)
 
-        therapy_ns = await ameasure(n_therapy, max(1, warmup // 10), therapy)
-        st = await client.status()
-        if st.daily_dose_ng not in DOSES:
-            raise BenchError(f"the pump's dose is {st.daily_dose_ng}")
-        return status, therapy_ns
-    finally:
-        await transport.close()
+            samples = await ainterleaved(
+                {
+                    "mqtt floor": (floor, n, warmup),
+                    "mqtt status": (client.status, n, warmup),
+                    "mqtt therapy": (therapy, n_therapy, max(1, warmup // 10)),
+                },
+                rounds,
+            )
+            st = await client.status()
+            if st.daily_dose_ng not in DOSES:
+                raise BenchError(f"the pump's dose is {st.daily_dose_ng}")
+            return samples
+        finally:
+            await transport.close()
 
 
 # --- report -------------------------------------------------------------------------------------
@@ -650,7 +714,9 @@ def verdict(ok: bool) -> str:
 
 
 def report(results: dict[str, Series], notes: list[str]) -> dict[str, Any]:
-    head = f"{'round trip':<14} {'median µs':>10} {'p99 µs':>10} {'min µs':>9} {'max µs':>10} {'n':>6}"
+    head = (
+        f"{'round trip':<14} {'median µs':>10} {'p99 µs':>10} {'min µs':>9} {'max µs':>10} {'n':>6}"
+    )
     print("\n" + head + "   client")
     print("-" * (len(head) + 12))
     for row in ROWS:
@@ -723,6 +789,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=200,
         help="untimed round trips before each floor/status series (200; therapy: a tenth)",
     )
+    ap.add_argument(
+        "--rounds",
+        type=int,
+        default=10,
+        help="the rows of a link are timed interleaved in this many rounds (10)",
+    )
     ap.add_argument("--quick", action="store_true", help="smoke test: 200 status, 30 therapy")
     ap.add_argument("--json", action="store_true", help="also print the results as JSON")
     ap.add_argument(
@@ -736,9 +808,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--no-pty", action="store_true", help="skip the pty rows")
     args = ap.parse_args(argv)
     if args.quick:
-        args.n, args.n_therapy, args.warmup = 200, 30, 50
-    if args.n < 1 or args.n_therapy < 1 or args.warmup < 0:
-        ap.error("--n and --n-therapy must be >= 1, --warmup >= 0")
+        args.n, args.n_therapy, args.warmup, args.rounds = 200, 30, 50, 5
+    if args.n < 1 or args.n_therapy < 1 or args.warmup < 0 or args.rounds < 1:
+        ap.error("--n, --n-therapy and --rounds must be >= 1, --warmup >= 0")
     return args
 
 
@@ -748,45 +820,64 @@ def run(args: argparse.Namespace, results: dict[str, Series], notes: list[str]) 
     print(f"emulator state: fresh directories under {parent} ({kind}), removed afterwards")
     if kind in ("tmpfs", "ramfs"):
         notes.append(f"{parent} is {kind}: the therapy rows do not include a real fsync")
-    n, nt, w = args.n, args.n_therapy, args.warmup
-    blocking = "blocking os.read/os.write + HostSecurity (this file)"
+    n, nt, w, rounds = args.n, args.n_therapy, args.warmup, args.rounds
+    clients = {
+        "pty floor": "python -c echo process, blocking",
+        "pty status": "blocking os.read/os.write + HostSecurity (this file)",
+        "mqtt floor": "aiomqtt echo process, QoS 1",
+        "mqtt status": "tests/e2e_client.py Client + MqttTransport (asyncio)",
+    }
+    clients["pty therapy"] = clients["pty status"]
+    clients["mqtt therapy"] = clients["mqtt status"]
     if not args.no_pty:
-        results["pty floor"] = Series.of(
-            "pty floor", "python -c echo process, blocking", pty_floor(n, w)
-        )
-        status, therapy = pty_emulator(parent, n, nt, w)
-        results["pty status"] = Series.of("pty status", blocking, status)
-        results["pty therapy"] = Series.of("pty therapy", blocking, therapy)
+        for row, samples in pty_rows(parent, n, nt, w, rounds).items():
+            results[row] = Series.of(row, clients[row], samples)
     if args.no_mqtt:
         return
     if not Path(args.broker).exists():
         notes.append(f"{args.broker} not found: the MQTT rows are skipped")
         return
-    with tempfile.TemporaryDirectory(prefix="itp-bench-") as tmp, broker(args.broker, Path(tmp)) as port:
-        floor = asyncio.run(mqtt_floor(port, n, w, Path(tmp)))
-        results["mqtt floor"] = Series.of("mqtt floor", "aiomqtt echo process, QoS 1", floor)
-        with emulator(parent, port) as emu:
-            status, therapy = asyncio.run(mqtt_emulator(emu, port, n, nt, w))
-        e2e = "tests/e2e_client.py Client + MqttTransport (asyncio)"
-        results["mqtt status"] = Series.of("mqtt status", e2e, status)
-        results["mqtt therapy"] = Series.of("mqtt therapy", e2e, therapy)
+    with (
+        tempfile.TemporaryDirectory(prefix="itp-bench-") as tmp,
+        broker(args.broker, Path(tmp)) as port,
+        emulator(parent, port) as emu,
+    ):
+        rows = asyncio.run(mqtt_rows(emu, port, Path(tmp), n, nt, w, rounds))
+    for row, samples in rows.items():
+        results[row] = Series.of(row, clients[row], samples)
+
+
+def _terminate(signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")  # unwinds the finally blocks: nothing leaks
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate)
     print("bench/roundtrip.py: emulator round trips on pty and MQTT vs raw floors")
     print(f"python {platform.python_version()} on {platform.platform()}, {os.cpu_count()} CPUs")
     print(
         f"status rows: {args.n} round trips, therapy rows: {args.n_therapy}, "
-        f"warm-up {args.warmup} (therapy {max(1, args.warmup // 10)})"
+        f"warm-up {args.warmup} (therapy {max(1, args.warmup // 10)}), "
+        f"interleaved in {args.rounds} rounds"
     )
     results: dict[str, Series] = {}
     notes: list[str] = []
     failed = None
     try:
         run(args, results, notes)
-    except (BenchError, PumpError, p.ProtocolError, TimeoutError, OSError, aiomqtt.MqttError) as exc:
+    except (
+        BenchError,
+        PumpError,
+        p.ProtocolError,
+        TimeoutError,
+        OSError,
+        aiomqtt.MqttError,
+    ) as exc:
         failed = f"{type(exc).__name__}: {exc}"
+    except KeyboardInterrupt:
+        print("\ninterrupted; subprocesses stopped, state directories removed", file=sys.stderr)
+        return 130
     ratios = report(results, notes)
     if args.json:
         print(

@@ -25,7 +25,6 @@ through its `Store`, so the whole behaviour on the wire is testable without a po
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
 import logging
 import secrets
@@ -57,9 +56,13 @@ class ControlCode:
     STOPPED = 2  # b: 0
 
 
-@functools.cache
+_FIELDS: dict[int, frozenset[str]] = {
+    msg_id: frozenset(f.name for f in cls.FIELDS) for msg_id, cls in p.MESSAGES.items()
+}
+
+
 def _fields(cls: type[p.Message]) -> frozenset[str]:
-    return frozenset(f.name for f in cls.FIELDS)
+    return _FIELDS[cls.MSG_ID]
 
 
 def _u32(v: int) -> int:
@@ -480,7 +483,8 @@ class PumpDevice:
     def _apply(self, msg: Any) -> fm.Applied | fm.RefillReport | fm.PatientBolusGranted:
         pump = self.pump
         kw: dict[str, Any] = {"command_id": msg.command_id, "source": fm.Source.PROGRAMMER}
-        names = _fields(type(msg))
+        cls: type[p.Message] = type(msg)
+        names = _fields(cls)
         if "expected_program_version" in names:
             kw["expected_version"] = msg.expected_program_version
         if "confirm_soft_limit" in names:

@@ -121,7 +121,7 @@ class MqttLink:
 
     def _client_for(self) -> aiomqtt.Client:
         s = self.settings
-        props = Properties(PacketTypes.CONNECT)
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = 0
         return aiomqtt.Client(
             s.host,

@@ -143,6 +143,7 @@ class Runtime:
         self._decoders: dict[str, p.FrameDecoder] = {}
         self._wake = asyncio.Event()
         self._stopped = False
+        self._closed = False
 
     @property
     def serial(self) -> int:
@@ -229,14 +230,22 @@ class Runtime:
                 # Everything due up to now was just applied; a floor keeps a paused clock (or an
                 # event due this very millisecond) from spinning the loop.
                 delay = max(delay, MIN_SLEEP_S)
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow a cancellation
+            # that races with the wake-up, and the clock task would never end.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), delay)
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()
+
+    def stop(self) -> None:
+        """Ask the clock task to end (before cancelling it)."""
+        self._stopped = True
+        self.poke()
 
     def close(self) -> None:
         """Write the last state and close the memory (after the links stopped)."""
-        if self._stopped:
+        if self._closed:
             return
-        self._stopped = True
+        self._closed = self._stopped = True
         dev = self.device
         dev.advance()
         dev.log_control(ControlCode.STOPPED, 0)

@@ -107,6 +107,8 @@ class EmulatorServer:
         if self.mqtt is not None:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self.mqtt.say_offline(), 2)
+        if self.runtime is not None:
+            self.runtime.stop()
         for t in self._tasks:
             t.cancel()
         for t in self._tasks:

@@ -199,7 +199,17 @@ class Store:
             "SELECT command_id, msg_id, request_hash, state, error_code, detail, "
             "program_version, event_seq, response FROM commands ORDER BY n"
         ):
-            yield CommandRecord(bytes(row[0]), row[1], bytes(row[2]), *row[3:8], bytes(row[8]))
+            yield CommandRecord(
+                command_id=bytes(row[0]),
+                msg_id=row[1],
+                request_hash=bytes(row[2]),
+                state=row[3],
+                error_code=row[4],
+                detail=row[5],
+                program_version=row[6],
+                event_seq=row[7],
+                response=bytes(row[8]),
+            )
 
     def integrity_check(self) -> str:
         return str(self._db.execute("PRAGMA integrity_check").fetchone()[0])

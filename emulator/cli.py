@@ -175,7 +175,8 @@ def _options(args: argparse.Namespace) -> ServerOptions:
                 insecure=args.mqtt_insecure,
             )
         except ValueError as exc:
-            raise SystemExit(f"pump-emulator: error: --mqtt: {exc}") from None
+            print(f"pump-emulator: error: --mqtt: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
     return ServerOptions(
         profile=PROFILES[args.profile] if args.profile else None,
         serial=args.pump_serial,

@@ -261,6 +261,11 @@ class Pump:
         )
 
     @property
+    def self_test_ends_at(self) -> int:
+        """Model time the power-on self test ends (commands are answered BUSY before it)."""
+        return self._s.post_until
+
+    @property
     def program_dose_ng_per_day(self) -> int:
         """CONTINUOUS and BRIDGE: the programmed daily dose (0 in other modes)."""
         s = self._s

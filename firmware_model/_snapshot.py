@@ -110,9 +110,7 @@ def snapshot(pump: Pump, *, include_events: bool = True) -> dict[str, Any]:
     puts them back with `encode_events` before `restore`."""
     s = pump._s
     state = {
-        f.name: (
-            [] if f.name == "events" and not include_events else _enc(getattr(s, f.name))
-        )
+        f.name: ([] if f.name == "events" and not include_events else _enc(getattr(s, f.name)))
         for f in dataclasses.fields(s)
     }
     return {

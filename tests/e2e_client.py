@@ -57,7 +57,8 @@ class SerialTransport:
             view = view[n:]
 
     async def recv(self) -> p.Frame:
-        return await self.frames.get()
+        frame: p.Frame = await self.frames.get()
+        return frame
 
     async def close(self) -> None:
         self.loop.remove_reader(self.fd)
@@ -98,7 +99,8 @@ class MqttTransport:
         await self.client.publish(f"itp/v1/{self.serial}/cmd", data, qos=1, retain=retain)
 
     async def recv(self) -> p.Frame:
-        return await self.frames.get()
+        frame: p.Frame = await self.frames.get()
+        return frame
 
     async def close(self) -> None:
         if self._task is not None:
@@ -135,7 +137,7 @@ class Client:
         await self.t.send(data)
         async with asyncio.timeout(timeout):
             while True:
-                frame = await self.t.recv()
+                frame: p.Frame = await self.t.recv()
                 if frame.seq == seq and frame.msg_id != p.TelemetryBeacon.MSG_ID:
                     return frame
 

@@ -470,6 +470,7 @@ def test_unknown_message_and_version_are_answered(rig: Rig) -> None:
     v2[2] = 2
     (reply,) = rig.send(bytes(v2))
     err = only_frame(reply).decode()
+    assert isinstance(err, p.Error)
     assert err.code is p.ErrorCode.UNSUPPORTED_VERSION and only_frame(reply).seq == 0
     assert rig.send(bytes(v2)) == []  # rate limited: noise cannot make the pump chatter
 
@@ -558,7 +559,7 @@ def test_malformed_payload_in_a_valid_session(rig: Rig) -> None:
     raw = _seal_raw(host, p.SetDrug, bytes(bad))
     (reply,) = rig.send(raw)
     event = host.security.receive(only_frame(reply))
-    assert isinstance(event, p.Response)
+    assert isinstance(event, p.Response) and isinstance(event.message, p.Error)
     assert event.message.code is p.ErrorCode.MALFORMED and "drug" in event.message.detail
 
 
@@ -590,14 +591,17 @@ def test_handshake_lockout_never_touches_delivery(tmp_path: Path) -> None:
         attacker = Host(rig, p.Role.CLINICIAN, wrong)
         replies = rig.send(attacker.security.hello(seq=attacker.next_seq()))
         frame = only_frame(replies[0])
-        if frame.msg_id == p.Error.MSG_ID:
-            codes.append(frame.decode().code)
+        answer = frame.decode()
+        if isinstance(answer, p.Error):
+            codes.append(answer.code)
             continue
         # the attacker cannot verify tag_P; it answers with a guessed CONFIRM tag
-        challenge = frame.decode()
-        confirm = p.Confirm(session_id=challenge.session_id, tag=bytes(16))
+        assert isinstance(answer, p.Challenge)
+        confirm = p.Confirm(session_id=answer.session_id, tag=bytes(16))
         (reply,) = rig.send(p.encode_frame(confirm, pump_id=SERIAL, seq=2, from_pump=False))
-        codes.append(only_frame(reply).decode().code)
+        refusal = only_frame(reply).decode()
+        assert isinstance(refusal, p.Error)
+        codes.append(refusal.code)
     assert codes[:5] == [p.ErrorCode.HANDSHAKE_FAILED] * 5
     assert set(codes[5:]) == {p.ErrorCode.HANDSHAKE_LOCKED}
     # a session opened before the attack keeps working; delivery is exact
