@@ -117,6 +117,7 @@ class PumpDevice:
         self._log_dirty_since: int | None = None
         self._last_checkpoint = mono()
         self._telemetry_dirty = False
+        self._telemetry_pending = 0
         self._version_reply_at = -VERSION_REPLY_INTERVAL_MS
         # "Stale log until the next read" (domain.md 2.1): a motor-recovery record becomes
         # readable at the second session opened after it was written.
@@ -147,6 +148,7 @@ class PumpDevice:
     def tick(self) -> None:
         """Advance the model, end expired sessions, write pending log records when due."""
         self.advance()
+        self._charge_telemetry()
         now = self._mono()
         self.security.expire(now)
         self._log_sessions_ended()
@@ -170,12 +172,18 @@ class PumpDevice:
             self.stats.refused += 1
             if inbound.security_event:
                 code = inbound.error.code
+                log.info("refused %s frame: %s", inbound.frame.msg_id, code.name)
                 self._security_pending[code] = self._security_pending.get(code, 0) + 1
             if inbound.reply is not None:
                 out.append(inbound.reply)
         elif isinstance(inbound, p.Reply):
             out.append(inbound.data)
             if inbound.what == "session_ready" and inbound.session is not None:
+                log.info(
+                    "session %08x opened (%s)",
+                    inbound.session.session_id,
+                    inbound.session.role.name.lower(),
+                )
                 self._published_upto, self._mark = self._mark, self.pump.event_seq
                 self._log_external(
                     fm.EventKind.SESSION_OPENED,
@@ -186,10 +194,17 @@ class PumpDevice:
             out.append(self._request(inbound))
         self._log_sessions_ended()
         if out:
+            # Telemetry costs battery; it is charged to the model in batches (at the next tick
+            # or commit, within a second while a session is open), not frame by frame.
             self.stats.frames_out += len(out)
-            self.pump.note_telemetry(len(out))
+            self._telemetry_pending += len(out)
             self._telemetry_dirty = True
         return out
+
+    def _charge_telemetry(self) -> None:
+        if self._telemetry_pending:
+            self.pump.note_telemetry(self._telemetry_pending)
+            self._telemetry_pending = 0
 
     def refuse_retained(self) -> None:
         """A command frame arrived as a retained MQTT message: dropped, logged as a replay."""
@@ -622,6 +637,7 @@ class PumpDevice:
 
     def _log_sessions_ended(self) -> None:
         for info, reason in self.security.drain_ended():
+            log.info("session %08x ended (%s)", info.session_id, reason.name.lower())
             self._log_external(fm.EventKind.SESSION_CLOSED, int(reason), info.session_id)
 
     def _drain_security(self) -> None:
@@ -639,6 +655,7 @@ class PumpDevice:
 
     def _commit(self, command: CommandRecord | None) -> str | None:
         self._drain_security()
+        self._charge_telemetry()
         store = self.store
         good = self._capture()
         if store is not None:

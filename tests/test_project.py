@@ -111,6 +111,13 @@ def test_simulation_benchmark_runs() -> None:
     assert "cost ratio" in r.stdout and "1-min ticks" in r.stdout
 
 
+def test_roundtrip_benchmark_runs() -> None:
+    """Smoke test only: round-trip ratios are measured by bench/roundtrip.py, never asserted."""
+    r = _run(sys.executable, "bench/roundtrip.py", "--quick")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "pty status / floor" in r.stdout and "mqtt status / floor" in r.stdout
+
+
 def test_ci_runs_exactly_the_readme_test_command() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     block = readme.split("```sh\n", 1)[1].split("```", 1)[0].strip().splitlines()
