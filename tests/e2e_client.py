@@ -28,10 +28,15 @@ TIMEOUT_S = 5.0
 class SerialTransport:
     """A serial device (a pty path) opened raw and non-blocking, read with add_reader."""
 
-    def __init__(self, path: str) -> None:
-        self.fd = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
-        tty.setraw(self.fd)
-        termios.tcflush(self.fd, termios.TCIFLUSH)
+    def __init__(self, path: str | None = None, *, fd: int | None = None) -> None:
+        if fd is None:
+            assert path is not None
+            fd = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+            tty.setraw(fd)
+            termios.tcflush(fd, termios.TCIFLUSH)
+        else:
+            os.set_blocking(fd, False)
+        self.fd = fd
         self.decoder = p.FrameDecoder()
         self.frames: asyncio.Queue[p.Frame] = asyncio.Queue()
         self.loop = asyncio.get_running_loop()

@@ -16,6 +16,14 @@ from emulator._keys import key_path, read_key
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 SERIAL = 1234
 NS_PER_MS = 1_000_000
+# RECORD_REFILL of a new pump: 20 mL of morphine 25 mg/mL (the threshold is given per test)
+MORPHINE_FILL: dict[str, Any] = {
+    "withdrawn_volume_nl": 0,
+    "added_volume_nl": 20_000_000,
+    "drug": p.Drug.MORPHINE,
+    "concentration_ng_per_ml": 25_000_000,
+    "concentration_unit": p.ConcentrationUnit.MG_PER_ML,
+}
 
 
 class Host:
@@ -167,15 +175,7 @@ class Rig:
         """Past the self test, filled with morphine 25 mg/mL and running `dose_ng` a day."""
         self.sleep(2_001)
         host.status()
-        refill = host.command(
-            p.RecordRefill,
-            withdrawn_volume_nl=0,
-            added_volume_nl=20_000_000,
-            drug=p.Drug.MORPHINE,
-            concentration_ng_per_ml=25_000_000,
-            concentration_unit=p.ConcentrationUnit.MG_PER_ML,
-            low_reservoir_threshold_nl=2_000_000,
-        )
+        refill = host.command(p.RecordRefill, **MORPHINE_FILL, low_reservoir_threshold_nl=2_000_000)
         assert isinstance(refill, p.RefillResult), refill
         ack = host.command(p.SetContinuousDose, dose_ng_per_day=dose_ng, confirm_soft_limit=True)
         assert isinstance(ack, p.CommandAck), ack

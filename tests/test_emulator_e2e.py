@@ -22,6 +22,7 @@ from emulator import EmulatorServer, MqttSettings, ServerOptions, read_key
 
 from .conftest import Broker
 from .e2e_client import Client, MqttTransport, PumpError, SerialTransport
+from .emulator_helpers import MORPHINE_FILL
 
 SERIAL = 1234
 X1000000 = 1_000_000_000  # speed_milli for a million times real time
@@ -41,15 +42,7 @@ async def past_self_test(server: EmulatorServer) -> None:
 
 async def fill_and_run(c: Client, *, dose_ng: int = 10_000_000, low_nl: int = 2_000_000) -> None:
     await c.status()
-    refill = await c.command(
-        p.RecordRefill,
-        withdrawn_volume_nl=0,
-        added_volume_nl=20_000_000,
-        drug=p.Drug.MORPHINE,
-        concentration_ng_per_ml=25_000_000,
-        concentration_unit=p.ConcentrationUnit.MG_PER_ML,
-        low_reservoir_threshold_nl=low_nl,
-    )
+    refill = await c.command(p.RecordRefill, **MORPHINE_FILL, low_reservoir_threshold_nl=low_nl)
     assert isinstance(refill, p.RefillResult)
     ack = await c.command(p.SetContinuousDose, dose_ng_per_day=dose_ng)
     assert isinstance(ack, p.CommandAck)
@@ -402,3 +395,165 @@ def test_cli_refuses_bad_options(tmp_path: Path) -> None:
             check=False,
         )
         assert r.returncode == 2 and b"error" in r.stderr, (args, r.stderr)
+
+
+# --- the whole catalogue over both transports -------------------------------------------------
+
+
+async def every_message(server: EmulatorServer, c: Client) -> set[str]:
+    """Sends every host-to-pump message once over `c`; returns the names sent."""
+    sent: set[str] = set()
+
+    async def call(msg: p.Message, expect: type[p.Message]) -> object:
+        sent.add(msg.NAME)
+        answer = await c.call(msg)
+        assert isinstance(answer, expect), answer
+        if hasattr(answer, "program_version") and not isinstance(answer, p.CommandStatus):
+            c.version = answer.program_version
+        return answer
+
+    async def command(cls: type[p.Message], expect: type[p.Message], **fields: object) -> object:
+        sent.add(cls.NAME)
+        answer = await c.command(cls, **fields)
+        assert isinstance(answer, expect), answer
+        return answer
+
+    await call(p.GetDeviceInfo(), p.DeviceInfo)  # plain, before the handshake
+    sent |= {"HELLO", "CONFIRM"}
+    await c.handshake()
+    await past_self_test(server)
+    await fill_and_run(c)
+    sent.add("RECORD_REFILL")
+    sent.add("SET_CONTINUOUS_DOSE")
+    st = await call(p.GetStatus(), p.Status)
+    for read, expect in [
+        (p.GetProgram(), p.Program),
+        (p.GetDrug(), p.DrugInfo),
+        (p.GetPatientBolus(), p.PatientBolusSettings),
+        (p.GetAlarms(), p.AlarmList),
+        (p.GetEvents(cursor=0, max_count=16), p.EventPage),
+        (p.GetClock(), p.Clock),
+        (p.GetCommandStatus(command_id=uuid.uuid4().bytes), p.CommandStatus),
+        (p.GetAlarmSettings(), p.AlarmSettings),
+    ]:
+        await call(read, expect)
+    ack = p.CommandAck
+    steps = (p.ScheduleStep(0, 8_000_000), p.ScheduleStep(720, 12_000_000))
+    await command(p.SetSchedule, ack, steps=steps)
+    await command(p.StartClinicianBolus, ack, dose_ng=500_000, duration_ms=120_000, then_stop=False)
+    await command(p.CancelBolus, ack)
+    await command(p.Suspend, ack)
+    await command(p.Resume, ack)
+    await command(
+        p.SetPatientBolus,
+        ack,
+        enabled=True,
+        dose_ng=250_000,
+        duration_ms=60_000,
+        lockout_ms=60_000,
+        max_per_24h=4,
+    )
+    await command(p.RequestPatientBolus, p.PatientBolusAccepted)
+    await command(p.CancelBolus, ack)
+    await command(p.StartPrimingBolus, ack, volume_nl=200_000)
+    await command(p.CancelBolus, ack)
+    await command(
+        p.SetAlarmSettings,
+        ack,
+        low_reservoir_threshold_nl=3_000_000,
+        critical_repeat_ms=300_000,
+        noncritical_repeat_ms=1_800_000,
+    )
+    await command(p.AlarmTest, ack, tone=p.Tone.TWO_TONE)
+    assert isinstance(st, p.Status)
+    await command(p.SetClock, ack, pump_time_ms=st.pump_time_ms + 3_600_000)
+    await command(
+        p.SetDrug,
+        ack,
+        drug=p.Drug.MORPHINE,
+        concentration_ng_per_ml=20_000_000,
+        concentration_unit=p.ConcentrationUnit.MG_PER_ML,
+    )
+    await command(
+        p.StartBridge,
+        ack,
+        dead_volume_nl=233_000,
+        previous_concentration_ng_per_ml=25_000_000,
+        dose_ng_per_day=10_000_000,
+    )
+    server.device.pump.inject(fm.MotorStall())  # what a trainer's control plane will do
+    await command(p.SilenceAlarms, ack, alarms=p.Alarm.MOTOR_STALL, duration_ms=60_000)
+    await command(p.AcknowledgeAlarms, ack, alarms=p.Alarm.MOTOR_STALL)
+    ended = await call(p.EndSession(), p.SessionEnded)
+    assert isinstance(ended, p.SessionEnded)
+    return sent
+
+
+HOST_MESSAGES = {
+    cls.NAME for cls in p.MESSAGES.values() if cls.DIRECTION is p.Direction.HOST_TO_PUMP
+}
+
+
+async def test_every_message_over_a_real_pty(tmp_path: Path) -> None:
+    async with EmulatorServer(tmp_path, ServerOptions(speed_milli=100_000)) as server:
+        assert server.port_path
+        c = clinician(server, SerialTransport(server.port_path))
+        assert await every_message(server, c) == HOST_MESSAGES
+        await c.t.close()
+    assert server.failed_task() is None
+
+
+async def test_every_message_over_mqtt(tmp_path: Path, broker: Broker) -> None:
+    options = mqtt_options(broker, serial=4325, speed_milli=100_000)
+    async with EmulatorServer(tmp_path, options) as server:
+        await connected(server)
+        c = clinician(server, await MqttTransport(broker.host, broker.port, 4325).open())
+        assert await every_message(server, c) == HOST_MESSAGES
+        await c.t.close()
+    assert server.failed_task() is None
+
+
+async def test_serves_an_existing_serial_port(tmp_path: Path) -> None:
+    master, slave = os.openpty()
+    import tty
+
+    tty.setraw(slave)
+    try:
+        options = ServerOptions(port=os.ttyname(slave))
+        async with EmulatorServer(tmp_path, options) as server:
+            assert server.serial_port is not None and server.port_path is None
+            c = clinician(server, SerialTransport(fd=master))
+            info = await c.call(p.GetDeviceInfo())
+            assert isinstance(info, p.DeviceInfo) and info.serial_number == SERIAL
+            await c.handshake()
+            assert isinstance(await c.status(), p.Status)
+            c.t.loop.remove_reader(master)
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
+async def test_a_host_that_stops_reading_cannot_stall_the_pump(tmp_path: Path) -> None:
+    async with EmulatorServer(tmp_path) as server:
+        assert server.port_path and server.pty is not None
+        t = SerialTransport(server.port_path)
+        c = clinician(server, t)
+        t.loop.remove_reader(t.fd)  # the host stops reading
+        request = p.encode_frame(p.GetDeviceInfo(), pump_id=SERIAL, seq=1, from_pump=False)
+        for _ in range(40):
+            await t.send(request * 100)  # 4,000 requests, 188 kB of answers nobody reads
+            await asyncio.sleep(0)
+        await asyncio.sleep(0.1)
+        assert server.pty.dropped_frames > 0  # bounded: the oldest answers went
+        t.loop.add_reader(t.fd, t._readable)
+        c.t = t
+        async with asyncio.timeout(10):
+            while True:  # drain what is queued, then the pump answers as before
+                try:
+                    info = await c.call(p.GetDeviceInfo(), timeout=0.5)
+                    break
+                except TimeoutError:
+                    continue
+        assert isinstance(info, p.DeviceInfo)
+        await t.close()
+    assert server.failed_task() is None
