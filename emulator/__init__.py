@@ -6,7 +6,7 @@ a serial port and MQTT (`EmulatorServer`, `pump-emulator serve`). See docs/emula
 """
 
 from ._clock import VirtualClock
-from ._device import ControlCode, LinkStats, PumpDevice
+from ._device import ControlCode, DeviceStats, PumpDevice
 from ._keys import KeyFileError, load_or_create_keys, read_key
 from ._mqtt import MqttLink, MqttSettings, topics
 from ._runtime import Runtime, Trace, open_device
@@ -17,9 +17,9 @@ from ._store import CommandRecord, Store, StoreError
 __all__ = [
     "CommandRecord",
     "ControlCode",
+    "DeviceStats",
     "EmulatorServer",
     "KeyFileError",
-    "LinkStats",
     "MqttLink",
     "MqttSettings",
     "PtyLink",

@@ -74,7 +74,7 @@ def _at(v: int | None) -> int:
 
 
 @dataclasses.dataclass
-class LinkStats:
+class DeviceStats:
     frames_in: int = 0
     frames_out: int = 0
     decode_errors: int = 0
@@ -107,7 +107,7 @@ class PumpDevice:
         self.store = store
         self.security = p.PumpSecurity(pump.serial, keys, randbytes, policy)
         self.stale_recovery_log = stale_recovery_log
-        self.stats = LinkStats()
+        self.stats = DeviceStats()
         self._mono = mono
         self._wall = wall
         self._commands: dict[bytes, CommandRecord] = {}

@@ -117,7 +117,6 @@ class MqttLink:
         self.connections = 0
         self.retained_refused = 0
         self._client: aiomqtt.Client | None = None
-        self._pending: set[asyncio.Task[None]] = set()
 
     def _client_for(self) -> aiomqtt.Client:
         s = self.settings

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import secrets
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -86,7 +87,7 @@ def open_device(
             stale_recovery_log=stale_recovery_log,
             wall=wall,
             mono=lambda: monotonic_ns() // 1_000_000,
-            **({"randbytes": randbytes} if randbytes is not None else {}),
+            randbytes=randbytes or secrets.token_bytes,
         )
         device.advance()
         device.log_control(ControlCode.STARTED, downtime)

@@ -557,3 +557,21 @@ async def test_a_host_that_stops_reading_cannot_stall_the_pump(tmp_path: Path) -
         assert isinstance(info, p.DeviceInfo)
         await t.close()
     assert server.failed_task() is None
+
+
+async def test_speed_can_change_while_serving_without_a_time_jump(tmp_path: Path) -> None:
+    async with EmulatorServer(tmp_path, ServerOptions(speed_milli=X1000000)) as server:
+        assert server.runtime is not None and server.port_path
+        c = clinician(server, SerialTransport(server.port_path))
+        server.runtime.set_speed(0)  # paused
+        paused = (await c.call(p.GetDeviceInfo())).speed_factor_milli
+        before = server.device.clock.now()
+        await asyncio.sleep(0.05)
+        assert server.device.clock.now() == before  # time stands still
+        server.runtime.set_speed(1000)
+        await asyncio.sleep(0.05)
+        after = server.device.clock.now()
+        info = await c.call(p.GetDeviceInfo())
+        await c.t.close()
+    assert paused == 0 and info.speed_factor_milli == 1000
+    assert 0 < after - before < 1_000  # real time again: no jump from the x1,000,000 period
