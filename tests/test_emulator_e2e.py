@@ -575,3 +575,49 @@ async def test_speed_can_change_while_serving_without_a_time_jump(tmp_path: Path
         await c.t.close()
     assert paused == 0 and info.speed_factor_milli == 1000
     assert 0 < after - before < 1_000  # real time again: no jump from the x1,000,000 period
+
+
+def _serve_subprocess(state: Path, ready: Path, *extra: str) -> subprocess.Popen[bytes]:
+    ready.unlink(missing_ok=True)
+    with (state.parent / "emulator.log").open("ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "emulator.cli", "serve", "--state-dir", str(state),
+             "--ready-file", str(ready), "--log-level", "warning", *extra],
+            stdout=subprocess.DEVNULL, stderr=log,
+        )  # fmt: skip
+    _wait_for(ready, proc)
+    return proc
+
+
+async def test_acknowledged_commands_survive_sigkill(tmp_path: Path) -> None:
+    state, ready = tmp_path / "state", tmp_path / "ready.json"
+    proc = _serve_subprocess(state, ready, "--speed", "100")
+    acked: list[tuple[bytes, int]] = []
+    try:
+        info = json.loads(ready.read_text())
+        key = read_key(Path(info["key_files"]["clinician"]))
+        c = Client(SerialTransport(info["port"]), SERIAL, p.Role.CLINICIAN, key)
+        await c.handshake()
+        await asyncio.sleep(0.05)  # the 2 s self test at x100
+        await fill_and_run(c)
+        for i in range(20):
+            cid = uuid.uuid4().bytes
+            ack = await c.command(
+                p.SetContinuousDose, dose_ng_per_day=5_000_000 + i * 100_000, command_id=cid
+            )
+            acked.append((cid, ack.event_seq))
+        proc.kill()  # no chance to write anything more
+        proc.wait()
+        await c.t.close()
+        proc = _serve_subprocess(state, ready, "--speed", "100")
+        info = json.loads(ready.read_text())
+        c = Client(SerialTransport(info["port"]), SERIAL, p.Role.CLINICIAN, key)
+        await c.handshake()
+        for cid, event_seq in acked:
+            status = await c.call(p.GetCommandStatus(command_id=cid))
+            assert (status.state, status.event_seq) == (p.CommandState.APPLIED, event_seq)
+        assert (await c.status()).daily_dose_ng == 5_000_000 + 19 * 100_000
+        await c.t.close()
+    finally:
+        proc.kill()
+        proc.wait()
