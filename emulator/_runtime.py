@@ -145,6 +145,7 @@ class Runtime:
         self._wake = asyncio.Event()
         self._stopped = False
         self._closed = False
+        self._planned_ms = 0  # monotonic ms the clock task plans to wake at
 
     @property
     def serial(self) -> int:
@@ -180,6 +181,8 @@ class Runtime:
     def _handle(self, link: str, items: list[p.Frame | p.DecodeError]) -> list[bytes]:
         out: list[bytes] = []
         trace = self.trace
+        pump = self.device.pump
+        before = (id(pump), pump.event_seq, pump.program_version)
         for item in items:
             if trace is not None:
                 if isinstance(item, p.Frame):
@@ -191,8 +194,15 @@ class Runtime:
                 for r in replies:
                     trace.frame(link, "out", r)
             out.extend(replies)
-        if items:
+        # Wake the clock task only when its plan may have changed. A needless wake-up would run
+        # the clock task before the answer is written, on the round trip's critical path.
+        pump = self.device.pump
+        if (id(pump), pump.event_seq, pump.program_version) != before:
             self.poke()
+        else:
+            due = self.device.next_wakeup_ms()
+            if due is not None and due < self._planned_ms:
+                self.poke()
         return out
 
     def note_out(self, link: str, data: bytes) -> None:
@@ -227,6 +237,7 @@ class Runtime:
             self.device.tick()
             delay = self._sleep_s()
             self._wake.clear()
+            self._planned_ms = mono_ms() + int(delay * 1000) if delay is not None else 1 << 62
             if delay is not None:
                 # Everything due up to now was just applied; a floor keeps a paused clock (or an
                 # event due this very millisecond) from spinning the loop.
