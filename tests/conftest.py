@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -46,7 +47,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 class Broker:
     """A mosquitto on a free loopback port that a test can stop and start again."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, *, users: dict[str, str] | None = None) -> None:
         exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         if not Path(exe).exists():
             raise RuntimeError("mosquitto is not installed: apt-get install -y mosquitto")
@@ -54,9 +55,19 @@ class Broker:
         self.host = "127.0.0.1"
         self.port = _free_port()
         self.conf = workdir / "mosquitto.conf"
+        auth = "allow_anonymous true\n"
+        if users:
+            passwords = workdir / "passwords"
+            passwd = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
+            for i, (user, password) in enumerate(users.items()):
+                flags = ["-b", "-c"] if i == 0 else ["-b"]
+                subprocess.run([passwd, *flags, str(passwords), user, password], check=True)
+            auth = f"allow_anonymous false\npassword_file {passwords}\n"
+            if os.geteuid() == 0:  # else mosquitto drops to its own user, who cannot read it
+                auth += "user root\n"
         self.conf.write_text(
             f"listener {self.port} 127.0.0.1\n"
-            "allow_anonymous true\npersistence false\nlog_dest stderr\n"
+            f"{auth}persistence false\nlog_dest stderr\n"
             "log_type error\nlog_type warning\nmax_queued_messages 100000\n"
             "max_inflight_messages 100\nset_tcp_nodelay true\n"
         )

@@ -621,3 +621,45 @@ async def test_acknowledged_commands_survive_sigkill(tmp_path: Path) -> None:
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_mqtt_urls_and_credentials() -> None:
+    s = MqttSettings.from_url("mqtt://alice:s%40cret@broker.local")
+    assert (s.host, s.port, s.username, s.password, s.tls) == (
+        "broker.local",
+        1883,
+        "alice",
+        "s@cret",
+        False,
+    )
+    assert "s@cret" not in repr(s) and "alice" in repr(s)
+    t = MqttSettings.from_url("mqtts://127.0.0.1", username="bob", password="pw")
+    assert (t.port, t.tls, t.username, t.password) == (8883, True, "bob", "pw")
+    assert t.tls_context() is not None and s.tls_context() is None
+    for bad in ("http://x", "mqtt://", "mqtt://host/path", "mqtt://host:99999"):
+        with pytest.raises(ValueError):
+            MqttSettings.from_url(bad)
+
+
+async def test_mqtt_broker_with_passwords(tmp_path: Path) -> None:
+    broker = Broker(tmp_path, users={"pump": "pump-secret"})
+    broker.start()
+    try:
+        good = ServerOptions(
+            pty=False,
+            serial=4326,
+            mqtt=MqttSettings.from_url(f"mqtt://pump:pump-secret@127.0.0.1:{broker.port}"),
+        )
+        async with EmulatorServer(tmp_path / "a", good) as server:
+            await connected(server)
+        bad = ServerOptions(
+            pty=False,
+            serial=4327,
+            mqtt=MqttSettings.from_url(f"mqtt://pump:wrong@127.0.0.1:{broker.port}"),
+        )
+        async with EmulatorServer(tmp_path / "b", bad) as server:
+            await asyncio.sleep(1.0)
+            assert server.mqtt is not None and server.mqtt.connections == 0
+            assert server.failed_task() is None  # refused logins are retried, never fatal
+    finally:
+        broker.stop()
