@@ -137,8 +137,8 @@ class PumpDevice:
     def next_wakeup_ms(self) -> int | None:
         """Monotonic ms by which `tick()` must run for housekeeping (None: only model events)."""
         due = []
-        if self._log_dirty_since is not None or self._security_pending:
-            due.append((self._log_dirty_since or self._mono()) + LOG_FLUSH_MS)
+        if self._log_dirty_since is not None:
+            due.append(self._log_dirty_since + LOG_FLUSH_MS)
         if self._telemetry_dirty:
             due.append(self._last_checkpoint + CHECKPOINT_MS)
         if self.security.sessions:
@@ -154,7 +154,7 @@ class PumpDevice:
         self._log_sessions_ended()
         log_due = self._log_dirty_since is not None and now - self._log_dirty_since >= LOG_FLUSH_MS
         checkpoint_due = self._telemetry_dirty and now - self._last_checkpoint >= CHECKPOINT_MS
-        if self._security_pending or log_due or checkpoint_due:
+        if log_due or checkpoint_due:
             self.flush()
 
     # --- frames in, frames out ------------------------------------------------------------
@@ -173,7 +173,7 @@ class PumpDevice:
             if inbound.security_event:
                 code = inbound.error.code
                 log.info("refused %s frame: %s", inbound.frame.msg_id, code.name)
-                self._security_pending[code] = self._security_pending.get(code, 0) + 1
+                self._count_security(code)
             if inbound.reply is not None:
                 out.append(inbound.reply)
         elif isinstance(inbound, p.Reply):
@@ -209,8 +209,13 @@ class PumpDevice:
     def refuse_retained(self) -> None:
         """A command frame arrived as a retained MQTT message: dropped, logged as a replay."""
         self.stats.refused += 1
-        code = p.ErrorCode.REPLAYED
+        self._count_security(p.ErrorCode.REPLAYED)
+
+    def _count_security(self, code: p.ErrorCode) -> None:
+        """One more refused frame; a SECURITY record per code is written within a second."""
         self._security_pending[code] = self._security_pending.get(code, 0) + 1
+        if self._log_dirty_since is None:
+            self._log_dirty_since = self._mono()
 
     def beacon(self) -> bytes:
         self.advance()
