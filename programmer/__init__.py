@@ -1,4 +1,47 @@
-"""The programmer library and `pump-programmer` CLI (issue #5 onwards).
+"""programmer: the host library (async first) and the `pump-programmer` CLI.
 
-Today the CLI offers `decode`, a frame inspector for protocol v1.
+    async with programmer.connect("serial:///dev/pts/5", key=Path("clinician.key")) as pump:
+        snapshot = await pump.interrogate()
+        change = await pump.prepare_dose(3_000_000)   # the Finish screen: change.diff
+        await change.commit()
+
+It imports `protocol` only and works against anything that speaks docs/protocol.md. See
+docs/programmer.md.
 """
+
+from . import calc
+from ._connect import SyncChange, SyncPump, connect, connect_sync, load_key
+from ._errors import (
+    BadInput,
+    ConfirmationNeeded,
+    KeyMismatch,
+    OutcomeUnknown,
+    ProgrammerError,
+    Refused,
+    Unreachable,
+)
+from ._journal import Journal
+from ._links import Address, parse_address
+from ._pump import Change, Interrogation, Pump
+
+__all__ = [
+    "Address",
+    "BadInput",
+    "Change",
+    "ConfirmationNeeded",
+    "Interrogation",
+    "Journal",
+    "KeyMismatch",
+    "OutcomeUnknown",
+    "ProgrammerError",
+    "Pump",
+    "Refused",
+    "SyncChange",
+    "SyncPump",
+    "Unreachable",
+    "calc",
+    "connect",
+    "connect_sync",
+    "load_key",
+    "parse_address",
+]
