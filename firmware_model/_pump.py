@@ -830,7 +830,8 @@ class Pump:
                 Reason.BOLUS_DISABLED,
                 "patient-activated bolus is not enabled",
             )
-        self._check_bolus_allowed(cmd, command_id, source)
+        # Lockout and cap first: the patient learns when a bolus will be possible (a running
+        # patient bolus is always inside its lockout, which is at least its duration).
         count, lock_end = self.bolus_window()
         if lock_end:
             self._reject(
@@ -854,6 +855,7 @@ class Pump:
                 f"{oldest + DAY_MS - s.now} ms",
                 value=oldest + DAY_MS - s.now,
             )
+        self._check_bolus_allowed(cmd, command_id, source)
         volume = p.dose_ng * NL_PER_ML // s.conc_ng_per_ml
         self._check_bolus_volume(cmd, command_id, source, volume, p.duration_ms)
         self._check_window(cmd, command_id, source, p.dose_ng, confirm=False)
