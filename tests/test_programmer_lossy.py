@@ -1,0 +1,163 @@
+"""Exactly once over a bad link: a test double between the real programmer and the real
+emulator drops, duplicates, corrupts and reorders frames in both directions."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+import firmware_model as fm
+import programmer
+import protocol as p
+from emulator import EmulatorServer, ServerOptions
+
+MG = 1_000_000
+
+
+@dataclass
+class LossyLink:
+    """Wraps a real link. Shares are per frame, in each direction."""
+
+    inner: programmer.Pump  # placeholder type; replaced by the real link object
+    rng: random.Random
+    drop: float = 0.2
+    duplicate: float = 0.1
+    corrupt: float = 0.05
+    reorder: float = 0.05
+    held: list[p.Frame] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def bytes_per_s(self) -> float | None:
+        return self.inner.bytes_per_s  # type: ignore[attr-defined, no-any-return]
+
+    def _count(self, what: str) -> None:
+        self.counts[what] = self.counts.get(what, 0) + 1
+
+    async def send(self, data: bytes) -> None:
+        r = self.rng.random()
+        if r < self.drop:
+            self._count("dropped out")
+            return
+        if r < self.drop + self.corrupt:
+            self._count("corrupted out")
+            b = bytearray(data)
+            b[self.rng.randrange(len(b))] ^= 1 << self.rng.randrange(8)
+            data = bytes(b)
+        await self.inner.send(data)  # type: ignore[attr-defined]
+        if self.rng.random() < self.duplicate:
+            self._count("duplicated out")
+            await self.inner.send(data)  # type: ignore[attr-defined]
+
+    async def recv(self) -> p.Frame:
+        while True:
+            if self.held and self.rng.random() < 0.5:
+                return self.held.pop(0)
+            frame: p.Frame = await self.inner.recv()  # type: ignore[attr-defined]
+            r = self.rng.random()
+            if r < self.drop:
+                self._count("dropped in")
+                continue
+            if r < self.drop + self.reorder:
+                self._count("reordered in")
+                self.held.append(frame)
+                continue
+            if self.rng.random() < self.duplicate:
+                self._count("duplicated in")
+                self.held.append(frame)
+            return frame
+
+    async def close(self) -> None:
+        await self.inner.close()  # type: ignore[attr-defined]
+
+
+async def lossy_run(tmp_path: Path, commands: int, seed: int) -> None:
+    rng = random.Random(seed)
+    async with EmulatorServer(tmp_path / "pump", ServerOptions(speed_milli=100_000)) as server:
+        assert server.port_path
+        async with programmer.connect(
+            f"serial://{server.port_path}",
+            key=server.key_files[p.Role.CLINICIAN],
+            journal=tmp_path / "journal.sqlite",
+            timeout_s=0.02,
+            retries=12,
+        ) as pump:
+            refill = await pump.prepare_refill(
+                withdrawn_nl=0, added_nl=20_000_000, drug=p.Drug.MORPHINE, conc_ng_per_ml=25 * MG
+            )
+            await refill.commit()
+            await (await pump.prepare_dose(3 * MG)).commit()
+            lossy = LossyLink(pump.link, rng)  # type: ignore[arg-type]
+            pump.link = lossy  # type: ignore[assignment]
+            version = (await pump.status()).program_version
+            outcomes: dict[bytes, str] = {}
+            kinds: dict[bytes, fm.EventKind] = {}
+            for i in range(commands):
+                cid = uuid.uuid4().bytes
+                msg: p.Message
+                if i % 2:
+                    msg = p.SetContinuousDose(
+                        command_id=cid,
+                        expected_program_version=version,
+                        dose_ng_per_day=rng.randrange(1, 10) * MG,
+                        confirm_soft_limit=False,
+                    )
+                    kinds[cid] = fm.EventKind.PROGRAM_CHANGED
+                else:
+                    msg = p.StartClinicianBolus(
+                        command_id=cid,
+                        expected_program_version=version,
+                        dose_ng=50_000,
+                        duration_ms=60_000,
+                        then_stop=False,
+                        confirm_soft_limit=True,
+                    )
+                    kinds[cid] = fm.EventKind.BOLUS_STARTED
+                try:
+                    answer = await pump.send_command(msg)
+                    outcomes[cid] = "applied"
+                    version = answer.program_version
+                except programmer.Refused as exc:
+                    outcomes[cid] = f"refused {exc.code.name}"
+                except programmer.Unreachable:
+                    outcomes[cid] = "unknown"
+                    version = (await pump.status()).program_version
+            # resolve what the link hid: never by re-sending, by asking
+            for cid, outcome in list(outcomes.items()):
+                if outcome == "unknown":
+                    status = await pump.command_status(cid)
+                    outcomes[cid] = status.state.name.lower()
+            pump.link = lossy.inner  # type: ignore[assignment]
+            truth = {cid: (await pump.command_status(cid)).state for cid in outcomes}
+        log = server.device.pump.events()
+    applied_effects: dict[bytes, int] = {}
+    for e in log:
+        if e.command_id in kinds and e.kind is kinds[e.command_id]:
+            applied_effects[e.command_id] = applied_effects.get(e.command_id, 0) + 1
+    assert sum(lossy.counts.values()) > commands // 2  # the link really was bad
+    for cid, outcome in outcomes.items():
+        assert outcome != "unknown", "every outcome known at the end"
+        state = truth[cid]
+        if outcome == "applied":
+            assert state is p.CommandState.APPLIED
+            assert applied_effects.get(cid) == 1, "applied exactly once"
+        else:
+            assert applied_effects.get(cid, 0) == 0, "a refused command never applied"
+    assert all(n == 1 for n in applied_effects.values())
+    journal = programmer.Journal(tmp_path / "journal.sqlite")
+    assert journal.pending(1234) == []
+    journal.close()
+
+
+async def test_exactly_once_over_a_lossy_link(tmp_path: Path) -> None:
+    await lossy_run(tmp_path, commands=1_000, seed=7)
+
+
+@pytest.mark.slow
+async def test_exactly_once_over_a_lossy_link_large(tmp_path: Path) -> None:
+    for seed in range(10):
+        await lossy_run(tmp_path / str(seed), commands=1_000, seed=seed)
