@@ -93,7 +93,7 @@ async def lossy_run(tmp_path: Path, commands: int, seed: int) -> None:
             )
             await refill.commit()
             await (await pump.prepare_dose(3 * MG)).commit()
-            lossy = LossyLink(pump.link, rng)  # type: ignore[arg-type]
+            lossy = LossyLink(pump.link, rng)
             pump.link = lossy  # type: ignore[assignment]
             version = (await pump.status()).program_version
             outcomes: dict[bytes, str] = {}
@@ -133,7 +133,7 @@ async def lossy_run(tmp_path: Path, commands: int, seed: int) -> None:
                 if outcome == "unknown":
                     status = await pump.command_status(cid)
                     outcomes[cid] = status.state.name.lower()
-            pump.link = lossy.inner  # type: ignore[assignment]
+            pump.link = lossy.inner
             truth = {cid: (await pump.command_status(cid)).state for cid in outcomes}
         log = server.device.pump.events()
     applied_effects: dict[bytes, int] = {}
