@@ -1,17 +1,33 @@
 """`pump-programmer`: the programmer's command line.
 
-The clinical workflows land with the programmer issue (#5). Until then `decode` inspects
-protocol v1 frames: give it hex (arguments or standard input) and it prints every frame found,
-its header and its decoded message, or the documented decode error.
+Every clinical workflow against a pump (interrogate, set-dose, schedule, bolus, refill, alarms,
+log, clock, suspend, resume), plus `replay TRACE` for an emulator trace and `decode HEX` for raw
+frames. Readable tables by default, `--json` for scripts. Exit codes: 0 done, 2 bad input,
+3 warnings not confirmed, 4 pump unreachable, 5 wrong key, 6 refused by the pump.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import dataclasses
+import enum
+import json
+import os
 import sys
+import time
+from collections.abc import Sequence
+from decimal import Decimal, InvalidOperation
 from importlib import metadata
+from pathlib import Path
+from typing import Any
 
 import protocol as p
+
+from . import calc
+from ._connect import connect
+from ._errors import BadInput, ProgrammerError
+from ._pump import Change, Pump
 
 
 def _version() -> str:
@@ -55,16 +71,420 @@ def decode(hex_text: str) -> int:
     return status
 
 
-def main(argv: list[str] | None = None) -> int:
+# --- human units at the edge ------------------------------------------------------------------
+
+_MASS = {"ng": 1, "mcg": calc.NG_PER_MCG, "ug": calc.NG_PER_MCG, "mg": calc.NG_PER_MG}
+
+
+def mass_ng(text: str) -> int:
+    """'3mg', '500mcg', '0.1 mg' -> nanograms (exact; whole ng)."""
+    t = text.strip().lower().replace(" ", "").removesuffix("/day").removesuffix("/d")
+    for unit in sorted(_MASS, key=len, reverse=True):
+        if t.endswith(unit):
+            number = t[: -len(unit)]
+            break
+    else:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a unit, e.g. 3mg or 500mcg")
+    return _exact(number, _MASS[unit], text)
+
+
+def volume_nl(text: str) -> int:
+    """'2.5' or '2.5mL' -> nanolitres."""
+    t = text.strip().lower().removesuffix("ml")
+    return _exact(t, calc.NL_PER_ML, text)
+
+
+def minutes_ms(text: str) -> int:
+    return _exact(text.strip().lower().removesuffix("min"), 60_000, text)
+
+
+def _exact(number: str, scale: int, text: str) -> int:
+    try:
+        value = Decimal(number) * scale
+    except InvalidOperation:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if value < 0 or value != value.to_integral_value():
+        raise argparse.ArgumentTypeError(f"{text!r}: must be >= 0 and exact to the unit")
+    return int(value)
+
+
+def conc(text: str) -> tuple[int, p.ConcentrationUnit]:
+    """'25mg/mL' or '2000mcg/mL' -> (ng/mL, display unit)."""
+    t = text.strip().lower().replace(" ", "").removesuffix("/ml")
+    unit = (
+        p.ConcentrationUnit.MCG_PER_ML
+        if t.endswith(("mcg", "ug"))
+        else (p.ConcentrationUnit.MG_PER_ML)
+    )
+    return mass_ng(t), unit
+
+
+def schedule_step(text: str) -> tuple[int, int]:
+    """'07:00=600mcg' -> (420, 600000)."""
+    try:
+        clock, dose = text.split("=", 1)
+        hours, minutes = clock.split(":")
+        minute = int(hours) * 60 + int(minutes)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: a step is HH:MM=DOSE, e.g. 07:00=600mcg"
+        ) from None
+    return minute, mass_ng(dose)
+
+
+# --- output -------------------------------------------------------------------------------
+
+
+def plain(value: Any) -> Any:
+    """Messages and records as JSON-ready data (enums by name, bytes in hex)."""
+    if isinstance(value, enum.Flag) and not isinstance(value, enum.IntEnum):
+        return [m.name for m in type(value) if m.value and m in value]
+    if isinstance(value, enum.Enum):
+        return value.name
+    if isinstance(value, bytes):
+        return value.hex()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    return value
+
+
+def _date(ms: int | None) -> str:
+    if not ms:
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ms / 1000))
+
+
+def _table(rows: Sequence[Sequence[object]], header: Sequence[str] | None = None) -> str:
+    all_rows = [[str(c) for c in r] for r in ([header] if header else []) + list(rows)]
+    widths = [max(len(r[i]) for r in all_rows) for i in range(len(all_rows[0]))]
+    lines = [
+        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in all_rows
+    ]
+    if header:
+        lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _out(args: argparse.Namespace, data: Any, text: str) -> None:
+    print(json.dumps(plain(data), indent=2) if args.json else text)
+
+
+# --- commands -----------------------------------------------------------------------------
+
+
+async def _interrogate(pump: Pump, args: argparse.Namespace) -> int:
+    snap = await pump.interrogate()
+    st = snap.status
+    unit = st.concentration_unit
+    mass = "mcg" if unit is p.ConcentrationUnit.MCG_PER_ML else "mg"
+    scale = calc.NG_PER_MCG if mass == "mcg" else calc.NG_PER_MG
+    rows = [
+        ("pump", f"{snap.device.model.name} serial {snap.device.serial_number}"),
+        ("pump clock", f"{_date(st.pump_time_ms)} UTC (x{pump.speed_factor:g})"),
+        ("drug", f"{st.drug.name} {st.concentration_ng_per_ml / scale:g} {mass}/mL"),
+        ("mode", st.mode.name + (" (suspended)" if st.suspended else "")),
+        ("daily dose", f"{st.daily_dose_ng / scale:g} {mass}/day"),
+        ("rate", f"{st.current_rate_nl_per_day / calc.NL_PER_ML:g} mL/day"),
+        (
+            "reservoir",
+            f"{st.reservoir_volume_nl / calc.NL_PER_ML:g} mL "
+            f"(alarm at {st.low_reservoir_threshold_nl / calc.NL_PER_ML:g} mL)",
+        ),
+        ("low-reservoir alarm", _date(snap.low_reservoir_at_ms)),
+        ("empty", _date(snap.empty_at_ms)),
+        ("last refill", _date(snap.last_refill_at_ms)),
+        (
+            "battery",
+            f"{st.battery.name} ({st.battery_remaining_permille / 10:g} %), "
+            f"replacement {_date(snap.replacement_due_at_ms)}",
+        ),
+        ("alarms", ", ".join(str(a.alarm.name) for a in snap.alarms) or "none"),
+        ("patient bolus", "enabled" if snap.patient_bolus.enabled else "disabled"),
+    ]
+    _out(args, snap, _table(rows))
+    return 0
+
+
+async def _finish(change: Change, args: argparse.Namespace) -> int:
+    """The Finish screen: show old and new side by side; commit only when told to."""
+    if not args.json:
+        print(f"{change.title}:")
+        print(_table(list(change.diff), ("setting", "now", "new")))
+        for w in change.warnings:
+            print(f"WARNING: {w}")
+    if not args.yes:
+        if args.json:
+            print(json.dumps({"diff": change.diff, "warnings": change.warnings}, indent=2))
+        print("not sent: add --yes to send it", file=sys.stderr)
+        return 0
+    result = await change.commit(confirm=args.confirm)
+    _out(
+        args,
+        result,
+        f"sent: {type(result).__name__} version {getattr(result, 'program_version', '-')}",
+    )
+    return 0
+
+
+async def _run(args: argparse.Namespace) -> int:
+    connection = args.connect or os.environ.get("ITP_CONNECT")
+    key = args.key or os.environ.get("ITP_KEY_FILE")
+    if not connection:
+        raise BadInput("give --connect (or ITP_CONNECT), e.g. serial:///dev/pts/5")
+    if not key:
+        raise BadInput("give --key (or ITP_KEY_FILE): the role key file")
+    async with connect(
+        connection, key=Path(key), role=args.role, journal=args.journal, timeout_s=args.timeout
+    ) as pump:
+        for cid, message, outcome in pump.recovered:
+            print(f"journal: {message} {cid.hex()} was {outcome}", file=sys.stderr)
+        return await COMMANDS[args.command](pump, args)
+
+
+async def _set_dose(pump: Pump, args: argparse.Namespace) -> int:
+    return await _finish(await pump.prepare_dose(args.dose), args)
+
+
+async def _schedule(pump: Pump, args: argparse.Namespace) -> int:
+    return await _finish(await pump.prepare_schedule(args.steps), args)
+
+
+async def _bolus(pump: Pump, args: argparse.Namespace) -> int:
+    if args.cancel:
+        _out(args, await pump.cancel_bolus(), "bolus cancelled")
+        return 0
+    if args.dose is None:
+        raise BadInput("give the bolus dose (or --cancel)")
+    change = await pump.prepare_bolus(args.dose, args.duration, then_stop=args.then_stop)
+    return await _finish(change, args)
+
+
+async def _refill(pump: Pump, args: argparse.Namespace) -> int:
+    c = args.concentration
+    change = await pump.prepare_refill(
+        withdrawn_nl=args.withdrawn,
+        added_nl=args.added,
+        drug=p.Drug[args.drug.upper()] if args.drug else None,
+        conc_ng_per_ml=c[0] if c else None,
+        unit=c[1] if c else None,
+        low_threshold_nl=args.low_alarm,
+    )
+    return await _finish(change, args)
+
+
+def _alarm_bits(names: list[str]) -> p.Alarm:
+    bits = p.Alarm(0)
+    for n in names:
+        try:
+            bits |= p.Alarm[n.upper()]
+        except KeyError:
+            known = ", ".join(str(a.name) for a in p.Alarm)
+            raise BadInput(f"unknown alarm {n!r}: one of {known}") from None
+    return bits
+
+
+async def _alarms(pump: Pump, args: argparse.Namespace) -> int:
+    if args.action == "list":
+        alarms = await pump.alarms()
+        rows = [
+            (a.alarm.name, a.priority.name, a.state.name, _date(a.raised_at_ms)) for a in alarms
+        ]
+        text = _table(rows, ("alarm", "priority", "state", "raised")) if rows else "no alarms"
+        _out(args, alarms, text)
+    elif args.action == "ack":
+        _out(args, await pump.acknowledge_alarms(_alarm_bits(args.alarm)), "acknowledged")
+    elif args.action == "silence":
+        ack = await pump.silence_alarms(_alarm_bits(args.alarm), args.minutes)
+        _out(args, ack, "silenced")
+    else:
+        tone = p.Tone.SINGLE_TONE if args.single else p.Tone.TWO_TONE
+        _out(args, await pump.alarm_test(tone), f"{tone.name} sounded")
+    return 0
+
+
+async def _log(pump: Pump, args: argparse.Namespace) -> int:
+    records = [r async for r in pump.events(args.cursor)]
+    if args.last:
+        records = records[-args.last :]
+    rows = []
+    for r in records:
+        try:
+            kind = p.EventKind(r.kind).name
+        except ValueError:
+            kind = str(r.kind)  # a newer pump's record kind: shown raw
+        rows.append(
+            (str(r.seq), _date(r.time_ms), kind, r.source.name, str(r.value_a), str(r.value_b))
+        )
+    _out(args, records, _table(rows, ("seq", "time (UTC)", "kind", "source", "a", "b")))
+    return 0
+
+
+async def _clock(pump: Pump, args: argparse.Namespace) -> int:
+    if args.sync:
+        await pump.sync_clock()
+    c = await pump.clock()
+    _out(args, c, f"pump clock {_date(c.pump_time_ms)} UTC, x{c.speed_factor_milli / 1000:g}")
+    return 0
+
+
+async def _suspend(pump: Pump, args: argparse.Namespace) -> int:
+    _out(args, await pump.suspend(), "suspended: no delivery until resume")
+    return 0
+
+
+async def _resume(pump: Pump, args: argparse.Namespace) -> int:
+    _out(args, await pump.resume(), "resumed")
+    return 0
+
+
+COMMANDS = {
+    "interrogate": _interrogate,
+    "set-dose": _set_dose,
+    "schedule": _schedule,
+    "bolus": _bolus,
+    "refill": _refill,
+    "alarms": _alarms,
+    "log": _log,
+    "clock": _clock,
+    "suspend": _suspend,
+    "resume": _resume,
+}
+
+
+def replay(path: Path, as_json: bool) -> int:
+    """Print an emulator trace (`pump-emulator serve --trace`): every frame, decoded."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        print(f"error: cannot read {path}: {exc.strerror}", file=sys.stderr)
+        return 2
+    status = 0
+    for n, line in enumerate(lines, 1):
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            print(f"error: {path}:{n} is not JSON", file=sys.stderr)
+            return 2
+        if "trace" in entry:
+            if not as_json:
+                print(f"trace of pump {entry.get('pump_serial')}, protocol {entry.get('protocol')}")
+            continue
+        if "hex" not in entry:
+            print(f"{_date(entry.get('t_ms'))} {entry.get('link')} in: {entry.get('error')}")
+            continue
+        items = p.FrameDecoder().feed(bytes.fromhex(entry["hex"]))
+        for item in items:
+            if not isinstance(item, p.Frame):
+                print(f"  undecodable: {item!r}")
+                status = 1
+                continue
+            try:
+                message: Any = item.decode()
+            except p.MessageError as exc:
+                message = f"payload refused: {exc.detail}"
+                status = 1
+            if as_json:
+                print(
+                    json.dumps(
+                        {
+                            "t_ms": entry.get("t_ms"),
+                            "link": entry.get("link"),
+                            "dir": entry.get("dir"),
+                            "seq": item.seq,
+                            "message": p.MESSAGES[item.msg_id].NAME,
+                            "sealed": item.authenticated,
+                            "fields": plain(message),
+                        }
+                    )
+                )
+            else:
+                arrow = "->" if entry.get("dir") == "in" else "<-"
+                sealed = "sealed" if item.authenticated else "plain"
+                print(
+                    f"{_date(entry.get('t_ms'))} {entry.get('link')} {arrow} seq={item.seq} "
+                    f"{sealed} {message}"
+                )
+    return status
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pump-programmer", description=__doc__.split("\n\n")[0])
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--connect",
+        help="connection string (or ITP_CONNECT): serial:///dev/..., "
+        "a pyserial URL, mqtt://host:port/<pump-serial>",
+    )
+    common.add_argument("--key", help="role key file (or ITP_KEY_FILE)")
+    common.add_argument("--role", default="clinician", choices=["clinician", "patient"])
+    common.add_argument(
+        "--journal",
+        type=Path,
+        help="command journal (default "
+        "~/.local/state/itp-programmer/journal.sqlite or ITP_JOURNAL)",
+    )
+    common.add_argument(
+        "--timeout",
+        type=float,
+        help="seconds per exchange (default: from the line rate, 2 s on networks)",
+    )
+    common.add_argument("--json", action="store_true", help="machine-readable output")
+    change = argparse.ArgumentParser(add_help=False, parents=[common])
+    change.add_argument("--yes", action="store_true", help="send the change (else only show it)")
+    change.add_argument("--confirm", action="store_true", help="confirm its warnings too")
+    sub.add_parser("interrogate", parents=[common], help="read everything, one table")
+    s = sub.add_parser("set-dose", parents=[change], help="continuous daily dose, e.g. 3mg")
+    s.add_argument("dose", type=mass_ng)
+    s = sub.add_parser("schedule", parents=[change], help="steps HH:MM=DOSE, the first 00:00")
+    s.add_argument("steps", type=schedule_step, nargs="+")
+    s = sub.add_parser("bolus", parents=[change], help="clinician bolus (or --cancel)")
+    s.add_argument("dose", type=mass_ng, nargs="?")
+    s.add_argument("--minutes", dest="duration", type=minutes_ms, default=10 * 60_000)
+    s.add_argument("--then-stop", action="store_true", help="single bolus, then stopped")
+    s.add_argument("--cancel", action="store_true", help="cancel the running bolus")
+    s = sub.add_parser("refill", parents=[change], help="record a refill (volumes in mL)")
+    s.add_argument("--withdrawn", type=volume_nl, required=True)
+    s.add_argument("--added", type=volume_nl, required=True)
+    s.add_argument("--drug", choices=[d.name.lower() for d in p.Drug if d.value])
+    s.add_argument("--concentration", type=conc, help="e.g. 25mg/mL or 2000mcg/mL")
+    s.add_argument("--low-alarm", type=volume_nl, help="low-reservoir alarm volume, mL")
+    a = sub.add_parser("alarms", parents=[common], help="list, ack, silence, test")
+    a.add_argument("action", choices=["list", "ack", "silence", "test"])
+    a.add_argument("alarm", nargs="*", help="alarm names (ack, silence)")
+    a.add_argument("--minutes", type=minutes_ms, default=60 * 60_000, help="silence duration")
+    a.add_argument("--single", action="store_true", help="test the single tone")
+    s = sub.add_parser("log", parents=[common], help="the event log")
+    s.add_argument("--cursor", type=int, default=0)
+    s.add_argument("--last", type=int, help="only the last N records")
+    s = sub.add_parser("clock", parents=[common], help="read (or --sync) the pump clock")
+    s.add_argument("--sync", action="store_true", help="set it to this host's clock")
+    sub.add_parser("suspend", parents=[common], help="stop delivery until resume")
+    sub.add_parser("resume", parents=[common], help="resume the program")
+    r = sub.add_parser("replay", help="print an emulator trace file, decoded")
+    r.add_argument("trace", type=Path)
+    r.add_argument("--json", action="store_true")
     d = sub.add_parser("decode", help="decode protocol v1 frames given in hex")
     d.add_argument("hex", nargs="*", help="frame bytes in hex (default: read standard input)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     if args.command == "decode":
         return decode(" ".join(args.hex) if args.hex else sys.stdin.read())
-    return 2  # pragma: no cover
+    if args.command == "replay":
+        return replay(args.trace, args.json)
+    try:
+        return asyncio.run(_run(args))
+    except ProgrammerError as exc:
+        print(f"pump-programmer: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":
