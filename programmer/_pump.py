@@ -189,6 +189,14 @@ class Pump:
         speed = self.device.speed_factor_milli if self.device else 1000
         return float("inf") if speed == 0 else pump_ms / speed
 
+    async def wait_pump_ms(self, pump_ms: int) -> None:
+        """Wait while `pump_ms` pass on the pump's clock: a bolus, a lockout, a silence. Against
+        an accelerated emulator this is `speed_factor` times shorter in real time."""
+        seconds = self.real_seconds(pump_ms)
+        if seconds == float("inf"):
+            raise BadInput("the pump's time is paused: it would never pass")
+        await asyncio.sleep(seconds)
+
     def _timeout(self, request: bytes) -> float:
         if self._timeout_s is not None:
             return self._timeout_s
@@ -656,10 +664,18 @@ class Pump:
         warnings = self._limits(drug, st.daily_dose_ng + dose_ng, "basal + bolus")
         return self._change("clinician bolus", msg, diff, warnings)
 
-    async def prepare_priming(self, catheter_length_cm: int, pump_tubing_nl: int) -> Change:
-        """A priming bolus that fills the catheter (length x 2.6 uL/cm) and pump tubing."""
+    async def prepare_priming(
+        self,
+        catheter_length_cm: int,
+        pump_tubing_nl: int,
+        *,
+        nl_per_cm: int = calc.CATHETER_NL_PER_CM,
+    ) -> Change:
+        """A priming bolus that fills the catheter (length x volume per cm, 2.6 uL/cm by
+        default) and the pump's tubing, at the maximum rate."""
         st = await self.status()
-        volume = calc.priming_volume_nl(calc.catheter_volume_nl(catheter_length_cm), pump_tubing_nl)
+        catheter = calc.catheter_volume_nl(catheter_length_cm, nl_per_cm)
+        volume = calc.priming_volume_nl(catheter, pump_tubing_nl)
         diff = [("priming bolus", "-", f"{_ml(volume)} at the maximum rate")]
         msg = p.StartPrimingBolus(
             command_id=self._id(), expected_program_version=st.program_version, volume_nl=volume
@@ -673,11 +689,13 @@ class Pump:
         *,
         catheter_length_cm: int,
         pump_tubing_nl: int = 0,
+        nl_per_cm: int = calc.CATHETER_NL_PER_CM,
     ) -> Change:
         """After a concentration change: the old concentration's rate until the dead volume
-        (catheter length x 2.6 uL/cm + pump tubing) is flushed, then the new rate."""
+        (catheter length x volume per cm, 2.6 uL/cm by default, + pump tubing) is flushed,
+        then the new rate."""
         st, drug = await self._context()
-        dead = calc.catheter_volume_nl(catheter_length_cm) + pump_tubing_nl
+        dead = calc.catheter_volume_nl(catheter_length_cm, nl_per_cm) + pump_tubing_nl
         try:
             b = calc.bridge(
                 dead, previous_conc_ng_per_ml, drug.concentration_ng_per_ml, dose_ng_per_day

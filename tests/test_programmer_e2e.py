@@ -343,3 +343,23 @@ async def test_unreachable_and_wrong_key(server: EmulatorServer, tmp_path: Path)
             f"serial://{server.port_path}", key=bytes(32), journal=tmp_path / "j"
         ):
             pass
+
+
+async def test_session_renewal_and_pump_time_waits(server: EmulatorServer, tmp_path: Path) -> None:
+    async with connect(server, tmp_path) as pump:
+        await fill(pump)
+        settings = await pump.prepare_patient_bolus(
+            enabled=True, dose_ng=100_000, duration_ms=60_000, lockout_ms=60_000, max_per_24h=6
+        )
+        await settings.commit()
+        assert pump.handshakes == 1
+        server.device.security.end_all()  # e.g. the pump restarted: our session is gone
+        await pump.request_patient_bolus()
+        assert pump.handshakes == 2  # renewed by itself, the same command sent again
+        with pytest.raises(programmer.Refused):
+            await pump.request_patient_bolus()  # inside the 1-minute lockout
+        started = time.monotonic()
+        await pump.wait_pump_ms(60_000)  # one pump minute at x100 is 0.6 real seconds
+        assert time.monotonic() - started < 5
+        granted = await pump.request_patient_bolus()
+        assert granted.boluses_left == 4
