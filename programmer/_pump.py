@@ -46,6 +46,7 @@ NETWORK_TIMEOUT_S = 2.0
 PUMP_ACT_S = 0.5  # docs/protocol.md section 11: time a pump may take to act
 RETRIES = 4
 BUSY_WAIT_S = 0.25
+BUSY_LIMIT_S = 10.0  # the power-on self test takes 2 s at real time
 _SESSION_LOST = {
     p.ErrorCode.SESSION_EXPIRED,
     p.ErrorCode.AUTH_FAILED,
@@ -234,16 +235,22 @@ class Pump:
         raise Unreachable(f"no answer from a pump on {self.address}")
 
     async def _exchange(self, data: bytes, seqs: set[int]) -> p.Frame | None:
-        """Send; the first pump frame answering one of `seqs`, or None after the timeout."""
+        """Send; the first pump frame answering one of `seqs`, or None after the timeout.
+        Sealed frames of other sessions (another programmer on the same broker) are skipped."""
         await self.link.send(data)
+        sec = self.security
+        session = sec.session if sec is not None else None
         try:
             async with asyncio.timeout(self._timeout(data)):
                 while True:
                     frame = await self.link.recv()
-                    if frame.seq in seqs and frame.from_pump:
-                        if self.serial and frame.pump_id != self.serial:
-                            continue
-                        return frame
+                    if frame.seq not in seqs or not frame.from_pump:
+                        continue
+                    if self.serial and frame.pump_id != self.serial:
+                        continue
+                    if frame.authenticated and session and frame.session_id != session.session_id:
+                        continue
+                    return frame
         except TimeoutError:
             return None
 
@@ -265,8 +272,8 @@ class Pump:
                 raise Refused(event.message, "HELLO")
             if not isinstance(event, p.Send):
                 continue
-            confirm_seq = self._next_seq()  # HostSecurity seals CONFIRM with hello seq + 1
-            frame = await self._exchange(event.data, {confirm_seq, seq + 1})
+            self._next_seq()  # HostSecurity seals CONFIRM with the hello's seq + 1
+            frame = await self._exchange(event.data, {(seq + 1) & 0xFFFF})
             if frame is None:
                 continue
             try:
@@ -315,6 +322,7 @@ class Pump:
         assert sec is not None
         seqs: set[int] = set()
         attempt = 0
+        busy_until: float | None = None
         while attempt <= self.retries:
             if not sec.established:
                 await self._handshake()
@@ -331,26 +339,21 @@ class Pump:
                 event = None  # not a frame of ours: a late or forged one
             answer = event.message if isinstance(event, p.Response) else None
             if answer is None and not frame.authenticated:
-                plain = frame.decode()
-                if isinstance(plain, p.Error) and plain.code in _SESSION_LOST:
-                    sec.forget()  # the pump lost our session: handshake, same request again
+                answer = _plain_error(frame)  # the pump could not use our session
+            if isinstance(answer, p.Error) and answer.code is p.ErrorCode.BUSY:
+                if busy_until is None:
+                    busy_until = time.monotonic() + BUSY_LIMIT_S
+                if time.monotonic() < busy_until:  # the self test: wait, do not count it
+                    await asyncio.sleep(BUSY_WAIT_S)
                     continue
-                attempt += 1
-                continue
+            attempt += 1
             if answer is None:
-                attempt += 1
-                continue
+                continue  # not a frame of ours: a late or forged one
             if isinstance(answer, p.Error):
                 if answer.code in _SESSION_LOST:
-                    sec.forget()
-                    continue
-                if answer.code is p.ErrorCode.BUSY:
-                    await asyncio.sleep(BUSY_WAIT_S)
-                    attempt += 1
+                    sec.forget()  # the pump lost our session: handshake, same request again
                     continue
                 raise Refused(answer, msg.NAME)
-            if isinstance(answer, p.SessionEnded):
-                return answer
             return answer
         raise Unreachable(f"pump {self.serial} did not answer {msg.NAME} on {self.address}")
 
@@ -888,6 +891,17 @@ class Pump:
             noncritical_repeat_ms=new.noncritical_repeat_ms,
         )
         return self._change("alarm settings", msg, diff, [])
+
+
+def _plain_error(frame: p.Frame) -> p.Error | None:
+    """A plain ERROR frame; anything else unsealed answering a sealed request is a forgery."""
+    if frame.msg_id != p.Error.MSG_ID:
+        return None
+    try:
+        error = frame.decode()
+    except p.MessageError:
+        return None
+    return error if isinstance(error, p.Error) else None
 
 
 def _outcome(status: p.CommandStatus) -> str | None:
