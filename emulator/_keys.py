@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import stat
 from pathlib import Path
 
 import protocol as p
@@ -40,15 +39,13 @@ def read_key(path: Path) -> p.SecretKey:
     """Read one key file. Refuses a file that group or others can read (like ssh does)."""
     try:
         mode = path.stat().st_mode
-        text = path.read_text(encoding="ascii").strip()
+        text = path.read_text(encoding="ascii")
     except (OSError, UnicodeDecodeError) as exc:
         raise KeyFileError(f"cannot read key file {path}: {type(exc).__name__}") from None
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise KeyFileError(f"key file {path} is accessible by others: chmod 600 it")
     try:
-        return p.SecretKey.from_hex(text)
-    except ValueError:
-        raise KeyFileError(f"key file {path} must hold 64 hexadecimal characters") from None
+        return p.key_from_file(text, mode, str(path))
+    except ValueError as exc:
+        raise KeyFileError(str(exc)) from None
 
 
 def _write_new(path: Path) -> None:

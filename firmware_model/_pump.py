@@ -946,7 +946,10 @@ class Pump:
         discrepancy = withdrawn_nl - expected
         den = s.filled_nl - expected
         num = s.filled_nl - withdrawn_nl
-        ratio = None if den <= 0 else (num * PPM * 2 + den) // (2 * den)
+        # A ratio over less than the discrepancy limit is noise (one nanolitre off on a few
+        # delivered would read as 0 %): then only the absolute discrepancy is judged.
+        basis = max(1, prof.discrepancy_limit_nl)
+        ratio = None if den < basis else (num * PPM * 2 + den) // (2 * den)
         beyond = abs(discrepancy) > prof.discrepancy_limit_nl or (
             ratio is not None and abs(ratio - PPM) > HAZARD_PPM
         )

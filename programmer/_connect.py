@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-import stat
 import threading
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -39,15 +38,13 @@ def load_key(source: KeySource) -> p.SecretKey:
     path = Path(source)
     try:
         mode = path.stat().st_mode
-        text = path.read_text(encoding="ascii").strip()
+        text = path.read_text(encoding="ascii")
     except (OSError, UnicodeDecodeError) as exc:
         raise BadInput(f"cannot read key file {path}: {type(exc).__name__}") from None
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise BadInput(f"key file {path} is accessible by others: chmod 600 it")
     try:
-        return p.SecretKey.from_hex(text)
-    except ValueError:
-        raise BadInput(f"key file {path} must hold 64 hexadecimal characters") from None
+        return p.key_from_file(text, mode, str(path))
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None
 
 
 def _role(role: str | p.Role) -> p.Role:

@@ -789,8 +789,9 @@ class Pump:
         expected = st.reservoir_volume_nl
         discrepancy = withdrawn_nl - expected
         filled = await self._last_fill_nl(st)
-        ratio = calc.delivery_ratio_ppm(filled, withdrawn_nl, expected) if filled else None
         capacity = self.device.reservoir_capacity_nl
+        basis = calc.discrepancy_limit_nl(capacity)
+        ratio = calc.delivery_ratio_ppm(filled, withdrawn_nl, expected, basis) if filled else None
         warnings = []
         if calc.refill_beyond_limits(withdrawn_nl, expected, ratio, capacity):
             warnings.append(

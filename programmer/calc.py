@@ -96,10 +96,13 @@ def expected_residual_nl(
     return max(0, filled_nl - used)
 
 
-def delivery_ratio_ppm(filled_nl: int, withdrawn_nl: int, expected_residual_nl: int) -> int | None:
+def delivery_ratio_ppm(
+    filled_nl: int, withdrawn_nl: int, expected_residual_nl: int, min_basis_nl: int = 1
+) -> int | None:
     """What was delivered over what should have been, x 10^6 (rounded to nearest):
-    (filled - withdrawn) / (filled - expected). > 10^6 means over-infusion. None when nothing
-    was expected to be delivered.
+    (filled - withdrawn) / (filled - expected). > 10^6 means over-infusion. None when less than
+    `min_basis_nl` was expected to be delivered (pumps use their discrepancy limit: a ratio over
+    a few nanolitres is noise).
 
     Filled 20 mL, expected residual 5.0 mL: withdrawn 3.6 mL gives 1_093_333 (+9.3 %, inside
     the +-14.5 % bound); withdrawn 7.5 mL gives 833_333 (under-delivery: suspect a stall or an
@@ -107,7 +110,7 @@ def delivery_ratio_ppm(filled_nl: int, withdrawn_nl: int, expected_residual_nl: 
     _not_negative(filled_nl=filled_nl, withdrawn_nl=withdrawn_nl)
     _not_negative(expected_residual_nl=expected_residual_nl)
     expected = filled_nl - expected_residual_nl
-    if expected <= 0:
+    if expected < max(1, min_basis_nl):
         return None
     delivered = filled_nl - withdrawn_nl
     return (2 * delivered * PPM + expected) // (2 * expected)

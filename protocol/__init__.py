@@ -141,6 +141,7 @@ from ._session import (
     SessionPolicy,
     handshake_tags,
     hkdf_sha256,
+    key_from_file,
     session_keys,
     transcript,
 )
@@ -271,6 +272,7 @@ __all__ = [
     "frame_crc",
     "handshake_tags",
     "hkdf_sha256",
+    "key_from_file",
     "session_keys",
     "transcript",
 ]

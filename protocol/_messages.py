@@ -814,7 +814,8 @@ class RefillResult(Message):
     )
     delivery_ratio_ppm: int = u32(
         "(filled - withdrawn) / (filled - expected) since the previous refill; 1000000 = as "
-        "programmed, > 1000000 = over-delivery; 0 when it cannot be computed.",
+        "programmed, > 1000000 = over-delivery; 0 when it cannot be computed (less than "
+        "the pump's discrepancy limit was expected to be delivered: too little to judge).",
         unit="1/1000000",
     )
     beyond_limits: bool = boolean(

@@ -112,6 +112,18 @@ class SecretKey:
         raise TypeError("role keys are not picklable: store them with to_hex() in a 0600 file")
 
 
+def key_from_file(text: str, mode: int, name: str) -> SecretKey:
+    """Parse a role-key file: 64 hexadecimal characters (surrounding whitespace ignored). A
+    file that group or others may access (`mode` from stat) is refused, as ssh does. Pure: the
+    caller reads the file and its mode. Raises ValueError with a message naming `name`."""
+    if mode & 0o077:
+        raise ValueError(f"key file {name} is accessible by others: chmod 600 it")
+    try:
+        return SecretKey.from_hex(text.strip())
+    except ValueError:
+        raise ValueError(f"key file {name} must hold 64 hexadecimal characters") from None
+
+
 def hkdf_sha256(ikm: bytes, salt: bytes, info: bytes, length: int) -> bytes:
     """HKDF (RFC 5869) with SHA-256."""
     if not 0 < length <= 255 * 32:

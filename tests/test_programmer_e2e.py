@@ -366,8 +366,8 @@ async def test_session_renewal_and_pump_time_waits(server: EmulatorServer, tmp_p
 
 
 async def test_a_command_during_the_self_test_waits_it_out(tmp_path: Path) -> None:
-    async with EmulatorServer(tmp_path / "pump") as server:  # real time: a 2 s self test
-        async with connect(server, tmp_path) as pump:
-            assert server.device.clock.now() < server.device.pump.self_test_ends_at
-            ack = await pump.alarm_test()  # answered BUSY, waited out, not counted as a retry
-            assert isinstance(ack, p.CommandAck) and pump.resends == 0
+    server = EmulatorServer(tmp_path / "pump")  # real time: a 2 s self test
+    async with server, connect(server, tmp_path) as pump:
+        assert server.device.clock.now() < server.device.pump.self_test_ends_at
+        ack = await pump.alarm_test()  # answered BUSY, waited out, not counted as a retry
+        assert isinstance(ack, p.CommandAck) and pump.resends == 0

@@ -387,3 +387,12 @@ def test_keys_never_appear_in_repr_errors_or_replies() -> None:
         __import__("pickle").dumps(key)
     with pytest.raises(ValueError, match="32 bytes"):
         p.SecretKey(b"short")
+
+
+def test_key_files_are_parsed_and_private() -> None:
+    key = p.key_from_file(" " + "ab" * 32 + "\n", 0o100600, "k")
+    assert key == p.SecretKey(bytes([0xAB]) * 32)
+    with pytest.raises(ValueError, match="accessible by others"):
+        p.key_from_file("ab" * 32, 0o100644, "k")
+    with pytest.raises(ValueError, match="64 hexadecimal"):
+        p.key_from_file("xyz", 0o100600, "k")
