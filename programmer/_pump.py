@@ -228,7 +228,12 @@ class Pump:
             data = p.encode_frame(msg, pump_id=target, seq=seq, from_pump=False)
             frame = await self._exchange(data, {seq})
             if frame is not None and not frame.authenticated:
-                answer = frame.decode()
+                try:
+                    answer = frame.decode()
+                except p.MessageError:
+                    continue
+                if not _answers(answer, msg):
+                    continue
                 if isinstance(answer, p.Error):
                     raise Refused(answer, msg.NAME)
                 return answer
@@ -269,6 +274,8 @@ class Pump:
             except p.ProtocolError:
                 continue
             if isinstance(event, p.Response) and isinstance(event.message, p.Error):
+                if event.message.request_msg_id not in (0, p.Hello.MSG_ID):
+                    continue  # drawn by noise in another frame (docs/protocol.md section 10)
                 raise Refused(event.message, "HELLO")
             if not isinstance(event, p.Send):
                 continue
@@ -281,6 +288,8 @@ class Pump:
             except p.ProtocolError:
                 continue
             if isinstance(ready, p.Response) and isinstance(ready.message, p.Error):
+                if ready.message.request_msg_id not in (0, p.Confirm.MSG_ID):
+                    continue
                 if ready.message.code is p.ErrorCode.HANDSHAKE_FAILED:
                     raise KeyMismatch(f"the pump refused our key: {ready.message.detail}")
                 raise Refused(ready.message, "CONFIRM")
@@ -347,8 +356,8 @@ class Pump:
                     await asyncio.sleep(BUSY_WAIT_S)
                     continue
             attempt += 1
-            if answer is None:
-                continue  # not a frame of ours: a late or forged one
+            if answer is None or not _answers(answer, msg):
+                continue  # not about this request: a late, forged or noise-drawn frame
             if isinstance(answer, p.Error):
                 if answer.code in _SESSION_LOST:
                     sec.forget()  # the pump lost our session: handshake, same request again
@@ -892,6 +901,17 @@ class Pump:
             noncritical_repeat_ms=new.noncritical_repeat_ms,
         )
         return self._change("alarm settings", msg, diff, [])
+
+
+def _answers(answer: p.Message, request: p.Message) -> bool:
+    """Whether an ERROR is about `request`. Line noise in a request's message id draws an
+    UNKNOWN_MESSAGE for that id (docs/protocol.md section 10): it is not this request's fate."""
+    if not isinstance(answer, p.Error):
+        return True
+    if answer.request_msg_id not in (0, request.MSG_ID):
+        return False
+    cid = getattr(request, "command_id", None)
+    return answer.command_id in (bytes(16), cid)
 
 
 def _plain_error(frame: p.Frame) -> p.Error | None:
