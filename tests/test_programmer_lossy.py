@@ -163,3 +163,43 @@ async def test_exactly_once_over_a_lossy_link(tmp_path: Path) -> None:
 async def test_exactly_once_over_a_lossy_link_large(tmp_path: Path) -> None:
     for seed in range(10):
         await lossy_run(tmp_path / str(seed), commands=1_000, seed=seed)
+
+
+async def test_noise_in_a_message_id_is_not_the_commands_fate(tmp_path: Path) -> None:
+    """A bit error in a command's msg_id draws UNKNOWN_MESSAGE (decided from the header alone);
+    the programmer must not take it for the command's refusal."""
+
+    class NoisyOnce:
+        def __init__(self, inner: Any) -> None:
+            self.inner, self.bytes_per_s, self.hit = inner, inner.bytes_per_s, False
+
+        async def send(self, data: bytes) -> None:
+            if not self.hit and data[8:10] == p.SetContinuousDose.MSG_ID.to_bytes(2, "little"):
+                self.hit = True
+                data = data[:8] + (0x7777).to_bytes(2, "little") + data[10:]
+            await self.inner.send(data)
+
+        async def recv(self) -> p.Frame:
+            frame: p.Frame = await self.inner.recv()
+            return frame
+
+        async def close(self) -> None:
+            await self.inner.close()
+
+    async with EmulatorServer(tmp_path / "pump", ServerOptions(speed_milli=100_000)) as server:
+        assert server.port_path
+        async with programmer.connect(
+            f"serial://{server.port_path}",
+            key=server.key_files[p.Role.CLINICIAN],
+            journal=tmp_path / "journal.sqlite",
+            timeout_s=0.2,
+        ) as pump:
+            refill = await pump.prepare_refill(
+                withdrawn_nl=0, added_nl=20_000_000, drug=p.Drug.MORPHINE, conc_ng_per_ml=25 * MG
+            )
+            await refill.commit()
+            noisy = NoisyOnce(pump.link)
+            pump.link = noisy
+            ack = await (await pump.prepare_dose(3 * MG)).commit()
+            assert noisy.hit and isinstance(ack, p.CommandAck)
+            assert (await pump.status()).daily_dose_ng == 3 * MG
