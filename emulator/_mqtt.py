@@ -117,6 +117,8 @@ class MqttLink:
         self.connections = 0
         self.retained_refused = 0
         self._client: aiomqtt.Client | None = None
+        self._late: set[asyncio.Task[None]] = set()
+        runtime.register(self.name, self.send_later)
 
     def _client_for(self) -> aiomqtt.Client:
         s = self.settings
@@ -180,6 +182,16 @@ class MqttLink:
             return
         for reply in self.runtime.feed_frame(self.name, bytes(payload)):
             await client.publish(self.topics["rsp"], reply, qos=1)
+
+    def send_later(self, data: bytes) -> None:
+        """An answer an impaired link held back: publish it when its time comes."""
+        client = self._client
+        if client is not None:
+            task = asyncio.get_running_loop().create_task(
+                client.publish(self.topics["rsp"], data, qos=1)
+            )
+            self._late.add(task)
+            task.add_done_callback(self._late.discard)
 
     async def _beacons(self, client: aiomqtt.Client) -> None:
         if self.beacon_interval_s <= 0:

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
+import random
 import secrets
 import time
 from collections.abc import Callable
@@ -106,6 +108,41 @@ class Link(Protocol):
     def send(self, data: bytes) -> None: ...
 
 
+@dataclasses.dataclass
+class Impairment:
+    """A bad link, for testing programmers (the control plane sets it): each frame (or chunk of
+    serial bytes) in either direction is dropped, duplicated or has one bit flipped with these
+    shares; answers are delayed; `cut` loses everything."""
+
+    drop: float = 0.0
+    duplicate: float = 0.0
+    corrupt: float = 0.0
+    delay_ms: int = 0
+    cut: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("drop", "duplicate", "corrupt"):
+            share = getattr(self, name)
+            if not isinstance(share, int | float) or not 0.0 <= share <= 1.0:
+                raise ValueError(f"{name} must be a share between 0 and 1")
+        if not isinstance(self.delay_ms, int) or not 0 <= self.delay_ms <= 60_000:
+            raise ValueError("delay_ms must be 0 .. 60000")
+
+    @property
+    def active(self) -> bool:
+        return bool(self.cut or self.drop or self.duplicate or self.corrupt or self.delay_ms)
+
+    def apply(self, data: bytes, rng: random.Random) -> list[bytes]:
+        """What comes out of the link for `data`: nothing, it, it twice, or it damaged."""
+        if self.cut or rng.random() < self.drop:
+            return []
+        if data and rng.random() < self.corrupt:
+            b = bytearray(data)
+            b[rng.randrange(len(b))] ^= 1 << rng.randrange(8)
+            data = bytes(b)
+        return [data, data] if rng.random() < self.duplicate else [data]
+
+
 class Trace:
     """`--trace FILE`: every frame in and out, one JSON object per line (docs/emulator.md)."""
 
@@ -146,6 +183,9 @@ class Runtime:
         self._stopped = False
         self._closed = False
         self._planned_ms = 0  # monotonic ms the clock task plans to wake at
+        self.impairment = Impairment()
+        self._rng = random.Random()
+        self._senders: dict[str, Callable[[bytes], None]] = {}
 
     @property
     def serial(self) -> int:
@@ -157,15 +197,43 @@ class Runtime:
 
     # --- frames ---------------------------------------------------------------------------
 
+    def register(self, link: str, send: Callable[[bytes], None]) -> None:
+        """How to send on `link` later (answers held back by an impaired link)."""
+        self._senders[link] = send
+
     def feed(self, link: str, data: bytes) -> list[bytes]:
         """Bytes received on a byte-stream link (serial): frames to send back, in order."""
         decoder = self._decoders.get(link)
         if decoder is None:
             decoder = self._decoders[link] = p.FrameDecoder()
-        return self._handle(link, decoder.feed(data))
+        if not self.impairment.active:
+            return self._handle(link, decoder.feed(data))
+        out: list[bytes] = []
+        for chunk in self.impairment.apply(data, self._rng):
+            out += self._handle(link, decoder.feed(chunk))
+        return self._impair_out(link, out)
 
     def feed_frame(self, link: str, payload: bytes) -> list[bytes]:
         """One message-oriented payload (MQTT): exactly one frame, or it is dropped."""
+        if not self.impairment.active:
+            return self._feed_frame(link, payload)
+        out: list[bytes] = []
+        for copy in self.impairment.apply(payload, self._rng):
+            out += self._feed_frame(link, copy)
+        return self._impair_out(link, out)
+
+    def _impair_out(self, link: str, replies: list[bytes]) -> list[bytes]:
+        imp = self.impairment
+        out = [copy for r in replies for copy in imp.apply(r, self._rng)]
+        send = self._senders.get(link)
+        if imp.delay_ms and out and send is not None:
+            loop = asyncio.get_running_loop()
+            for r in out:
+                loop.call_later(imp.delay_ms / 1000, send, r)
+            return []
+        return out
+
+    def _feed_frame(self, link: str, payload: bytes) -> list[bytes]:
         items = p.FrameDecoder().feed(payload)
         if (
             len(items) != 1

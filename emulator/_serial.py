@@ -67,6 +67,7 @@ class PtyLink:
             tmp.replace(self.link)  # atomic: a stale link never points to nothing
         self._loop = asyncio.get_running_loop()
         self._loop.add_reader(master, self._readable)
+        self.runtime.register(self.name, self.send)
         return self.path
 
     def close(self) -> None:
@@ -196,6 +197,7 @@ class SerialPortLink:
 
         self._port = serial.serial_for_url(self.url, baudrate=self.baud, timeout=0.05)
         loop = asyncio.get_running_loop()
+        self.runtime.register(self.name, self.send)
         self._threads = [
             threading.Thread(target=self._reader, args=(loop,), daemon=True, name="serial-rx"),
             threading.Thread(target=self._writer, daemon=True, name="serial-tx"),

@@ -94,6 +94,7 @@ HAZARD_PPM = 145_000  # +-14.5 %: over-infusion hazard bound (domain #13)
 MAX_ERROR_PPM = HAZARD_PPM
 MIN_ERROR_PPM = -500_000
 MAX_SILENCE_MS = DAY_MS
+CONTROL_TRUE_RESERVOIR = 10  # `a` of the CONTROL record of set_true_reservoir (b: old volume)
 
 _PROGRAM_COMMANDS = frozenset(
     {Command.SET_CONTINUOUS_DOSE, Command.SET_SCHEDULE, Command.START_BRIDGE}
@@ -1355,6 +1356,20 @@ class Pump:
                 self._resolve(Alarm.NONCRITICAL_MEMORY_ERROR, source, command_id)
             case _:  # pragma: no cover - every active fault kind is handled above
                 raise AssertionError(kind)
+        self._settle()
+        return seq
+
+    def set_true_reservoir(self, volume_nl: int, *, source: Source = Source.CONTROL) -> int:
+        """What is truly in the reservoir (trainers and tests). The pump's calculated volume is
+        left alone, as on a real pump: the difference shows at the next refill. The drug and
+        its concentration are unchanged. Returns the seq of its CONTROL record (a = 10)."""
+        s = self._s
+        if not 0 <= volume_nl <= self._profile.reservoir_nl:
+            raise ValueError(f"volume_nl must be 0 .. {self._profile.reservoir_nl}")
+        old = s.true_nl
+        s.true_nl = volume_nl
+        s.dry = volume_nl <= self._profile.empty_threshold_nl
+        seq = self._log(EventKind.CONTROL, source, NO_COMMAND, CONTROL_TRUE_RESERVOIR, old)
         self._settle()
         return seq
 

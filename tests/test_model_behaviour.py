@@ -581,3 +581,29 @@ def test_bridge_is_measured_in_volume_so_a_suspension_extends_it() -> None:
     assert p.bridge_ends_at_ms == p.clock_ms + DAY_MS // 2
     p.advance_to(p.now + DAY_MS // 2)
     assert p.status().mode is Mode.CONTINUOUS
+
+
+def test_true_reservoir_set_by_a_trainer_shows_at_refill() -> None:
+    from firmware_model import EventKind, Source
+
+    p = morphine_pump()
+    p.advance_to(p.now + 10 * DAY_MS)
+    calc = p.status().reservoir_nl
+    seq = p.set_true_reservoir(calc - 2 * NL_PER_ML)  # a hidden leak, say
+    rec = p.events(seq)[0]
+    assert (rec.kind, rec.source, rec.a) == (EventKind.CONTROL, Source.CONTROL, 10)
+    assert p.status().reservoir_nl == calc  # the pump does not know
+    assert p.status().true_reservoir_nl == calc - 2 * NL_PER_ML
+    r = p.record_refill(
+        withdrawn_nl=p.status().true_reservoir_nl,
+        added_nl=20 * NL_PER_ML,
+        drug=Drug.MORPHINE,
+        conc_ng_per_ml=25 * NG_PER_MG,
+        unit=ConcentrationUnit.MG_PER_ML,
+    )
+    assert r.discrepancy_nl == -2 * NL_PER_ML and r.beyond_limits
+    p.set_true_reservoir(0)
+    p.advance_to(p.now + DAY_MS)
+    assert not p.status().delivering  # dry: nothing can flow
+    with pytest.raises(ValueError):
+        p.set_true_reservoir(21 * NL_PER_ML)
