@@ -54,6 +54,9 @@ class ControlCode:
 
     STARTED = 1  # b: model ms applied for the time the emulator was down
     STOPPED = 2  # b: 0
+    SPEED = 3  # b: the new speed factor x1000 (0: paused)
+    ADVANCE = 4  # b: model ms the control plane moved time forward
+    LINK = 5  # b: share of frames dropped, ppm (-1: link cut)
 
 
 _FIELDS: dict[int, frozenset[str]] = {

@@ -17,6 +17,7 @@ from types import TracebackType
 import firmware_model as fm
 import protocol as p
 
+from ._control import ControlPlane
 from ._device import PumpDevice
 from ._keys import key_path
 from ._mqtt import MqttLink, MqttSettings
@@ -38,6 +39,8 @@ class ServerOptions:
     trace: Path | None = None
     stale_recovery_log: bool = True
     policy: p.SessionPolicy | None = None
+    control: tuple[str, int] | None = None  # serve the control plane here (port 0: any free)
+    control_token: str | None = None  # default: a fresh random token
 
 
 class EmulatorServer:
@@ -48,6 +51,7 @@ class EmulatorServer:
         self.pty: PtyLink | None = None
         self.serial_port: SerialPortLink | None = None
         self.mqtt: MqttLink | None = None
+        self.control: ControlPlane | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = asyncio.Event()
 
@@ -87,6 +91,9 @@ class EmulatorServer:
             if o.mqtt is not None:
                 self.mqtt = MqttLink(rt, o.mqtt, beacon_interval_s=o.beacon_interval_s)
                 self._tasks.append(asyncio.create_task(self.mqtt.run(), name="pump-mqtt"))
+            if o.control is not None:
+                self.control = ControlPlane({device.pump.serial: rt}, o.control_token)
+                await self.control.start(*o.control)
         except BaseException:
             await self.aclose()
             raise
@@ -107,6 +114,8 @@ class EmulatorServer:
         if self.mqtt is not None:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self.mqtt.say_offline(), 2)
+        if self.control is not None:
+            await self.control.close()
         if self.runtime is not None:
             self.runtime.stop()
         for t in self._tasks:
