@@ -15,6 +15,8 @@ import os
 import secrets
 import signal
 import sys
+import urllib.error
+import urllib.request
 from importlib import metadata
 from pathlib import Path
 
@@ -22,6 +24,7 @@ import firmware_model as fm
 import protocol as p
 
 from ._clock import MAX_SPEED_MILLI
+from ._control import UNTIL
 from ._keys import KeyFileError
 from ._mqtt import MqttSettings, topics
 from ._server import EmulatorServer, ServerOptions
@@ -177,7 +180,17 @@ def _options(args: argparse.Namespace) -> ServerOptions:
         except ValueError as exc:
             print(f"pump-emulator: error: --mqtt: {exc}", file=sys.stderr)
             raise SystemExit(2) from None
+    control = None
+    if args.control is not None:
+        host, _, port = args.control.rpartition(":")
+        try:
+            control = (host or "127.0.0.1", int(port))
+        except ValueError:
+            print("pump-emulator: error: --control takes [HOST:]PORT", file=sys.stderr)
+            raise SystemExit(2) from None
     return ServerOptions(
+        control=control,
+        control_token=os.environ.get("ITP_CONTROL_TOKEN") or None,
         profile=PROFILES[args.profile] if args.profile else None,
         serial=args.pump_serial,
         speed_milli=args.speed,
@@ -217,6 +230,12 @@ async def _serve(args: argparse.Namespace) -> int:
             "mqtt": f"{args.mqtt}" if args.mqtt else None,
             "mqtt_topics": topics(pump.serial) if args.mqtt else None,
             "trace": str(args.trace) if args.trace else None,
+            "control": (
+                f"http://{server.control.address[0]}:{server.control.address[1]}"
+                if server.control
+                else None
+            ),
+            "control_token": server.control.token if server.control else None,
             "pid": os.getpid(),
         }
         _banner(info)
@@ -257,6 +276,8 @@ def _banner(info: dict[str, object]) -> None:
     print(f"state:         {info['state']}")
     if info["trace"]:
         print(f"trace:         {info['trace']}")
+    if info["control"]:
+        print(f"control:       {info['control']}  token {info['control_token']}")
     print("serving; Ctrl-C to stop", flush=True)
 
 
@@ -316,6 +337,14 @@ def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         metavar="SECONDS",
         help="telemetry beacon period in real seconds (0: none)",
     )
+    c = s.add_argument_group("control plane")
+    c.add_argument(
+        "--control",
+        metavar="[HOST:]PORT",
+        help="serve the control plane (HTTP JSON API for trainers and tests) here; loopback "
+        "unless a host is given; port 0 picks a free one. The token is printed (or set it "
+        "with ITP_CONTROL_TOKEN)",
+    )
     o = s.add_argument_group("output")
     o.add_argument(
         "--trace",
@@ -339,11 +368,113 @@ def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
 
 
+def _ctl(args: argparse.Namespace) -> int:
+    """`pump-emulator ctl ...`: the control plane from the shell."""
+    url = (args.url or os.environ.get("ITP_CONTROL_URL") or "").rstrip("/")
+    token = args.token or os.environ.get("ITP_CONTROL_TOKEN")
+    if not url or not token:
+        print("pump-emulator ctl: give --url and --token (or ITP_CONTROL_URL and "
+              "ITP_CONTROL_TOKEN), as printed by serve --control", file=sys.stderr)  # fmt: skip
+        return 2
+
+    def call(method: str, path: str, body: object = None) -> tuple[int, object]:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(url + path, data=data, method=method)
+        req.add_header("Authorization", f"Bearer {token}")
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r:
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read() or b"{}")
+
+    serial = args.serial
+    if serial is None:
+        try:
+            status, pumps = call("GET", "/v1/pumps")
+        except OSError as exc:
+            print(f"pump-emulator ctl: cannot reach {url}: {exc}", file=sys.stderr)
+            return 4
+        if status != 200 or not isinstance(pumps, list) or not pumps:
+            print(f"pump-emulator ctl: {pumps}", file=sys.stderr)
+            return 4 if status != 401 else 5
+        serial = pumps[0]["serial"]
+    base = f"/v1/pumps/{serial}"
+    a = args.action
+    if a == "state":
+        status, out = call("GET", base)
+    elif a == "speed":
+        status, out = call("PUT", base + "/speed", {"factor": args.factor})
+    elif a in ("pause", "resume"):
+        status, out = call("POST", f"{base}/{a}")
+    elif a == "advance":
+        if args.until:
+            body: dict[str, object] = {"until": args.until}
+        else:
+            ms = round((args.days or 0) * fm.DAY_MS + (args.hours or 0) * fm.MS_PER_HOUR)
+            body = {"ms": ms}
+        status, out = call("POST", base + "/advance", body)
+    elif a == "fault":
+        if args.clear:
+            status, out = call("DELETE", f"{base}/faults/{args.kind}")
+        else:
+            params: dict[str, object] = {"kind": args.kind.upper()}
+            for item in args.param or []:
+                key, _, value = item.partition("=")
+                params[key] = int(value)
+            status, out = call("POST", base + "/faults", params)
+    elif a == "reservoir":
+        status, out = call("PUT", base + "/reservoir", {"true_volume_nl": round(args.ml * 1e6)})
+    else:  # link
+        impairment: dict[str, object] = {}
+        for key in ("drop", "duplicate", "corrupt"):
+            if getattr(args, key) is not None:
+                impairment[key] = getattr(args, key)
+        if args.delay_ms is not None:
+            impairment["delay_ms"] = args.delay_ms
+        if args.cut:
+            impairment["cut"] = True
+        status, out = call("PUT", base + "/link", impairment)
+    print(json.dumps(out, indent=2))
+    return 0 if status == 200 else (2 if status == 400 else 1)
+
+
+def _add_ctl(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    c = sub.add_parser("ctl", help="steer a running emulator through its control plane")
+    c.add_argument("--url", help="control plane URL (or ITP_CONTROL_URL)")
+    c.add_argument("--token", help="bearer token (or ITP_CONTROL_TOKEN)")
+    c.add_argument("--serial", type=int, help="which pump (default: the first)")
+    acts = c.add_subparsers(dest="action", required=True)
+    acts.add_parser("state", help="the whole pump state as JSON")
+    sp = acts.add_parser("speed", help="set the speed factor (0 pauses)")
+    sp.add_argument("factor", type=float)
+    acts.add_parser("pause", help="stop pump time")
+    acts.add_parser("resume", help="restart pump time")
+    ad = acts.add_parser("advance", help="move pump time forward")
+    ad.add_argument("--days", type=float)
+    ad.add_argument("--hours", type=float)
+    ad.add_argument("--until", choices=list(UNTIL))
+    fa = acts.add_parser("fault", help="inject (or --clear) a fault")
+    fa.add_argument("kind", help="e.g. motor_stall, catheter_occlusion, pocket_fill")
+    fa.add_argument("--param", action="append", help="KEY=INT, e.g. volume_nl=2000000")
+    fa.add_argument("--clear", action="store_true")
+    rs = acts.add_parser("reservoir", help="set the true reservoir volume, mL")
+    rs.add_argument("ml", type=float)
+    li = acts.add_parser("link", help="impair the link (no options: a clean link)")
+    li.add_argument("--drop", type=float)
+    li.add_argument("--duplicate", type=float)
+    li.add_argument("--corrupt", type=float)
+    li.add_argument("--delay-ms", type=int)
+    li.add_argument("--cut", action="store_true")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="pump-emulator", description=__doc__.split("\n\n")[0])
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_serve(sub)
+    _add_ctl(sub)
     d = sub.add_parser("demo", help="walk through a protocol v1 session in memory")
     d.add_argument("--pump-serial", type=int, default=1234, help="pump serial number (pump id)")
     args = parser.parse_args(argv)
@@ -352,6 +483,8 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("--baud must be > 0")
         _setup_logging(args.log_level, args.log_json)
         return asyncio.run(_serve(args))
+    if args.command == "ctl":
+        return _ctl(args)
     if args.command == "demo":
         if not 0 < args.pump_serial < p.BROADCAST_PUMP_ID:
             parser.error("--pump-serial must be 1..4294967294")

@@ -277,3 +277,54 @@ def test_every_fault_kind_is_documented() -> None:
     assert schema is not None
     assert set(schema["properties"]["kind"]["enum"]) == set(FAULTS)
     assert {k.name for k in fm.FaultKind} - set(FAULTS) == {"FLOW_VALVE_CLOSED"}  # via MRI
+
+
+def test_serve_with_control_and_the_ctl_command(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+    import time
+
+    ready = tmp_path / "ready.json"
+    with (tmp_path / "log").open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "emulator.cli", "serve", "--state-dir", str(tmp_path / "s"),
+             "--ready-file", str(ready), "--control", "0"],
+            stdout=subprocess.DEVNULL, stderr=log,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 20
+        while not ready.exists():
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.02)
+        info = json.loads(ready.read_text())
+        env = {
+            **os.environ,
+            "ITP_CONTROL_URL": info["control"],
+            "ITP_CONTROL_TOKEN": info["control_token"],
+        }
+
+        def ctl(*args: str, **extra: str) -> tuple[int, Any]:
+            r = subprocess.run(
+                [sys.executable, "-m", "emulator.cli", "ctl", *args],
+                capture_output=True, env={**env, **extra}, timeout=30, check=False,
+            )  # fmt: skip
+            return r.returncode, json.loads(r.stdout) if r.stdout.strip() else r.stderr
+
+        rc, state = ctl("state")
+        assert rc == 0 and state["serial"] == 1234
+        assert ctl("speed", "10")[1]["speed_factor"] == 10
+        before = ctl("state")[1]["status"]["now"]
+        rc, state = ctl("advance", "--days", "2")
+        assert rc == 0 and state["status"]["now"] >= before + 2 * fm.DAY_MS
+        assert "MOTOR_STALL" in ctl("fault", "motor_stall")[1]["status"]["faults"]
+        assert ctl("fault", "motor_stall", "--clear")[1]["status"]["faults"] == []
+        assert ctl("fault", "pocket_fill", "--param", "volume_nl=2000000")[0] == 0
+        assert ctl("link", "--drop", "0.1")[1]["drop"] == 0.1
+        assert ctl("link", "--drop", "3")[0] == 2  # bad input
+        assert ctl("reservoir", "1.5")[1]["status"]["true_reservoir_nl"] == 1_500_000
+        assert ctl("state", ITP_CONTROL_TOKEN="wrong")[0] == 5
+    finally:
+        proc.terminate()
+        proc.wait(20)
+    assert proc.returncode == 0
