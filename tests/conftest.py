@@ -1,10 +1,5 @@
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -43,66 +38,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 # --- a private Mosquitto broker (reference/libraries.md 2.5) ----------------------------------
 
-
-class Broker:
-    """A mosquitto on a free loopback port that a test can stop and start again."""
-
-    def __init__(self, workdir: Path, *, users: dict[str, str] | None = None) -> None:
-        exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-        if not Path(exe).exists():
-            raise RuntimeError("mosquitto is not installed: apt-get install -y mosquitto")
-        self.exe = exe
-        self.host = "127.0.0.1"
-        self.port = _free_port()
-        self.conf = workdir / "mosquitto.conf"
-        auth = "allow_anonymous true\n"
-        if users:
-            passwords = workdir / "passwords"
-            passwd = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
-            for i, (user, password) in enumerate(users.items()):
-                flags = ["-b", "-c"] if i == 0 else ["-b"]
-                subprocess.run([passwd, *flags, str(passwords), user, password], check=True)
-            auth = f"allow_anonymous false\npassword_file {passwords}\n"
-            if os.geteuid() == 0:  # else mosquitto drops to its own user, who cannot read it
-                auth += "user root\n"
-        self.conf.write_text(
-            f"listener {self.port} 127.0.0.1\n"
-            f"{auth}persistence false\nlog_dest stderr\n"
-            "log_type error\nlog_type warning\nmax_queued_messages 100000\n"
-            "max_inflight_messages 100\nset_tcp_nodelay true\n"
-        )
-        self.log = workdir / "mosquitto.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self.log.open("ab") as log:
-            self.proc = subprocess.Popen([self.exe, "-c", str(self.conf)], stdout=log, stderr=log)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection((self.host, self.port), timeout=0.2).close()
-                return
-            except OSError:
-                if self.proc.poll() is not None:
-                    raise RuntimeError(f"mosquitto exited: {self.log.read_text()}") from None
-                time.sleep(0.005)
-        raise RuntimeError("mosquitto did not start listening")
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
-        self.proc = None
-
-    @property
-    def url(self) -> str:
-        return f"mqtt://{self.host}:{self.port}"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from emulator.testing import Broker  # noqa: E402  (shared with the pytest plugin)
 
 
 @pytest.fixture(scope="session")

@@ -19,8 +19,8 @@ import pytest
 import firmware_model as fm
 import protocol as p
 from emulator import EmulatorServer, MqttSettings, ServerOptions, read_key
+from emulator.testing import Broker
 
-from .conftest import Broker
 from .e2e_client import Client, MqttTransport, PumpError, SerialTransport
 from .emulator_helpers import MORPHINE_FILL
 

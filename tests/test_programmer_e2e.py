@@ -16,8 +16,7 @@ import firmware_model as fm
 import programmer
 import protocol as p
 from emulator import EmulatorServer, MqttSettings, ServerOptions
-
-from .conftest import Broker
+from emulator.testing import Broker
 
 MG = 1_000_000
 ML = 1_000_000

@@ -1,0 +1,259 @@
+"""Test helpers for programmer developers: an emulated pump in a background thread (usable from
+sync and async tests alike), a private Mosquitto, and the pytest plugin's fixtures.
+
+    def test_my_programmer(pump_emulator):
+        with programmer.connect_sync(pump_emulator.connection, key=pump_emulator.key_file) as pump:
+            pump.prepare_dose(3_000_000).commit()
+        pump_emulator.control.advance(days=30)
+        assert "LOW_RESERVOIR" in pump_emulator.control.state()["status"]["active_alarms"]
+
+The plugin is registered with pytest (entry point `itp_emulator`) when the package is
+installed; see docs/emulator.md section 13.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import socket
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import firmware_model as fm
+import protocol as p
+
+from ._mqtt import MqttSettings
+from ._server import EmulatorServer, ServerOptions
+
+PROFILES = {
+    "synchromed-ii-20": fm.ProfileId.SYNCHROMED_II_20,
+    "synchromed-ii-40": fm.ProfileId.SYNCHROMED_II_40,
+    "prometra-ii-20": fm.ProfileId.PROMETRA_II_20,
+    "prometra-ii-40": fm.ProfileId.PROMETRA_II_40,
+    "constant-flow": fm.ProfileId.CONSTANT_FLOW,
+}
+
+
+class Broker:
+    """A mosquitto on a free loopback port that a test can stop and start again."""
+
+    def __init__(self, workdir: Path, *, users: dict[str, str] | None = None) -> None:
+        exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        if not Path(exe).exists():
+            raise RuntimeError("mosquitto is not installed: apt-get install -y mosquitto")
+        self.exe = exe
+        self.host = "127.0.0.1"
+        self.port = _free_port()
+        self.conf = workdir / "mosquitto.conf"
+        auth = "allow_anonymous true\n"
+        if users:
+            passwords = workdir / "passwords"
+            passwd = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
+            for i, (user, password) in enumerate(users.items()):
+                flags = ["-b", "-c"] if i == 0 else ["-b"]
+                subprocess.run([passwd, *flags, str(passwords), user, password], check=True)
+            auth = f"allow_anonymous false\npassword_file {passwords}\n"
+            if os.geteuid() == 0:  # else mosquitto drops to its own user, who cannot read it
+                auth += "user root\n"
+        self.conf.write_text(
+            f"listener {self.port} 127.0.0.1\n"
+            f"{auth}persistence false\nlog_dest stderr\n"
+            "log_type error\nlog_type warning\nmax_queued_messages 100000\n"
+            "max_inflight_messages 100\nset_tcp_nodelay true\n"
+        )
+        self.log = workdir / "mosquitto.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen([self.exe, "-c", str(self.conf)], stdout=log, stderr=log)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection((self.host, self.port), timeout=0.2).close()
+                return
+            except OSError:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"mosquitto exited: {self.log.read_text()}") from None
+                time.sleep(0.005)
+        raise RuntimeError("mosquitto did not start listening")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+        self.proc = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://{self.host}:{self.port}"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ControlClient:
+    """The control plane from synchronous code (docs/emulator.md section 12)."""
+
+    def __init__(self, url: str, token: str, serial: int) -> None:
+        self.url, self._token, self.serial = url.rstrip("/"), token, serial
+
+    def call(self, method: str, path: str, body: object = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.url + path, data=data, method=method)
+        req.add_header("Authorization", f"Bearer {self._token}")
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r:
+                return json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            raise RuntimeError(f"{method} {path}: {e.code} {e.read().decode()}") from None
+
+    def state(self) -> Any:
+        return self.call("GET", f"/v1/pumps/{self.serial}")
+
+    def advance(self, *, days: float = 0, ms: int = 0, until: str | None = None) -> Any:
+        body: dict[str, object] = (
+            {"until": until} if until else {"ms": ms + round(days * fm.DAY_MS)}
+        )
+        return self.call("POST", f"/v1/pumps/{self.serial}/advance", body)
+
+    def speed(self, factor: float) -> Any:
+        return self.call("PUT", f"/v1/pumps/{self.serial}/speed", {"factor": factor})
+
+    def inject(self, kind: str, **params: int) -> Any:
+        body = {"kind": kind.upper(), **params}
+        return self.call("POST", f"/v1/pumps/{self.serial}/faults", body)
+
+    def clear(self, kind: str) -> Any:
+        return self.call("DELETE", f"/v1/pumps/{self.serial}/faults/{kind}")
+
+    def set_true_reservoir(self, volume_nl: int) -> Any:
+        body = {"true_volume_nl": volume_nl}
+        return self.call("PUT", f"/v1/pumps/{self.serial}/reservoir", body)
+
+    def impair_link(self, **impairment: object) -> Any:
+        return self.call("PUT", f"/v1/pumps/{self.serial}/link", impairment)
+
+
+class EmulatedPump:
+    """An emulator serving one pump from a background thread with its own event loop."""
+
+    def __init__(self, state_dir: Path, options: ServerOptions) -> None:
+        options.control = options.control or ("127.0.0.1", 0)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+        self.server = EmulatorServer(state_dir, options)
+        try:
+            self._run(self.server.__aenter__())
+        except BaseException:
+            self._stop_loop()
+            raise
+        control = self.server.control
+        assert control is not None
+        self.serial = self.server.device.pump.serial
+        self.control = ControlClient(
+            f"http://{control.address[0]}:{control.address[1]}", control.token, self.serial
+        )
+        keys = self.server.key_files
+        self.key_file = keys[p.Role.CLINICIAN]
+        self.patient_key_file = keys[p.Role.PATIENT]
+        mqtt = options.mqtt
+        self.connection = (
+            f"serial://{self.server.port_path}"
+            if self.server.port_path
+            else f"mqtt://{mqtt.host}:{mqtt.port}/{self.serial}"  # type: ignore[union-attr]
+        )
+
+    def _run(self, coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(60)
+
+    def wait_online(self, timeout: float = 10) -> None:
+        """MQTT: until the pump's client is subscribed."""
+        mqtt = self.server.mqtt
+        if mqtt is not None:
+            self._run(asyncio.wait_for(mqtt.connected.wait(), timeout))
+
+    def close(self) -> None:
+        try:
+            self._run(self.server.aclose())
+        finally:
+            self._stop_loop()
+
+    def _stop_loop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self._loop.close()
+
+
+def _options(request: pytest.FixtureRequest) -> dict[str, Any]:
+    marker = request.node.get_closest_marker("pump")
+    kwargs: dict[str, Any] = dict(marker.kwargs) if marker else {}
+    kwargs.update(getattr(request, "param", None) or {})
+    unknown = set(kwargs) - {"profile", "speed", "serial"}
+    if unknown:
+        raise pytest.UsageError(f"pump marker: unknown option(s) {sorted(unknown)}")
+    return kwargs
+
+
+def _server_options(kwargs: dict[str, Any], **extra: Any) -> ServerOptions:
+    profile = kwargs.get("profile")
+    if profile is not None and profile not in PROFILES:
+        raise pytest.UsageError(f"pump profile must be one of {sorted(PROFILES)}")
+    return ServerOptions(
+        profile=PROFILES[profile] if profile else None,
+        serial=kwargs.get("serial"),
+        speed_milli=round(kwargs.get("speed", 1) * 1000),
+        **extra,
+    )
+
+
+@pytest.fixture
+def pump_emulator(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EmulatedPump]:
+    """An emulated pump on a pseudo-terminal: `.connection`, `.key_file`, `.control`.
+    Options from `@pytest.mark.pump(profile=..., speed=..., serial=...)` or indirect params."""
+    pump = EmulatedPump(tmp_path / "itp-pump", _server_options(_options(request)))
+    yield pump
+    pump.close()
+
+
+@pytest.fixture(scope="session")
+def mosquitto_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    """A private Mosquitto on a free loopback port for the whole session."""
+    broker = Broker(tmp_path_factory.mktemp("itp-mosquitto"))
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture
+def pump_emulator_mqtt(
+    request: pytest.FixtureRequest, tmp_path: Path, mosquitto_broker: Broker
+) -> Iterator[EmulatedPump]:
+    """An emulated pump on MQTT through a private broker: `.connection` is mqtt://..."""
+    options = _server_options(
+        _options(request), pty=False, mqtt=MqttSettings.from_url(mosquitto_broker.url)
+    )
+    pump = EmulatedPump(tmp_path / "itp-pump", options)
+    pump.wait_online()
+    yield pump
+    pump.close()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "pump(profile=, speed=, serial=): options of the emulated pump fixtures"
+    )

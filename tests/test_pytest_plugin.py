@@ -1,0 +1,70 @@
+"""The pytest plugin, as a programmer developer uses it: an example suite run with pytester in
+a fresh pytest process (the plugin is found through its entry point)."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+EXAMPLE = """
+import pytest
+import programmer
+from protocol import Drug
+
+
+@pytest.mark.pump(speed=1000)
+def test_refill_dose_and_the_low_reservoir_alarm(pump_emulator, tmp_path):
+    with programmer.connect_sync(
+        pump_emulator.connection, key=pump_emulator.key_file, journal=tmp_path / "j"
+    ) as pump:
+        pump.prepare_refill(
+            withdrawn_nl=0, added_nl=20_000_000, drug=Drug.MORPHINE, conc_ng_per_ml=25_000_000
+        ).commit()
+        pump.prepare_dose(3_000_000).commit()
+    pump_emulator.control.advance(until="next-alarm")
+    assert "LOW_RESERVOIR" in pump_emulator.control.state()["status"]["active_alarms"]
+
+
+@pytest.mark.pump(profile="prometra-ii-40", serial=77)
+def test_profile_and_serial(pump_emulator):
+    state = pump_emulator.control.state()
+    assert state["profile"] == "Prometra II 40 mL" and state["serial"] == 77
+
+
+@pytest.mark.parametrize("pump_emulator", [{"profile": "constant-flow"}], indirect=True)
+def test_indirect_parameters(pump_emulator):
+    assert pump_emulator.control.state()["profile"].startswith("Constant")
+
+
+@pytest.mark.pump(speed=1000)
+def test_over_mqtt_with_a_fault(pump_emulator_mqtt, tmp_path):
+    assert pump_emulator_mqtt.connection.startswith("mqtt://")
+    pump_emulator_mqtt.control.inject("motor_stall")
+    with programmer.connect_sync(
+        pump_emulator_mqtt.connection, key=pump_emulator_mqtt.key_file, journal=tmp_path / "j"
+    ) as pump:
+        assert [a.alarm.name for a in pump.alarms()] == ["MOTOR_STALL"]
+
+"""
+
+
+def test_the_plugin_serves_an_example_suite(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_example=EXAMPLE)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q")
+    result.assert_outcomes(passed=4)
+
+
+def test_an_unknown_option_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_bad="""
+import pytest
+
+@pytest.mark.pump(colour="blue")
+def test_x(pump_emulator):
+    pass
+"""
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q")
+    assert result.ret != 0
+    result.stdout.fnmatch_lines(["*unknown option*colour*"])
