@@ -27,6 +27,13 @@ from ._clock import MAX_SPEED_MILLI
 from ._control import UNTIL
 from ._keys import KeyFileError
 from ._mqtt import MqttSettings, topics
+from ._scenario import (
+    ScenarioError,
+    builtin_scenarios,
+    load_scenario,
+    run_scenario,
+    write_report,
+)
 from ._server import EmulatorServer, ServerOptions
 from ._store import StoreError
 
@@ -440,6 +447,50 @@ def _ctl(args: argparse.Namespace) -> int:
     return 0 if status == 200 else (2 if status == 400 else 1)
 
 
+def _scenario(args: argparse.Namespace) -> int:
+    """`pump-emulator scenario list|run`: the training scenarios, headless at full speed."""
+    if args.scenario_command == "list":
+        for name in builtin_scenarios():
+            scn = load_scenario(name)
+            print(f"{name:32} {scn.name}")
+        return 0
+    try:
+        scn = load_scenario(args.file)
+    except ScenarioError as exc:
+        print(f"pump-emulator scenario: {exc}", file=sys.stderr)
+        return 2
+
+    def progress(share: float) -> None:
+        if sys.stderr.isatty():
+            filled = int(share * 30)
+            print(f"\r[{'#' * filled}{'.' * (30 - filled)}] {share:4.0%}", end="", file=sys.stderr)
+
+    try:
+        report = run_scenario(scn, progress=progress)
+        out = args.out or Path(f"scenario-{Path(str(args.file)).stem}")
+        written = write_report(report, out, plot=not args.no_plot)
+    except ScenarioError as exc:
+        print(f"\npump-emulator scenario: {exc}", file=sys.stderr)
+        return 2
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
+    print(f"{scn.name}: {'PASSED' if report.passed else 'FAILED'}")
+    for r in report.results:
+        print(f"  [{'ok' if r['passed'] else 'FAIL'}] {r['detail']}")
+    print("report: " + ", ".join(str(w) for w in written))
+    return 0 if report.passed else 1
+
+
+def _add_scenario(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    s = sub.add_parser("scenario", help="run a training scenario headless (or list them)")
+    acts = s.add_subparsers(dest="scenario_command", required=True)
+    acts.add_parser("list", help="the built-in training scenarios")
+    r = acts.add_parser("run", help="run one at full speed, check it, write its report")
+    r.add_argument("file", help="a scenario TOML file or a built-in scenario's name")
+    r.add_argument("--out", type=Path, help="report directory (default scenario-NAME)")
+    r.add_argument("--no-plot", action="store_true", help="JSON summary only")
+
+
 def _add_ctl(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     c = sub.add_parser("ctl", help="steer a running emulator through its control plane")
     c.add_argument("--url", help="control plane URL (or ITP_CONTROL_URL)")
@@ -475,6 +526,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     _add_serve(sub)
     _add_ctl(sub)
+    _add_scenario(sub)
     d = sub.add_parser("demo", help="walk through a protocol v1 session in memory")
     d.add_argument("--pump-serial", type=int, default=1234, help="pump serial number (pump id)")
     args = parser.parse_args(argv)
@@ -485,6 +537,8 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(_serve(args))
     if args.command == "ctl":
         return _ctl(args)
+    if args.command == "scenario":
+        return _scenario(args)
     if args.command == "demo":
         if not 0 < args.pump_serial < p.BROADCAST_PUMP_ID:
             parser.error("--pump-serial must be 1..4294967294")

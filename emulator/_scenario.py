@@ -1,0 +1,558 @@
+"""Scenarios: a pump's starting state, a timeline of events and the expectations to check, in
+TOML (docs/emulator.md section 14). `run_scenario` plays one headless on the firmware model at
+full speed and returns a report; `write_report` writes its JSON summary and PNG plot.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import re
+import tomllib
+from collections.abc import Callable
+from decimal import Decimal, InvalidOperation
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import firmware_model as fm
+
+T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z: scenarios start at a midnight
+NL_PER_ML = fm.NL_PER_ML
+_MASS = {"ng": 1, "mcg": fm.NG_PER_MCG, "ug": fm.NG_PER_MCG, "mg": fm.NG_PER_MG}
+PROFILES = {
+    "synchromed-ii-20": fm.ProfileId.SYNCHROMED_II_20,
+    "synchromed-ii-40": fm.ProfileId.SYNCHROMED_II_40,
+    "prometra-ii-20": fm.ProfileId.PROMETRA_II_20,
+    "prometra-ii-40": fm.ProfileId.PROMETRA_II_40,
+    "constant-flow": fm.ProfileId.CONSTANT_FLOW,
+}
+FAULTS: dict[str, type] = {
+    "motor_stall": fm.MotorStall,
+    "catheter_occlusion": fm.CatheterOcclusion,
+    "catheter_leak": fm.CatheterLeak,
+    "pocket_fill": fm.PocketFill,
+    "critical_memory_error": fm.CriticalMemoryError,
+    "noncritical_memory_error": fm.NoncriticalMemoryError,
+    "mri_exposure": fm.MriExposure,
+    "delivery_inaccuracy": fm.DeliveryInaccuracy,
+    "premature_eri": fm.PrematureEri,
+    "premature_eos": fm.PrematureEos,
+    "low_battery_reset": fm.LowBatteryReset,
+}
+
+
+class ScenarioError(ValueError):
+    """A scenario file that cannot be used: the message names the entry and the field."""
+
+
+# --- units -----------------------------------------------------------------------------------
+
+
+def duration_ms(value: Any, where: str) -> int:
+    """'30d', '2d 6h', '90m', '45s' or a number of ms."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if not isinstance(value, str):
+        raise ScenarioError(f"{where}: a duration like '30d', '2d 6h' or '90m'")
+    total = Decimal(0)
+    units = {"d": fm.DAY_MS, "h": fm.MS_PER_HOUR, "m": fm.MS_PER_MIN, "s": 1000, "ms": 1}
+    parts = re.findall(r"(\d+(?:\.\d+)?)\s*(ms|d|h|m|s)", value)
+    if not parts or re.sub(r"(\d+(?:\.\d+)?)\s*(ms|d|h|m|s)|\s", "", value):
+        raise ScenarioError(f"{where}: {value!r} is not a duration like '30d' or '2d 6h'")
+    for number, unit in parts:
+        total += Decimal(number) * units[unit]
+    return int(total)
+
+
+def mass_ng(value: Any, where: str) -> int:
+    """'3mg', '500mcg', '0.1 mg'."""
+    text = str(value).strip().lower().replace(" ", "").removesuffix("/day")
+    for unit in sorted(_MASS, key=len, reverse=True):
+        if text.endswith(unit):
+            try:
+                ng = Decimal(text[: -len(unit)]) * _MASS[unit]
+            except InvalidOperation:
+                break
+            if ng >= 0 and ng == ng.to_integral_value():
+                return int(ng)
+            break
+    raise ScenarioError(f"{where}: {value!r} is not a dose like '3mg' or '500mcg'")
+
+
+def volume_nl(value: Any, where: str) -> int:
+    try:
+        nl = Decimal(str(value)) * NL_PER_ML
+    except InvalidOperation:
+        raise ScenarioError(f"{where}: {value!r} is not a volume in mL") from None
+    if nl < 0 or nl != nl.to_integral_value():
+        raise ScenarioError(f"{where}: {value!r} is not a volume in mL")
+    return int(nl)
+
+
+def concentration(value: Any, where: str) -> tuple[int, fm.ConcentrationUnit]:
+    text = str(value).strip().lower().replace(" ", "").removesuffix("/ml")
+    unit = (
+        fm.ConcentrationUnit.MCG_PER_ML
+        if text.endswith(("mcg", "ug"))
+        else fm.ConcentrationUnit.MG_PER_ML
+    )
+    return mass_ng(text, where), unit
+
+
+def _enum(enum: Any, value: Any, where: str) -> Any:
+    try:
+        return enum[str(value).upper()]
+    except KeyError:
+        names = ", ".join(m.name.lower() for m in enum)
+        raise ScenarioError(f"{where}: {value!r} is not one of {names}") from None
+
+
+# --- the scenario ------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Step:
+    at_ms: int
+    action: str
+    params: dict[str, Any]
+    where: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Expectation:
+    kind: str  # alarm, no_alarm, event, refill, bolus_denied
+    params: dict[str, Any]
+    where: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Scenario:
+    name: str
+    description: str
+    profile: fm.ProfileId
+    serial: int
+    duration_ms: int
+    sample_ms: int
+    steps: tuple[Step, ...]
+    expectations: tuple[Expectation, ...]
+
+
+ACTIONS = {
+    "refill": {"withdrawn_ml", "withdraw_all", "added_ml", "drug", "concentration",
+               "low_alarm_ml"},
+    "dose": {"dose"},
+    "schedule": {"steps"},
+    "bridge": {"previous_concentration", "dose", "catheter_cm", "tubing_ul"},
+    "patient_bolus_settings": {"dose", "duration_min", "lockout_min", "max_per_day"},
+    "patient_bolus": {"count", "every_min"},
+    "clinician_bolus": {"dose", "minutes"},
+    "fault": {"kind", "recover_after", "share_ppm", "volume_ml", "duration", "recovery_delay",
+              "error_ppm"},
+    "clear_fault": {"kind"},
+    "true_reservoir": {"ml"},
+    "suspend": set(),
+    "resume": set(),
+}  # fmt: skip
+EXPECTATIONS = {
+    "alarm": {"alarm", "after_day", "by_day"},
+    "no_alarm": {"alarm", "before_day"},
+    "event": {"event", "after_day", "by_day", "min_count"},
+    "refill": {"refill", "beyond_limits", "discrepancy_min_ml", "discrepancy_max_ml"},
+    "bolus_denied": {"reason", "min_count", "max_count"},
+}
+
+
+def load_scenario(source: str | Path) -> Scenario:
+    """A scenario from a TOML file, TOML text, or the name of a built-in one."""
+    if isinstance(source, Path) or (isinstance(source, str) and source.endswith(".toml")):
+        path = Path(source)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ScenarioError(f"cannot read {path}: {exc.strerror}") from None
+    elif isinstance(source, str) and source in builtin_scenarios():
+        text = (resources.files("emulator") / "scenarios" / f"{source}.toml").read_text("utf-8")
+    else:
+        text = str(source)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError(f"not valid TOML: {exc}") from None
+    return parse_scenario(data)
+
+
+def parse_scenario(data: dict[str, Any]) -> Scenario:
+    known = {"name", "description", "pump", "run", "timeline", "expect"}
+    extra = set(data) - known
+    if extra:
+        raise ScenarioError(f"unknown section(s): {', '.join(sorted(extra))}")
+    pump = data.get("pump", {})
+    profile = pump.get("profile", "synchromed-ii-20")
+    if profile not in PROFILES:
+        raise ScenarioError(f"pump.profile must be one of {', '.join(PROFILES)}")
+    serial = pump.get("serial", 1234)
+    if not isinstance(serial, int) or not 0 < serial < 0xFFFF_FFFF:
+        raise ScenarioError("pump.serial must be 1 .. 4294967294")
+    run = data.get("run", {})
+    steps = []
+    for i, entry in enumerate(data.get("timeline", []), 1):
+        where = f"timeline[{i}]"
+        if not isinstance(entry, dict) or "action" not in entry or "at" not in entry:
+            raise ScenarioError(f"{where}: needs at and action")
+        action = entry["action"]
+        if action not in ACTIONS:
+            raise ScenarioError(f"{where}: action must be one of {', '.join(ACTIONS)}")
+        params = {k: v for k, v in entry.items() if k not in ("at", "action")}
+        unknown = set(params) - ACTIONS[action]
+        if unknown:
+            raise ScenarioError(f"{where}: {action} takes no {', '.join(sorted(unknown))}")
+        steps.append(Step(duration_ms(entry["at"], f"{where}.at"), action, params, where))
+    expectations = []
+    for i, entry in enumerate(data.get("expect", []), 1):
+        where = f"expect[{i}]"
+        if not isinstance(entry, dict):
+            raise ScenarioError(f"{where}: a table of fields")
+        if "reason" in entry:
+            kind = "bolus_denied"
+        elif "refill" in entry:
+            kind = "refill"
+        elif "event" in entry:
+            kind = "event"
+        elif "alarm" in entry:
+            kind = "no_alarm" if "before_day" in entry else "alarm"
+        else:
+            raise ScenarioError(f"{where}: say what to expect: alarm, event, refill or reason")
+        unknown = set(entry) - EXPECTATIONS[kind]
+        if unknown:
+            raise ScenarioError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
+        expectations.append(Expectation(kind, dict(entry), where))
+    duration = duration_ms(run.get("duration", "0d"), "run.duration")
+    last = max((s.at_ms for s in steps), default=0)
+    scenario = Scenario(
+        name=str(data.get("name", "unnamed")),
+        description=str(data.get("description", "")),
+        profile=PROFILES[profile],
+        serial=serial,
+        duration_ms=max(duration, last),
+        sample_ms=duration_ms(run.get("sample_every", "6h"), "run.sample_every"),
+        steps=tuple(sorted(steps, key=lambda s: s.at_ms)),
+        expectations=tuple(expectations),
+    )
+    if scenario.sample_ms < fm.MS_PER_MIN:
+        raise ScenarioError("run.sample_every must be at least 1m")
+    return scenario
+
+
+def builtin_scenarios() -> list[str]:
+    folder = resources.files("emulator") / "scenarios"
+    return sorted(
+        p.name.removesuffix(".toml") for p in folder.iterdir() if p.name.endswith(".toml")
+    )
+
+
+# --- running -----------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Report:
+    scenario: Scenario
+    samples: list[tuple[float, float, float, float, float]]  # day, calc mL, true mL, mL/day, mg
+    alarms: list[tuple[float, str]]  # day raised, alarm
+    refills: list[dict[str, Any]]
+    results: list[dict[str, Any]]  # one per expectation
+    events: list[fm.Event]
+    final: dict[str, Any]
+
+    @property
+    def passed(self) -> bool:
+        return all(r["passed"] for r in self.results)
+
+
+def run_scenario(scenario: Scenario, *, progress: Callable[[float], None] | None = None) -> Report:
+    """Play the scenario on a fresh model at full speed."""
+    pump = fm.Pump.create(scenario.profile, serial=scenario.serial, now_ms=T0)
+    start = pump.self_test_ends_at
+    pump.advance_to(start)
+    samples: list[tuple[float, float, float, float, float]] = []
+    refills: list[dict[str, Any]] = []
+    end = start + scenario.duration_ms
+    next_sample = start
+
+    def sample_until(t: int) -> None:
+        nonlocal next_sample
+        t = max(t, pump.now)  # an action may have moved time on (a series of presses)
+        while next_sample < pump.now:
+            next_sample += scenario.sample_ms
+        while next_sample <= t:
+            pump.advance_to(next_sample)
+            st = pump.status()
+            conc = st.conc_ng_per_ml
+            samples.append(
+                (
+                    (next_sample - start) / fm.DAY_MS,
+                    st.reservoir_nl / NL_PER_ML,
+                    st.true_reservoir_nl / NL_PER_ML,
+                    st.current_rate_nl_per_day / NL_PER_ML,
+                    st.patient_dose_ng / fm.NG_PER_MG if conc else 0.0,
+                )
+            )
+            next_sample += scenario.sample_ms
+            if progress is not None:
+                progress(min(1.0, (next_sample - start) / max(1, scenario.duration_ms)))
+        pump.advance_to(t)
+
+    for step in scenario.steps:
+        sample_until(start + step.at_ms)
+        _apply(pump, step, refills, start)
+    sample_until(end)
+    events = pump.events()
+    alarms = [
+        ((e.time_ms - (pump.clock_ms - pump.now) - start) / fm.DAY_MS, fm.Alarm(e.a).name or "?")
+        for e in events
+        if e.kind is fm.EventKind.ALARM_RAISED
+    ]
+    st = pump.status()
+    final = {
+        "day": (pump.now - start) / fm.DAY_MS,
+        "mode": st.mode.name,
+        "reservoir_ml": st.reservoir_nl / NL_PER_ML,
+        "true_reservoir_ml": st.true_reservoir_nl / NL_PER_ML,
+        "active_alarms": [a.name for a in fm.Alarm if a in st.active_alarms],
+        "battery": st.battery.name,
+        "delivered_mg": st.patient_dose_ng / fm.NG_PER_MG,
+    }
+    report = Report(scenario, samples, alarms, refills, [], events, final)
+    report.results = [_check(x, report, start, pump) for x in scenario.expectations]
+    return report
+
+
+def _apply(pump: fm.Pump, step: Step, refills: list[dict[str, Any]], start: int) -> None:
+    p, w = step.params, step.where
+    try:
+        if step.action == "refill":
+            st = pump.status()
+            conc, unit = (
+                concentration(p["concentration"], f"{w}.concentration")
+                if "concentration" in p
+                else (st.conc_ng_per_ml, st.conc_unit)
+            )
+            drug = _enum(fm.Drug, p["drug"], f"{w}.drug") if "drug" in p else st.drug
+            withdrawn = (
+                st.true_reservoir_nl
+                if p.get("withdraw_all", "withdrawn_ml" not in p)
+                else volume_nl(p["withdrawn_ml"], f"{w}.withdrawn_ml")
+            )
+            r = pump.record_refill(
+                withdrawn_nl=withdrawn,
+                added_nl=volume_nl(p["added_ml"], f"{w}.added_ml"),
+                drug=drug,
+                conc_ng_per_ml=conc,
+                unit=unit,
+                low_threshold_nl=volume_nl(p["low_alarm_ml"], f"{w}.low_alarm_ml")
+                if "low_alarm_ml" in p
+                else None,
+                confirm_soft_limit=True,
+            )
+            refills.append(
+                {
+                    "day": (pump.now - start) / fm.DAY_MS,
+                    "withdrawn_ml": withdrawn / NL_PER_ML,
+                    "expected_residual_ml": r.expected_residual_nl / NL_PER_ML,
+                    "discrepancy_ml": r.discrepancy_nl / NL_PER_ML,
+                    "delivery_ratio": None
+                    if r.delivery_ratio_ppm is None
+                    else r.delivery_ratio_ppm / fm.PPM,
+                    "beyond_limits": r.beyond_limits,
+                }
+            )
+        elif step.action == "dose":
+            pump.set_continuous_dose(mass_ng(p["dose"], f"{w}.dose"), confirm_soft_limit=True)
+        elif step.action == "schedule":
+            plan = []
+            for text in p["steps"]:
+                clock, _, dose = str(text).partition("=")
+                hh, _, mm = clock.partition(":")
+                plan.append((int(hh) * 60 + int(mm), mass_ng(dose, f"{w}.steps")))
+            pump.set_schedule(plan, confirm_soft_limit=True)
+        elif step.action == "bridge":
+            prev, _ = concentration(p["previous_concentration"], f"{w}.previous_concentration")
+            dead = int(p.get("catheter_cm", 85)) * 2_600 + int(p.get("tubing_ul", 12)) * 1_000
+            pump.start_bridge(dead, prev, mass_ng(p["dose"], f"{w}.dose"), confirm_soft_limit=True)
+        elif step.action == "patient_bolus_settings":
+            pump.set_patient_bolus(
+                enabled=True,
+                dose_ng=mass_ng(p["dose"], f"{w}.dose"),
+                duration_ms=int(p.get("duration_min", 10)) * fm.MS_PER_MIN,
+                lockout_ms=int(p.get("lockout_min", 60)) * fm.MS_PER_MIN,
+                max_per_24h=int(p.get("max_per_day", 6)),
+                confirm_soft_limit=True,
+            )
+        elif step.action == "patient_bolus":
+            every = int(p.get("every_min", 60)) * fm.MS_PER_MIN
+            for i in range(int(p.get("count", 1))):
+                if i:
+                    pump.advance_to(pump.now + every)
+                # A refusal is logged (BOLUS_DENIED): that is what the scenario checks.
+                with contextlib.suppress(fm.Rejected):
+                    pump.request_patient_bolus()
+        elif step.action == "clinician_bolus":
+            pump.start_clinician_bolus(
+                mass_ng(p["dose"], f"{w}.dose"),
+                int(p.get("minutes", 10)) * fm.MS_PER_MIN,
+                confirm_soft_limit=True,
+            )
+        elif step.action == "fault":
+            kind = str(p["kind"]).lower()
+            if kind not in FAULTS:
+                raise ScenarioError(f"{w}.kind must be one of {', '.join(FAULTS)}")
+            args: dict[str, Any] = {}
+            if "recover_after" in p:
+                args["recover_after_ms"] = duration_ms(p["recover_after"], f"{w}.recover_after")
+            if "duration" in p:
+                args["duration_ms"] = duration_ms(p["duration"], f"{w}.duration")
+            if "recovery_delay" in p:
+                args["recovery_delay_ms"] = duration_ms(p["recovery_delay"], f"{w}.recovery_delay")
+            if "volume_ml" in p:
+                args["volume_nl"] = volume_nl(p["volume_ml"], f"{w}.volume_ml")
+            for k in ("share_ppm", "error_ppm"):
+                if k in p:
+                    args[k] = int(p[k])
+            pump.inject(FAULTS[kind](**args))
+        elif step.action == "clear_fault":
+            pump.clear_fault(_enum(fm.FaultKind, p["kind"], f"{w}.kind"))
+        elif step.action == "true_reservoir":
+            pump.set_true_reservoir(volume_nl(p["ml"], f"{w}.ml"))
+        elif step.action == "suspend":
+            pump.suspend()
+        elif step.action == "resume":
+            pump.resume()
+    except fm.Rejected as exc:
+        raise ScenarioError(f"{w}: the pump refused {step.action}: {exc}") from None
+    except (KeyError, TypeError) as exc:
+        raise ScenarioError(f"{w}: {step.action} needs {exc}") from None
+
+
+def _check(x: Expectation, report: Report, start: int, pump: fm.Pump) -> dict[str, Any]:
+    p = x.params
+    off = pump.clock_ms - pump.now
+    passed, detail = False, ""
+    if x.kind in ("alarm", "no_alarm"):
+        name = str(p["alarm"]).upper()
+        days = [d for d, a in report.alarms if a == name]
+        if x.kind == "alarm":
+            lo, hi = float(p.get("after_day", 0)), float(p.get("by_day", 1e9))
+            hit = [d for d in days if lo <= d <= hi]
+            passed = bool(hit)
+            detail = (
+                f"{name} raised on day {hit[0]:.2f}"
+                if hit
+                else (f"{name} raised on days {[round(d, 2) for d in days]}, expected {lo} .. {hi}")
+            )
+        else:
+            before = float(p["before_day"])
+            early = [d for d in days if d < before]
+            passed = not early
+            detail = (
+                f"{name} not raised before day {before}"
+                if passed
+                else (f"{name} raised on day {early[0]:.2f}, before day {before}")
+            )
+    elif x.kind == "event":
+        kind = _enum(fm.EventKind, p["event"], f"{x.where}.event")
+        lo, hi = float(p.get("after_day", 0)), float(p.get("by_day", 1e9))
+        n = sum(
+            1
+            for e in report.events
+            if e.kind is kind and lo <= (e.time_ms - off - start) / fm.DAY_MS <= hi
+        )
+        passed = n >= int(p.get("min_count", 1))
+        detail = f"{n} {kind.name} record(s) between day {lo} and {hi}"
+    elif x.kind == "refill":
+        i = int(p["refill"])
+        if not 1 <= i <= len(report.refills):
+            detail = f"there were {len(report.refills)} refills, not {i}"
+        else:
+            r = report.refills[i - 1]
+            ok = True
+            if "beyond_limits" in p:
+                ok &= r["beyond_limits"] == bool(p["beyond_limits"])
+            if "discrepancy_min_ml" in p:
+                ok &= r["discrepancy_ml"] >= float(p["discrepancy_min_ml"])
+            if "discrepancy_max_ml" in p:
+                ok &= r["discrepancy_ml"] <= float(p["discrepancy_max_ml"])
+            passed = ok
+            detail = (
+                f"refill {i} on day {r['day']:.1f}: discrepancy {r['discrepancy_ml']:+.3f} mL, "
+                f"beyond limits {r['beyond_limits']}"
+            )
+    else:  # bolus_denied
+        reason = _enum(fm.Reason, p["reason"], f"{x.where}.reason")
+        n = sum(1 for e in report.events if e.kind is fm.EventKind.BOLUS_DENIED and e.a == reason)
+        passed = int(p.get("min_count", 1)) <= n <= int(p.get("max_count", 10**9))
+        detail = f"{n} patient bolus(es) denied with {reason.name}"
+    return {"expectation": x.where, "kind": x.kind, "passed": passed, "detail": detail}
+
+
+# --- the report ----------------------------------------------------------------------------
+
+
+def summary(report: Report) -> dict[str, Any]:
+    s = report.scenario
+    return {
+        "scenario": s.name,
+        "description": s.description,
+        "profile": s.profile.name,
+        "passed": report.passed,
+        "expectations": report.results,
+        "alarms": [{"day": round(d, 3), "alarm": a} for d, a in report.alarms],
+        "refills": report.refills,
+        "final": report.final,
+    }
+
+
+def write_report(report: Report, out_dir: Path, *, plot: bool = True) -> list[Path]:
+    """`summary.json` and, with matplotlib installed, `plot.png`. Returns the paths written."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = [out_dir / "summary.json"]
+    written[0].write_text(json.dumps(summary(report), indent=2))
+    if plot:
+        written.append(_plot(report, out_dir / "plot.png"))
+    return written
+
+
+def _plot(report: Report, path: Path) -> Path:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ScenarioError(
+            "the PNG plot needs matplotlib: pip install 'intrathecal-pump-emulator[plot]' "
+            "(or use --no-plot)"
+        ) from None
+    days = [x[0] for x in report.samples]
+    fig, axes = plt.subplots(3, 1, figsize=(10, 8), sharex=True)
+    axes[0].plot(days, [x[1] for x in report.samples], label="calculated (pump)")
+    axes[0].plot(days, [x[2] for x in report.samples], label="true", linestyle="--")
+    axes[0].set_ylabel("reservoir, mL")
+    axes[0].legend(loc="lower left")
+    axes[1].step(days, [x[3] for x in report.samples], where="post")
+    axes[1].set_ylabel("rate, mL/day")
+    axes[2].plot(days, [x[4] for x in report.samples])
+    axes[2].set_ylabel("delivered, mg")
+    axes[2].set_xlabel("day")
+    for day, alarm in report.alarms:
+        for ax in axes:
+            ax.axvline(day, color="red", alpha=0.4)
+        axes[0].annotate(alarm, (day, axes[0].get_ylim()[1]), rotation=90, fontsize=7,
+                         va="top", color="red")  # fmt: skip
+    for r in report.refills:
+        axes[0].axvline(r["day"], color="green", alpha=0.4)
+    fig.suptitle(report.scenario.name)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path
