@@ -24,7 +24,8 @@ import firmware_model as fm
 import protocol as p
 
 from ._clock import MAX_SPEED_MILLI
-from ._control import UNTIL
+from ._control import UNTIL, ControlPlane
+from ._fleet import Fleet
 from ._keys import KeyFileError
 from ._mqtt import MqttSettings, topics
 from ._scenario import (
@@ -481,6 +482,84 @@ def _scenario(args: argparse.Namespace) -> int:
     return 0 if report.passed else 1
 
 
+async def _fleet(args: argparse.Namespace) -> int:
+    try:
+        settings = MqttSettings.from_url(
+            args.mqtt,
+            username=args.mqtt_username,
+            password=args.mqtt_password or os.environ.get("ITP_MQTT_PASSWORD"),
+        )
+        fleet = Fleet(
+            args.count,
+            settings,
+            first_serial=args.first_serial,
+            profile=PROFILES[args.profile],
+            speed_milli=args.speed,
+            beacon_interval_s=args.beacon_interval,
+            keys_dir=args.keys_dir,
+            state_dir=args.state_dir,
+            name=args.name,
+        )
+    except (ValueError, StoreError, KeyFileError) as exc:
+        print(f"pump-emulator fleet: error: {exc}", file=sys.stderr)
+        return 2
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await fleet.start()
+    control = None
+    if args.control is not None:
+        host, _, port = args.control.rpartition(":")
+        control = ControlPlane(fleet.runtimes, os.environ.get("ITP_CONTROL_TOKEN") or None)
+        await control.start(host or "127.0.0.1", int(port))
+    info = {
+        "pid": os.getpid(),
+        "pumps": args.count,
+        "first_serial": args.first_serial,
+        "mqtt": args.mqtt,
+        "fleet_status_topic": f"itp/v1/fleet/{args.name}/status",
+        "keys_dir": str(args.keys_dir) if args.keys_dir else None,
+        "control": f"http://{control.address[0]}:{control.address[1]}" if control else None,
+        "control_token": control.token if control else None,
+    }
+    print(f"fleet {args.name}: {args.count} pumps, serials {args.first_serial} .. "
+          f"{args.first_serial + args.count - 1}, on {args.mqtt}", flush=True)  # fmt: skip
+    if args.ready_file:
+        tmp = args.ready_file.with_name(args.ready_file.name + ".tmp")
+        tmp.write_text(json.dumps(info))
+        tmp.replace(args.ready_file)
+    await stop.wait()
+    stats = fleet.stats()
+    if control is not None:
+        await control.close()
+    await fleet.close()
+    if args.stats_file:
+        args.stats_file.write_text(json.dumps(stats))
+    print(f"fleet {args.name}: stopped; {stats['beacons_sent']} beacons, "
+          f"lateness p99 {stats['lateness_ms_p99']} ms", flush=True)  # fmt: skip
+    return 0
+
+
+def _add_fleet(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    f = sub.add_parser("fleet", help="run N pumps in one process on one MQTT connection")
+    f.add_argument("--count", type=int, required=True, help="how many pumps")
+    f.add_argument("--mqtt", required=True, metavar="URL", help="mqtt://host:port (or mqtts://)")
+    f.add_argument("--mqtt-username")
+    f.add_argument("--mqtt-password", help="(or ITP_MQTT_PASSWORD)")
+    f.add_argument("--first-serial", type=_serial_number, default=100_000)
+    f.add_argument("--profile", choices=sorted(PROFILES), default="synchromed-ii-20")
+    f.add_argument("--speed", type=_speed_milli, default=1000, metavar="FACTOR")
+    f.add_argument("--beacon-interval", type=float, default=1.0, metavar="SECONDS")
+    f.add_argument("--name", default="fleet", help="the fleet's status topic name")
+    f.add_argument("--keys-dir", type=Path, help="write each pump's key files here")
+    f.add_argument("--state-dir", type=Path, help="persist each pump here (else in memory)")
+    f.add_argument("--control", metavar="[HOST:]PORT", help="serve the control plane")
+    f.add_argument("--ready-file", type=Path, help="JSON written once serving")
+    f.add_argument("--stats-file", type=Path, help="JSON of beacon lateness written at exit")
+    f.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
+
+
 def _add_scenario(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     s = sub.add_parser("scenario", help="run a training scenario headless (or list them)")
     acts = s.add_subparsers(dest="scenario_command", required=True)
@@ -527,6 +606,7 @@ def main(argv: list[str] | None = None) -> int:
     _add_serve(sub)
     _add_ctl(sub)
     _add_scenario(sub)
+    _add_fleet(sub)
     d = sub.add_parser("demo", help="walk through a protocol v1 session in memory")
     d.add_argument("--pump-serial", type=int, default=1234, help="pump serial number (pump id)")
     args = parser.parse_args(argv)
@@ -539,6 +619,9 @@ def main(argv: list[str] | None = None) -> int:
         return _ctl(args)
     if args.command == "scenario":
         return _scenario(args)
+    if args.command == "fleet":
+        _setup_logging(args.log_level, False)
+        return asyncio.run(_fleet(args))
     if args.command == "demo":
         if not 0 < args.pump_serial < p.BROADCAST_PUMP_ID:
             parser.error("--pump-serial must be 1..4294967294")
