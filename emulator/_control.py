@@ -157,6 +157,13 @@ ROUTES = [
         "Set what is truly in the reservoir; the pump's calculated volume is left alone.",
         _object(["true_volume_nl"], true_volume_nl=_int(0, 100_000_000, "nL")),
     ),
+    Route(
+        "POST",
+        "/v1/pumps/{serial}/reset",
+        "Replace the pump by a new one in a scenario's starting state (its time-0 steps): "
+        "same serial and keys, a fresh memory; open sessions end.",
+        _object(["scenario"], scenario={"type": "string", "description": "built-in name"}),
+    ),
     Route("GET", "/v1/pumps/{serial}/link", "The link impairment in force."),
     Route(
         "PUT",
@@ -587,6 +594,25 @@ async def _reservoir(cp: ControlPlane, rt: Runtime, params: Any, body: Any, q: A
     return cp._done(rt)
 
 
+async def _reset(cp: ControlPlane, rt: Runtime, params: Any, body: Any, q: Any) -> Any:
+    from ._scenario import ScenarioError, builtin_scenarios, load_scenario, starting_pump
+
+    name = body["scenario"]
+    if name not in builtin_scenarios():
+        raise ControlError(404, f"no scenario {name!r}: one of {', '.join(builtin_scenarios())}")
+    dev = rt.device
+    dev.advance()
+    try:
+        pump = starting_pump(load_scenario(name), now_ms=dev.pump.now, serial=dev.pump.serial)
+    except ScenarioError as exc:
+        raise ControlError(409, str(exc)) from None
+    dev.clock.jump_to(max(pump.now, dev.clock.now()))
+    failure = dev.replace_pump(pump)
+    if failure is not None:
+        raise ControlError(409, failure)
+    return cp._done(rt, ControlCode.RESET, 0)
+
+
 async def _get_link(cp: ControlPlane, rt: Runtime, params: Any, body: Any, q: Any) -> Any:
     return dataclasses.asdict(rt.impairment)
 
@@ -611,6 +637,7 @@ HANDLERS: dict[tuple[str, str], Any] = {
     ("POST", "/v1/pumps/{serial}/faults"): _inject,
     ("DELETE", "/v1/pumps/{serial}/faults/{kind}"): _clear,
     ("PUT", "/v1/pumps/{serial}/reservoir"): _reservoir,
+    ("POST", "/v1/pumps/{serial}/reset"): _reset,
     ("GET", "/v1/pumps/{serial}/link"): _get_link,
     ("PUT", "/v1/pumps/{serial}/link"): _put_link,
 }

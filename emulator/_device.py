@@ -57,6 +57,7 @@ class ControlCode:
     SPEED = 3  # b: the new speed factor x1000 (0: paused)
     ADVANCE = 4  # b: model ms the control plane moved time forward
     LINK = 5  # b: share of frames dropped, ppm (-1: link cut)
+    RESET = 6  # the pump was replaced by a scenario's starting state
 
 
 _FIELDS: dict[int, frozenset[str]] = {
@@ -652,6 +653,25 @@ class PumpDevice:
         pending, self._security_pending = self._security_pending, {}
         for code, count in sorted(pending.items()):
             self.pump.log_external(fm.EventKind.SECURITY, fm.Source.PROGRAMMER, int(code), count)
+
+    def replace_pump(self, pump: fm.Pump) -> str | None:
+        """A new pump takes this one's place (a trainer's reset): same serial and keys, a fresh
+        memory; open sessions end. Returns an error text if it could not be stored."""
+        if pump.serial != self.pump.serial:
+            raise ValueError("the new pump must have the same serial number")
+        self.security.end_all()
+        self.security.drain_ended()  # they belonged to the old pump's log
+        if self.store is not None:
+            try:
+                self.store.reset(int(pump.profile.id))
+            except (sqlite3.Error, OSError) as exc:
+                return f"the pump's memory could not be reset: {exc}"
+        self.pump = pump
+        self._commands.clear()
+        self._security_pending.clear()
+        self._published_upto = self._mark = pump.event_seq
+        self.advance()
+        return self._commit(None)
 
     def log_control(self, code: int, b: int = 0) -> None:
         """A CONTROL record (runtime start and stop, and the control plane's actions)."""

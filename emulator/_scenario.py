@@ -270,6 +270,20 @@ class Report:
         return all(r["passed"] for r in self.results)
 
 
+def starting_pump(scenario: Scenario, *, now_ms: int, serial: int | None = None) -> fm.Pump:
+    """A new pump in the scenario's starting state: created at `now_ms`, past its self test,
+    with every timeline step at time 0 applied (for `serve --scenario` and the control
+    plane's reset). Later steps are the trainer's to play."""
+    pump = fm.Pump.create(
+        scenario.profile, serial=scenario.serial if serial is None else serial, now_ms=now_ms
+    )
+    pump.advance_to(pump.self_test_ends_at)
+    for step in scenario.steps:
+        if step.at_ms == 0:
+            _apply(pump, step, [], pump.now)
+    return pump
+
+
 def run_scenario(scenario: Scenario, *, progress: Callable[[float], None] | None = None) -> Report:
     """Play the scenario on a fresh model at full speed."""
     pump = fm.Pump.create(scenario.profile, serial=scenario.serial, now_ms=T0)

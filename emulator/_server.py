@@ -22,7 +22,9 @@ from ._device import PumpDevice
 from ._keys import key_path
 from ._mqtt import MqttLink, MqttSettings
 from ._runtime import Runtime, Trace, open_device
+from ._scenario import load_scenario, starting_pump
 from ._serial import PtyLink, SerialPortLink
+from ._store import StoreError
 
 
 @dataclasses.dataclass
@@ -41,6 +43,7 @@ class ServerOptions:
     policy: p.SessionPolicy | None = None
     control: tuple[str, int] | None = None  # serve the control plane here (port 0: any free)
     control_token: str | None = None  # default: a fresh random token
+    scenario: str | None = None  # start from this scenario's starting state (file or name)
 
 
 class EmulatorServer:
@@ -78,6 +81,19 @@ class EmulatorServer:
             stale_recovery_log=o.stale_recovery_log,
             policy=o.policy,
         )
+        if o.scenario is not None:
+            try:
+                pump = starting_pump(
+                    load_scenario(o.scenario), now_ms=device.pump.now, serial=device.pump.serial
+                )
+                device.clock.jump_to(max(pump.now, device.clock.now()))
+                failure = device.replace_pump(pump)
+            except BaseException:
+                if device.store is not None:
+                    device.store.close()
+                raise
+            if failure is not None:
+                raise StoreError(failure)
         trace = Trace(o.trace, device.pump.serial, o.speed_milli) if o.trace else None
         self.runtime = rt = Runtime(device, trace=trace)
         try:

@@ -219,6 +219,16 @@ class Store:
     def _tx(self) -> _Transaction:
         return _Transaction(self._db)
 
+    def reset(self, profile: int) -> None:
+        """Forget the pump (a new one replaces it): state, log and command records."""
+        with self._tx():
+            self._db.execute("DELETE FROM state")
+            self._db.execute("DELETE FROM events")
+            self._db.execute("DELETE FROM commands")
+            self._db.execute("UPDATE meta SET value = ? WHERE key = 'profile'", (str(profile),))
+        self._persisted_seq = 0
+        self._n = 0
+
     def commit(
         self,
         snapshot: dict[str, Any],

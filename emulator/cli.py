@@ -197,6 +197,7 @@ def _options(args: argparse.Namespace) -> ServerOptions:
             print("pump-emulator: error: --control takes [HOST:]PORT", file=sys.stderr)
             raise SystemExit(2) from None
     return ServerOptions(
+        scenario=args.scenario,
         control=control,
         control_token=os.environ.get("ITP_CONTROL_TOKEN") or None,
         profile=PROFILES[args.profile] if args.profile else None,
@@ -218,7 +219,7 @@ async def _serve(args: argparse.Namespace) -> int:
     server = EmulatorServer(state_dir, _options(args))
     try:
         await server.__aenter__()
-    except (StoreError, KeyFileError, fm.SnapshotError) as exc:
+    except (StoreError, KeyFileError, fm.SnapshotError, ScenarioError) as exc:
         print(f"pump-emulator: error: {exc}", file=sys.stderr)
         return 2
     stop = asyncio.Event()
@@ -303,6 +304,11 @@ def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     s.add_argument("--pump-serial", type=_serial_number, help="pump serial number (default 1234)")
     s.add_argument("--state-dir", type=Path, help="where the pump's memory and keys live")
+    s.add_argument(
+        "--scenario",
+        metavar="FILE_OR_NAME",
+        help="start from a scenario's starting state (replaces the stored pump)",
+    )
     s.add_argument(
         "--speed",
         type=_speed_milli,

@@ -328,3 +328,29 @@ def test_serve_with_control_and_the_ctl_command(tmp_path: Path) -> None:
         proc.terminate()
         proc.wait(20)
     assert proc.returncode == 0
+
+
+async def test_reset_to_a_training_scenario(tmp_path: Path) -> None:
+    options = ServerOptions(control=("127.0.0.1", 0))
+    async with EmulatorServer(tmp_path / "pump", options) as server:
+        status, body = await http(server, "POST", f"/v1/pumps/{SERIAL}/reset", {"scenario": "x"})
+        assert status == 404 and "low-reservoir-alarm-day" in body["error"]
+        status, state = await http(
+            server, "POST", f"/v1/pumps/{SERIAL}/reset", {"scenario": "low-reservoir-alarm-day"}
+        )
+        assert status == 200
+        st = server.device.pump.status()
+        assert (st.drug, st.reservoir_nl, st.daily_dose_ng) == (
+            fm.Drug.BACLOFEN,
+            20_000_000,
+            500_000,
+        )
+        assert server.device.pump.events()[0].kind is fm.EventKind.POWER_ON
+        status, state = await http(
+            server, "POST", f"/v1/pumps/{SERIAL}/advance", {"until": "next-alarm"}
+        )
+        assert "LOW_RESERVOIR" in state["status"]["active_alarms"]
+        seq = server.device.pump.event_seq
+    async with EmulatorServer(tmp_path / "pump", options) as server:  # the reset was stored
+        assert server.device.pump.status().drug is fm.Drug.BACLOFEN
+        assert server.device.pump.event_seq >= seq

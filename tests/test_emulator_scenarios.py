@@ -101,3 +101,17 @@ def test_scenario_cli_exit_codes(tmp_path: Path) -> None:
     broken.write_text("name = \n")
     err = run("run", str(broken))
     assert err.returncode == 2 and "TOML" in err.stderr
+
+
+async def test_serve_starts_from_a_scenario(tmp_path: Path) -> None:
+    import firmware_model as fm
+    from emulator import EmulatorServer, ServerOptions
+
+    options = ServerOptions(scenario="patient-bolus-lockout", pty=False)
+    async with EmulatorServer(tmp_path, options) as server:
+        pump = server.device.pump
+        assert pump.patient_bolus.enabled and pump.status().daily_dose_ng == 3_000_000
+        assert pump.status().drug is fm.Drug.MORPHINE
+    with pytest.raises(ScenarioError):
+        async with EmulatorServer(tmp_path / "b", ServerOptions(scenario="nonexistent.toml")):
+            pass
