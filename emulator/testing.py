@@ -203,7 +203,7 @@ def _options(request: pytest.FixtureRequest) -> dict[str, Any]:
     marker = request.node.get_closest_marker("pump")
     kwargs: dict[str, Any] = dict(marker.kwargs) if marker else {}
     kwargs.update(getattr(request, "param", None) or {})
-    unknown = set(kwargs) - {"profile", "speed", "serial"}
+    unknown = set(kwargs) - {"profile", "speed", "serial", "scenario"}
     if unknown:
         raise pytest.UsageError(f"pump marker: unknown option(s) {sorted(unknown)}")
     return kwargs
@@ -217,6 +217,7 @@ def _server_options(kwargs: dict[str, Any], **extra: Any) -> ServerOptions:
         profile=PROFILES[profile] if profile else None,
         serial=kwargs.get("serial"),
         speed_milli=round(kwargs.get("speed", 1) * 1000),
+        scenario=kwargs.get("scenario"),
         **extra,
     )
 
@@ -224,7 +225,8 @@ def _server_options(kwargs: dict[str, Any], **extra: Any) -> ServerOptions:
 @pytest.fixture
 def pump_emulator(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EmulatedPump]:
     """An emulated pump on a pseudo-terminal: `.connection`, `.key_file`, `.control`.
-    Options from `@pytest.mark.pump(profile=..., speed=..., serial=...)` or indirect params."""
+    Options from `@pytest.mark.pump(profile=, speed=, serial=, scenario=)` or indirect params
+    (`scenario`: a training scenario's name or a TOML file: the pump starts in its state)."""
     pump = EmulatedPump(tmp_path / "itp-pump", _server_options(_options(request)))
     yield pump
     pump.close()
@@ -255,5 +257,6 @@ def pump_emulator_mqtt(
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "pump(profile=, speed=, serial=): options of the emulated pump fixtures"
+        "markers",
+        "pump(profile=, speed=, serial=, scenario=): options of the emulated pump fixtures",
     )

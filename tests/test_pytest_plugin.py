@@ -37,6 +37,12 @@ def test_indirect_parameters(pump_emulator):
     assert pump_emulator.control.state()["profile"].startswith("Constant")
 
 
+@pytest.mark.pump(scenario="low-reservoir-alarm-day", speed=1000)
+def test_a_scenario_starting_state(pump_emulator):
+    state = pump_emulator.control.state()
+    assert state["status"]["drug"] == "BACLOFEN" and state["status"]["reservoir_nl"] > 19_000_000
+
+
 @pytest.mark.pump(speed=1000)
 def test_over_mqtt_with_a_fault(pump_emulator_mqtt, tmp_path):
     assert pump_emulator_mqtt.connection.startswith("mqtt://")
@@ -52,7 +58,7 @@ def test_over_mqtt_with_a_fault(pump_emulator_mqtt, tmp_path):
 def test_the_plugin_serves_an_example_suite(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_example=EXAMPLE)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q")
-    result.assert_outcomes(passed=4)
+    result.assert_outcomes(passed=5)
 
 
 def test_an_unknown_option_is_a_usage_error(pytester: pytest.Pytester) -> None:
