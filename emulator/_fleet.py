@@ -60,9 +60,12 @@ class Fleet:
         self.name = name
         self.beacon_interval_s = beacon_interval_s
         self.runtimes: dict[int, Runtime] = {}
-        now = wall_ms()
         for i in range(count):
             serial = first_serial + i
+            # Each pump's clock starts at the wall clock of its own creation: building a big
+            # fleet takes a while, and one start time for all would leave the last pumps'
+            # clocks behind (found by bench/fleet.py).
+            now = wall_ms()
             if state_dir is not None:  # durable pumps: one SQLite file each
                 device = open_device(
                     state_dir / f"pump-{serial}", profile=profile, serial=serial,

@@ -118,6 +118,13 @@ def test_roundtrip_benchmark_runs() -> None:
     assert "pty status / floor" in r.stdout and "mqtt status / floor" in r.stdout
 
 
+def test_fleet_benchmark_runs() -> None:
+    """Smoke test only: fleet figures are measured by bench/fleet.py, never asserted here."""
+    r = _run(sys.executable, "bench/fleet.py", "--quick")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "raw baseline" in r.stdout and "target" in r.stdout
+
+
 def test_ci_runs_exactly_the_readme_test_command() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     block = readme.split("```sh\n", 1)[1].split("```", 1)[0].strip().splitlines()
