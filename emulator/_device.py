@@ -698,11 +698,15 @@ class PumpDevice:
                     command,
                 )
             except (sqlite3.Error, OSError) as exc:
-                self.stats.storage_failures += 1
-                log.error("could not persist the pump state: %s", exc)
-                self._rollback()
-                return f"the pump could not store the change ({type(exc).__name__}); nothing "\
-                    "was applied: retry with the same command id"  # fmt: skip
+                # An error after the transaction committed (the disk has it) is a success: the
+                # command record decides, so the answer never says "not applied" wrongly.
+                if command is None or not store.command_recorded(command.command_id):
+                    self.stats.storage_failures += 1
+                    log.error("could not persist the pump state: %s", exc)
+                    self._rollback()
+                    return f"the pump could not store the change ({type(exc).__name__}); "\
+                        "nothing was applied: retry with the same command id"  # fmt: skip
+                log.warning("an error after the commit (%s): the change is stored", exc)
             self.stats.commits += 1
         if command is not None:
             self._commands[command.command_id] = command

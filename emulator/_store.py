@@ -211,6 +211,16 @@ class Store:
                 response=bytes(row[8]),
             )
 
+    def command_recorded(self, command_id: bytes) -> bool:
+        """Whether a command record is on disk (to settle a commit whose outcome is unclear)."""
+        try:
+            row = self._db.execute(
+                "SELECT 1 FROM commands WHERE command_id = ?", (command_id,)
+            ).fetchone()
+        except sqlite3.Error:
+            return False
+        return row is not None
+
     def integrity_check(self) -> str:
         return str(self._db.execute("PRAGMA integrity_check").fetchone()[0])
 
@@ -286,12 +296,12 @@ class Store:
                         "DELETE FROM commands WHERE n <= ?", (self._n + 1 - MAX_COMMANDS,)
                     )
             self._step("commit")
-        self._step("committed")
         if new:
             self._persisted_seq = new[-1].seq
         if command is not None:
             self._n += 1
         self.commits += 1
+        self._step("committed")
 
 
 class _Transaction:

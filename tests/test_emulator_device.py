@@ -694,3 +694,48 @@ def test_stale_log_can_be_switched_off(tmp_path: Path) -> None:
     rig.sleep(120_000)
     kinds = [e.kind for e in _read_all(rig.host())]
     assert fm.EventKind.MOTOR_RECOVERED in kinds
+
+
+@pytest.mark.parametrize("n", range(1, 41))
+def test_an_io_error_at_the_nth_write_step_applies_nothing(tmp_path: Path, n: int) -> None:
+    """reliability.md claim 13: the n-th store write step fails; the command that hit it is
+    answered STORAGE_FAILURE and left no trace; its retry (same id) applies once; the memory
+    on disk then equals the pump in memory."""
+    rig = Rig(tmp_path)
+    host = rig.host()
+    rig.ready_pump(host)
+    store = rig.device.store
+    assert store is not None
+    steps = 0
+
+    def fail_once(step: str) -> None:
+        nonlocal steps
+        steps += 1
+        if steps == n:
+            raise OSError(5, "Input/output error")
+
+    store.fault_hook = fail_once
+    failures = 0
+    for i in range(8):
+        cmd = p.SetContinuousDose(
+            command_id=uuid.uuid4().bytes,
+            expected_program_version=rig.pump.program_version,
+            dose_ng_per_day=(2 + i) * 1_000_000,
+            confirm_soft_limit=False,
+        )
+        before = rig.pump.program_version
+        answer = host.call(cmd)
+        if isinstance(answer, p.Error):
+            assert answer.code is p.ErrorCode.STORAGE_FAILURE and "nothing" in answer.detail
+            assert rig.pump.program_version == before  # no partial effect
+            status = host.call(p.GetCommandStatus(command_id=cmd.command_id))
+            assert status.state is p.CommandState.UNKNOWN
+            failures += 1
+            answer = host.call(cmd)  # the retry, same id
+        assert isinstance(answer, p.CommandAck) and not answer.duplicate
+        assert rig.pump.status().daily_dose_ng == (2 + i) * 1_000_000
+    assert failures <= 1
+    in_memory = (rig.pump.program_version, rig.pump.status().daily_dose_ng)
+    rig.crash()
+    assert (rig.pump.program_version, rig.pump.status().daily_dose_ng) == in_memory
+    assert rig.device.store is not None and rig.device.store.integrity_check() == "ok"
