@@ -15,16 +15,12 @@ import asyncio
 import contextlib
 import heapq
 import logging
-import random
 import secrets
 import time
 from pathlib import Path
 from typing import Any
 
 import aiomqtt
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
-from paho.mqtt.subscribeoptions import SubscribeOptions
 
 import firmware_model as fm
 import protocol as p
@@ -32,7 +28,14 @@ import protocol as p
 from ._clock import VirtualClock, wall_ms
 from ._device import PumpDevice
 from ._keys import load_or_create_keys
-from ._mqtt import BACKOFF_MAX_S, BACKOFF_MIN_S, NODELAY, MqttSettings, topics
+from ._mqtt import (
+    MqttSettings,
+    pump_client,
+    reconnecting,
+    serve_command,
+    subscribe_commands,
+    topics,
+)
 from ._runtime import Runtime, open_device
 
 log = logging.getLogger("emulator.fleet")
@@ -115,73 +118,42 @@ class Fleet:
     def _fleet_status(self) -> str:
         return f"itp/v1/fleet/{self.name}/status"
 
-    def _client_for(self) -> aiomqtt.Client:
-        s = self.mqtt
-        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        props.SessionExpiryInterval = 0
-        return aiomqtt.Client(
-            s.host,
-            s.port,
-            username=s.username,
-            password=s.password,
-            identifier=f"itp-fleet-{self.name}-{random.getrandbits(32):08x}",
-            protocol=aiomqtt.ProtocolVersion.V5,
-            will=aiomqtt.Will(self._fleet_status, b"offline", qos=1, retain=True),
-            keepalive=10,
-            timeout=10,
-            socket_options=[NODELAY],
-            tls_context=s.tls_context(),
-            properties=props,
-            max_inflight_messages=1000,
-        )
+    def _on_state(self, client: aiomqtt.Client | None) -> None:
+        self._client = client
+        if client is None:
+            self.connected.clear()
 
     async def _mqtt_loop(self) -> None:
-        backoff = BACKOFF_MIN_S
-        while True:
-            try:
-                async with self._client_for() as client:
-                    self._client = client
-                    client.pending_calls_threshold = 10_000
-                    await client.subscribe(
-                        "itp/v1/+/cmd", options=SubscribeOptions(qos=1, retainAsPublished=True)
-                    )
-                    await client.publish(self._fleet_status, b"online", qos=1, retain=True)
-                    for serial in self.runtimes:
-                        await client.publish(
-                            topics(serial)["status"], b"online", qos=0, retain=True
-                        )
-                    self.connections += 1
-                    self.connected.set()
-                    backoff = BACKOFF_MIN_S
-                    beacons = asyncio.create_task(self._beacons(client))
-                    try:
-                        async for message in client.messages:
-                            await self._on_message(client, message)
-                    finally:
-                        beacons.cancel()
-            except aiomqtt.MqttError as exc:
-                log.warning("fleet mqtt: %s; reconnecting in %.1f s", exc, backoff)
-            finally:
-                self._client = None
-                self.connected.clear()
-            await asyncio.sleep(backoff * random.uniform(0.8, 1.2))
-            backoff = min(backoff * 2, BACKOFF_MAX_S)
+        def connect() -> aiomqtt.Client:
+            return pump_client(
+                self.mqtt,
+                f"itp-fleet-{self.name}",
+                self._fleet_status,
+                timeout=10,
+                max_inflight_messages=1000,
+            )
 
-    async def _on_message(self, client: aiomqtt.Client, message: aiomqtt.Message) -> None:
-        parts = str(message.topic).split("/")
+        await reconnecting(connect, self._serve, self._on_state, "fleet mqtt")
+
+    async def _serve(self, client: aiomqtt.Client) -> None:
+        client.pending_calls_threshold = 10_000
+        await subscribe_commands(client, "itp/v1/+/cmd")
+        await client.publish(self._fleet_status, b"online", qos=1, retain=True)
+        for serial in self.runtimes:
+            await client.publish(topics(serial)["status"], b"online", qos=0, retain=True)
+        self.connections += 1
+        self.connected.set()
+        beacons = asyncio.create_task(self._beacons(client))
         try:
-            rt = self.runtimes[int(parts[2])]
-        except (IndexError, ValueError, KeyError):
-            return  # another fleet's or pump's command
-        payload = message.payload
-        if not isinstance(payload, bytes | bytearray) or not payload:
-            return
-        if message.retain:
-            rt.device.refuse_retained()
-            await client.publish(str(message.topic), b"", qos=1, retain=True)
-            return
-        for reply in rt.feed_frame("mqtt", bytes(payload)):
-            await client.publish(topics(rt.serial)["rsp"], reply, qos=1)
+            async for message in client.messages:
+                parts = str(message.topic).split("/")
+                try:
+                    rt = self.runtimes[int(parts[2])]
+                except (IndexError, ValueError, KeyError):
+                    continue  # another fleet's or pump's command
+                await serve_command(rt, client, message, "mqtt")
+        finally:
+            beacons.cancel()
 
     async def _beacons(self, client: aiomqtt.Client) -> None:
         """Every pump's beacon each interval, spread evenly over it (a heap of due times)."""

@@ -20,7 +20,9 @@ import random
 import socket
 import ssl
 import urllib.parse
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
@@ -101,6 +103,77 @@ def topics(serial: int) -> dict[str, str]:
     return {k: f"{base}/{k}" for k in ("cmd", "rsp", "telemetry", "status")}
 
 
+def pump_client(
+    settings: MqttSettings, identifier: str, will_topic: str, **options: Any
+) -> aiomqtt.Client:
+    """A broker connection as pumps use it: MQTT 5, no session kept, TCP_NODELAY, and
+    `offline` (retained) on `will_topic` as the last will."""
+    props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+    props.SessionExpiryInterval = 0
+    return aiomqtt.Client(
+        settings.host,
+        settings.port,
+        username=settings.username,
+        password=settings.password,
+        identifier=f"{identifier}-{random.getrandbits(32):08x}",
+        protocol=aiomqtt.ProtocolVersion.V5,
+        will=aiomqtt.Will(will_topic, b"offline", qos=1, retain=True),
+        keepalive=10,
+        socket_options=[NODELAY],
+        tls_context=settings.tls_context(),
+        properties=props,
+        **options,
+    )
+
+
+async def subscribe_commands(client: aiomqtt.Client, topic: str) -> None:
+    """Retain-as-published, so a command published with the retain flag shows it."""
+    await client.subscribe(topic, options=SubscribeOptions(qos=1, retainAsPublished=True))
+
+
+async def serve_command(
+    runtime: Runtime, client: aiomqtt.Client, message: aiomqtt.Message, link: str
+) -> bool:
+    """One command frame for `runtime`: answered on its rsp topic, or, published retained,
+    refused (a retained command would be replayed to every new subscriber), logged as a
+    replay and cleared from the broker. Returns True when it was refused as retained."""
+    payload = message.payload
+    if not isinstance(payload, bytes | bytearray) or not payload:
+        return False  # an empty payload is how retained messages are cleared
+    if message.retain:
+        runtime.device.refuse_retained()
+        runtime.poke()
+        await client.publish(str(message.topic), b"", qos=1, retain=True)
+        return True
+    rsp = topics(runtime.serial)["rsp"]
+    for reply in runtime.feed_frame(link, bytes(payload)):
+        await client.publish(rsp, reply, qos=1)
+    return False
+
+
+async def reconnecting(
+    connect: Callable[[], aiomqtt.Client],
+    serve: Callable[[aiomqtt.Client], Awaitable[None]],
+    on_state: Callable[[aiomqtt.Client | None], None],
+    what: str,
+) -> None:
+    """aiomqtt 2.x does not reconnect: connect, `serve` until the connection drops, back off
+    (0.1 s doubling to 5 s, with jitter), again. `on_state` hears of each (dis)connection."""
+    backoff = BACKOFF_MIN_S
+    while True:
+        try:
+            async with connect() as client:
+                on_state(client)
+                backoff = BACKOFF_MIN_S
+                await serve(client)
+        except aiomqtt.MqttError as exc:
+            log.warning("%s: %s; reconnecting in %.1f s", what, exc, backoff)
+        finally:
+            on_state(None)
+        await asyncio.sleep(backoff * random.uniform(0.8, 1.2))
+        backoff = min(backoff * 2, BACKOFF_MAX_S)
+
+
 class MqttLink:
     """Serves one pump on a broker until cancelled, reconnecting as often as needed."""
 
@@ -120,68 +193,33 @@ class MqttLink:
         self._late: set[asyncio.Task[None]] = set()
         runtime.register(self.name, self.send_later)
 
-    def _client_for(self) -> aiomqtt.Client:
-        s = self.settings
-        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        props.SessionExpiryInterval = 0
-        return aiomqtt.Client(
-            s.host,
-            s.port,
-            username=s.username,
-            password=s.password,
-            identifier=f"itp-pump-{self.runtime.serial}-{random.getrandbits(32):08x}",
-            protocol=aiomqtt.ProtocolVersion.V5,
-            will=aiomqtt.Will(self.topics["status"], b"offline", qos=1, retain=True),
-            keepalive=10,
-            timeout=5,
-            socket_options=[NODELAY],
-            tls_context=s.tls_context(),
-            properties=props,
-        )
+    def _on_state(self, client: aiomqtt.Client | None) -> None:
+        self._client = client
+        if client is None:
+            self.connected.clear()
 
     async def run(self) -> None:
-        backoff = BACKOFF_MIN_S
-        while True:
-            try:
-                async with self._client_for() as client:
-                    self._client = client
-                    await client.subscribe(
-                        self.topics["cmd"],
-                        options=SubscribeOptions(qos=1, retainAsPublished=True),
-                    )
-                    await client.publish(self.topics["status"], b"online", qos=1, retain=True)
-                    self.connections += 1
-                    self.connected.set()
-                    backoff = BACKOFF_MIN_S
-                    log.info("mqtt: serving pump %s on %r", self.runtime.serial, self.settings)
-                    beacons = asyncio.create_task(self._beacons(client))
-                    try:
-                        async for message in client.messages:
-                            await self._on_message(client, message)
-                    finally:
-                        beacons.cancel()
-            except aiomqtt.MqttError as exc:
-                log.warning("mqtt: %s; reconnecting in %.1f s", exc, backoff)
-            finally:
-                self._client = None
-                self.connected.clear()
-            await asyncio.sleep(backoff * random.uniform(0.8, 1.2))
-            backoff = min(backoff * 2, BACKOFF_MAX_S)
+        def connect() -> aiomqtt.Client:
+            serial = self.runtime.serial
+            return pump_client(
+                self.settings, f"itp-pump-{serial}", self.topics["status"], timeout=5
+            )
 
-    async def _on_message(self, client: aiomqtt.Client, message: aiomqtt.Message) -> None:
-        payload = message.payload
-        if not isinstance(payload, bytes | bytearray) or not payload:
-            return  # an empty payload is how retained messages are cleared
-        if message.retain:
-            # A retained command would be replayed to every new subscriber: refuse, log, and
-            # clear it from the broker.
-            self.retained_refused += 1
-            self.runtime.device.refuse_retained()
-            self.runtime.poke()
-            await client.publish(self.topics["cmd"], b"", qos=1, retain=True)
-            return
-        for reply in self.runtime.feed_frame(self.name, bytes(payload)):
-            await client.publish(self.topics["rsp"], reply, qos=1)
+        await reconnecting(connect, self._serve, self._on_state, "mqtt")
+
+    async def _serve(self, client: aiomqtt.Client) -> None:
+        await subscribe_commands(client, self.topics["cmd"])
+        await client.publish(self.topics["status"], b"online", qos=1, retain=True)
+        self.connections += 1
+        self.connected.set()
+        log.info("mqtt: serving pump %s on %r", self.runtime.serial, self.settings)
+        beacons = asyncio.create_task(self._beacons(client))
+        try:
+            async for message in client.messages:
+                if await serve_command(self.runtime, client, message, self.name):
+                    self.retained_refused += 1
+        finally:
+            beacons.cancel()
 
     def send_later(self, data: bytes) -> None:
         """An answer an impaired link held back: publish it when its time comes."""
