@@ -44,12 +44,12 @@ class VirtualClock:
         self._speed = speed_milli
 
     def jump_to(self, model_ms: int) -> None:
-        """Move model time forward (the control plane's "advance"); never backwards."""
-        now = self.now()
-        if model_ms < now:
-            raise ValueError(f"cannot move time back from {now} to {model_ms}")
-        self._anchor_model = model_ms
-        self._anchor_ns = self._mono()
+        """Move model time forward to `model_ms` (the control plane's "advance"); a time
+        already passed leaves it where it is: model time never goes back."""
+        mono = self._mono()
+        now = self._anchor_model + (mono - self._anchor_ns) * self._speed // (1000 * NS_PER_MS)
+        self._anchor_model = max(model_ms, now)
+        self._anchor_ns = mono
 
     def seconds_until(self, model_ms: int) -> float | None:
         """Real seconds until model time reaches `model_ms` (0 if past; None when paused)."""

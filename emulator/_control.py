@@ -527,7 +527,7 @@ async def _advance(cp: ControlPlane, rt: Runtime, params: Any, body: Any, q: Any
         target = _target(rt, body["until"])
     if target - start > MAX_ADVANCE_MS:
         raise ControlError(409, "that is more than 10 years ahead")
-    dev.clock.jump_to(max(target, dev.clock.now()))
+    dev.clock.jump_to(target)
     dev.advance()
     return cp._done(rt, ControlCode.ADVANCE, dev.pump.now - start)
 
@@ -606,7 +606,7 @@ async def _reset(cp: ControlPlane, rt: Runtime, params: Any, body: Any, q: Any) 
         pump = starting_pump(load_scenario(name), now_ms=dev.pump.now, serial=dev.pump.serial)
     except ScenarioError as exc:
         raise ControlError(409, str(exc)) from None
-    dev.clock.jump_to(max(pump.now, dev.clock.now()))
+    dev.clock.jump_to(pump.now)
     failure = dev.replace_pump(pump)
     if failure is not None:
         raise ControlError(409, failure)

@@ -86,7 +86,7 @@ class EmulatorServer:
                 pump = starting_pump(
                     load_scenario(o.scenario), now_ms=device.pump.now, serial=device.pump.serial
                 )
-                device.clock.jump_to(max(pump.now, device.clock.now()))
+                device.clock.jump_to(pump.now)
                 failure = device.replace_pump(pump)
             except BaseException:
                 if device.store is not None:

@@ -739,3 +739,17 @@ def test_an_io_error_at_the_nth_write_step_applies_nothing(tmp_path: Path, n: in
     rig.crash()
     assert (rig.pump.program_version, rig.pump.status().daily_dose_ng) == in_memory
     assert rig.device.store is not None and rig.device.store.integrity_check() == "ok"
+
+
+def test_the_clock_never_goes_back() -> None:
+    from emulator import VirtualClock
+
+    mono = [0]
+    clock = VirtualClock(1_000, 2_000, monotonic_ns=lambda: mono[0])
+    mono[0] = 5 * 1_000_000  # 5 ms real at x2
+    assert clock.now() == 1_010
+    clock.jump_to(500)  # already passed: stays
+    assert clock.now() == 1_010
+    clock.jump_to(9_000)
+    mono[0] += 1_000_000
+    assert clock.now() == 9_002
