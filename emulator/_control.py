@@ -5,7 +5,8 @@ A small HTTP/1.1 server on asyncio (no dependency), loopback by default, with a 
 Every route is declared once in `ROUTES` with its JSON-schema request body: the same table
 validates requests and generates the OpenAPI document served at `/openapi.json`. Every change
 is applied at the current model time, logged as a CONTROL record (`source` CONTROL) and
-committed before the answer.
+committed before the answer. The same server streams live state as Server-Sent Events and, with
+`console=True`, serves the instructor console's static page (emulator/_console.py).
 """
 
 from __future__ import annotations
@@ -17,12 +18,14 @@ import json
 import logging
 import re
 import secrets
+import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
 import firmware_model as fm
 
 from ._clock import MAX_SPEED_MILLI
+from ._console import Hub, Raw, Stream, console_file
 from ._device import ControlCode
 from ._runtime import Impairment, Runtime
 
@@ -73,6 +76,8 @@ _FAULT_PARAMS: dict[str, dict[str, Any]] = {
     "error_ppm": _int(-500_000, 145_000, "DELIVERY_INACCURACY: + over, - under-delivery, ppm"),
 }
 UNTIL = ("next-event", "next-alarm", "low-reservoir", "empty", "replacement-due")
+# Battery faults end only with a new pump (clear_fault refuses them): the console confirms them.
+IRREVERSIBLE_FAULTS = ("PREMATURE_ERI", "PREMATURE_EOS", "LOW_BATTERY_RESET")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,6 +87,8 @@ class Route:
     summary: str
     body: dict[str, Any] | None = None  # JSON schema of the request body
     public: bool = False
+    kind: str = "json"  # "json" answer, "stream" (text/event-stream) or "static" (console file)
+    query: tuple[tuple[str, str], ...] = ()  # (name, description) of query parameters
 
     @property
     def regex(self) -> re.Pattern[str]:
@@ -111,6 +118,7 @@ ROUTES = [
         "GET",
         "/v1/pumps/{serial}/events",
         "Event-log records from ?cursor= (default: oldest kept), at most ?limit= (default 100).",
+        query=(("cursor", "first seq wanted"), ("limit", "at most this many, 1 .. 4096")),
     ),
     Route(
         "PUT",
@@ -179,6 +187,38 @@ ROUTES = [
             cut={"type": "boolean", "description": "lose everything"},
         ),
     ),
+    Route(
+        "GET",
+        "/v1/catalogue",
+        "Fixed facts a client shows: fault kinds with their parameters, the alarm catalogue "
+        "(priority, tone, what clears it), event-log kinds, training scenarios, limits.",
+    ),
+    Route(
+        "GET",
+        "/v1/stream",
+        "Server-Sent Events: every pump's summary (`pumps`), then the summaries that changed. "
+        "The token may also be given as ?access_token= (EventSource cannot send headers).",
+        kind="stream",
+        query=(("access_token", "the bearer token, for clients that cannot send headers"),),
+    ),
+    Route(
+        "GET",
+        "/v1/pumps/{serial}/stream",
+        "Server-Sent Events: the pump's state (`state`, as GET /v1/pumps/{serial} without "
+        "records), new event-log records (`log`, id = newest seq) and samples of reservoir, "
+        "rate and dose (`history`), pushed when they change. Last-Event-ID resumes the log.",
+        kind="stream",
+        query=(("access_token", "the bearer token, for clients that cannot send headers"),),
+    ),
+    Route("GET", "/console", "Redirects to /console/.", public=True, kind="static"),
+    Route(
+        "GET",
+        "/console/",
+        "The instructor console (served with --console; the token goes in the URL fragment).",
+        public=True,
+        kind="static",
+    ),
+    Route("GET", "/console/{file}", "The console's static files.", public=True, kind="static"),
 ]
 
 
@@ -216,13 +256,20 @@ def validate(schema: Mapping[str, Any], value: Any, where: str = "body") -> None
         raise ControlError(400, f"{where} must be {lo} .. {hi}")
 
 
+_CONTENT: dict[str, dict[str, Any]] = {
+    "json": {"application/json": {}},
+    "stream": {"text/event-stream": {}},
+    "static": {"text/html": {}, "text/javascript": {}, "text/css": {}},
+}
+
+
 def openapi() -> dict[str, Any]:
     paths: dict[str, Any] = {}
     for r in ROUTES:
         op: dict[str, Any] = {
             "summary": r.summary,
             "responses": {
-                "200": {"description": "done", "content": {"application/json": {}}},
+                "200": {"description": "done", "content": _CONTENT[r.kind]},
                 "400": {"description": "bad input: nothing changed"},
                 "401": {"description": "missing or wrong bearer token"},
                 "404": {"description": "no such pump or fault"},
@@ -231,8 +278,14 @@ def openapi() -> dict[str, Any]:
             "parameters": [
                 {"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
                 for n in re.findall(r"\{(\w+)\}", r.path)
+            ]
+            + [
+                {"name": n, "in": "query", "description": d, "schema": {"type": "string"}}
+                for n, d in r.query
             ],
         }
+        if r.path == "/console":
+            op["responses"]["301"] = {"description": "moved to /console/"}
         if r.public:
             op["security"] = []
         if r.body is not None:
@@ -247,6 +300,45 @@ def openapi() -> dict[str, Any]:
         "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
         "security": [{"bearer": []}],
         "paths": paths,
+    }
+
+
+def catalogue() -> dict[str, Any]:
+    """GET /v1/catalogue: what a client needs to offer the actions and explain the state."""
+    from ._console import EVENT_CATEGORIES
+    from ._scenario import builtin_scenarios, load_scenario
+
+    faults = {}
+    for kind, cls in sorted(FAULTS.items()):
+        params = {}
+        for f in dataclasses.fields(cls):
+            default = None if f.default is dataclasses.MISSING else f.default
+            params[f.name] = {**_FAULT_PARAMS[f.name], "default": default}
+        faults[kind] = {
+            "description": " ".join((cls.__doc__ or "").replace("`", "").split()),
+            "params": params,
+            "irreversible": kind in IRREVERSIBLE_FAULTS,
+        }
+    alarms = {
+        spec.alarm.name: {
+            "critical": spec.critical,
+            "priority": spec.priority.name,
+            "tone": spec.tone.name,
+            "stops_delivery": spec.stops_delivery,
+            "latching": spec.latching,
+            "cleared_by": spec.cleared_by.value,
+            "description": spec.description,
+        }
+        for spec in fm.CATALOGUE.values()
+    }
+    return {
+        "faults": faults,
+        "alarms": alarms,
+        "until": list(UNTIL),
+        "max_speed_factor": MAX_SPEED_MILLI // 1000,
+        "max_advance_ms": MAX_ADVANCE_MS,
+        "scenarios": [{"name": n, "title": load_scenario(n).name} for n in builtin_scenarios()],
+        "event_categories": EVENT_CATEGORIES,
     }
 
 
@@ -267,29 +359,56 @@ def _jsonable(value: Any) -> Any:
 
 
 class ControlPlane:
-    """Serves the control API for the runtimes it is given (one per pump)."""
+    """Serves the control API for the runtimes it is given (one per pump); with `console`, also
+    the instructor console's page."""
 
-    def __init__(self, runtimes: Mapping[int, Runtime], token: str | None = None) -> None:
+    def __init__(
+        self, runtimes: Mapping[int, Runtime], token: str | None = None, *, console: bool = False
+    ) -> None:
         self.runtimes = runtimes
         self.token = token or secrets.token_urlsafe(24)
+        self.console = console
         self._server: asyncio.Server | None = None
         self._paused_speed: dict[int, int] = {}
+        self._connections: dict[asyncio.Task[Any], asyncio.StreamWriter] = {}
+        self.hub = Hub(runtimes, state, _summary)
         self.address: tuple[str, int] = ("", 0)
+
+    @property
+    def url(self) -> str:
+        host, port = self.address
+        return f"http://{f'[{host}]' if ':' in host else host}:{port}"
+
+    @property
+    def console_url(self) -> str:
+        """The page, with the token in the fragment (never sent to the server or logged)."""
+        return f"{self.url}/console/#token={urllib.parse.quote(self.token, safe='')}"
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> tuple[str, int]:
         self._server = await asyncio.start_server(self._connection, host, port)
         sock = self._server.sockets[0].getsockname()
         self.address = (sock[0], sock[1])
+        if self.console:
+            self.hub.start()
         return self.address
 
     async def close(self) -> None:
+        await self.hub.close()  # ends the event streams
         if self._server is not None:
             self._server.close()
+            # Idle keep-alive connections (a browser keeps some) would outlive the server.
+            for writer in list(self._connections.values()):
+                writer.close()
+            if self._connections:
+                await asyncio.wait(list(self._connections), timeout=5)
             await self._server.wait_closed()
 
     # --- HTTP ---------------------------------------------------------------------------------
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._connections[task] = writer
         try:
             while True:
                 try:
@@ -322,6 +441,11 @@ class ControlPlane:
                     return
                 body = await reader.readexactly(length) if length else b""
                 status, payload = await self.handle(method, target, headers, body)
+                if isinstance(payload, Stream):  # the connection is the stream's until it ends
+                    writer.write(payload.head())
+                    await writer.drain()
+                    await payload.run(reader, writer)
+                    return
                 keep = headers.get("connection", "").lower() != "close"
                 await self._reply(writer, status, payload, keep)
                 if not keep:
@@ -329,16 +453,21 @@ class ControlPlane:
         except (asyncio.IncompleteReadError, ConnectionError):
             return
         finally:
+            self._connections.pop(task, None)
             writer.close()
 
     @staticmethod
     async def _reply(writer: asyncio.StreamWriter, status: int, payload: Any, keep: bool) -> None:
-        data = json.dumps(payload).encode()
-        reason = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
-                  405: "Method Not Allowed", 409: "Conflict", 413: "Payload Too Large",
-                  431: "Request Header Fields Too Large"}.get(status, "Error")  # fmt: skip
+        if isinstance(payload, Raw):
+            data, ctype, extra = payload.body, payload.content_type, payload.header_lines()
+        else:
+            data, ctype, extra = json.dumps(payload).encode(), "application/json", ""
+        reason = {200: "OK", 301: "Moved Permanently", 400: "Bad Request", 401: "Unauthorized",
+                  404: "Not Found", 405: "Method Not Allowed", 409: "Conflict",
+                  413: "Payload Too Large", 431: "Request Header Fields Too Large",
+                  }.get(status, "Error")  # fmt: skip
         head = (
-            f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n"
+            f"HTTP/1.1 {status} {reason}\r\nContent-Type: {ctype}\r\n{extra}"
             f"Content-Length: {len(data)}\r\nConnection: {'keep-alive' if keep else 'close'}"
             "\r\n\r\n"
         )
@@ -353,8 +482,10 @@ class ControlPlane:
         query = dict(q.split("=", 1) for q in query_text.split("&") if "=" in q)
         try:
             route, params = self._route(method, path)
+            if route.kind == "static":
+                return self._static(path, params)
             if not route.public:
-                self._authorize(headers)
+                self._authorize(headers, query if route.kind == "stream" else None)
             value: Any = None
             if route.body is not None:
                 try:
@@ -367,12 +498,30 @@ class ControlPlane:
             if route.path == "/openapi.json":
                 return 200, openapi()
             if route.path == "/v1/pumps":
-                return 200, [self._summary(r) for r in self.runtimes.values()]
+                return 200, [_summary(r) for r in self.runtimes.values()]
+            if route.path == "/v1/catalogue":
+                return 200, catalogue()
+            if route.path == "/v1/stream":
+                return 200, self.hub.fleet_stream()
             runtime = self._runtime(params["serial"])
+            if route.kind == "stream":
+                return 200, self.hub.pump_stream(runtime, headers.get("last-event-id"))
             handler = HANDLERS[(route.method, route.path)]
+            if route.method != "GET":
+                self.hub.before_change(runtime)  # the plot shows a step, not a slope
             return 200, await handler(self, runtime, params, value, query)
         except ControlError as exc:
             return exc.status, {"error": exc.message}
+
+    def _static(self, path: str, params: Mapping[str, str]) -> tuple[int, Any]:
+        if not self.console:
+            raise ControlError(404, "the console is not served: start with --console")
+        if path == "/console":
+            return 301, Raw("text/plain", b"", (("Location", "/console/"),))
+        found = console_file(params.get("file", "index.html"))
+        if found is None:
+            raise ControlError(404, f"no such file: {path}")
+        return 200, found
 
     def _route(self, method: str, path: str) -> tuple[Route, dict[str, str]]:
         allowed = []
@@ -386,9 +535,12 @@ class ControlPlane:
             raise ControlError(405, f"{method} {path}: use {', '.join(allowed)}")
         raise ControlError(404, f"no such resource: {path} (see /openapi.json)")
 
-    def _authorize(self, headers: Mapping[str, str]) -> None:
+    def _authorize(self, headers: Mapping[str, str], query: Mapping[str, str] | None) -> None:
         auth = headers.get("authorization", "")
         scheme, _, token = auth.partition(" ")
+        if not auth and query is not None and "access_token" in query:
+            # Streams only: a browser's EventSource cannot send an Authorization header.
+            scheme, token = "bearer", urllib.parse.unquote(query["access_token"])
         if scheme.lower() != "bearer" or not hmac.compare_digest(
             token.encode(), self.token.encode()
         ):
@@ -400,16 +552,6 @@ class ControlPlane:
         except (ValueError, KeyError):
             raise ControlError(404, f"no pump {serial} here (GET /v1/pumps)") from None
 
-    @staticmethod
-    def _summary(rt: Runtime) -> dict[str, Any]:
-        pump = rt.device.pump
-        return {
-            "serial": pump.serial,
-            "profile": pump.profile.name,
-            "speed_factor": rt.device.clock.speed_milli / 1000,
-            "active_alarms": _jsonable(pump.active_alarms),
-        }
-
     # --- actions ------------------------------------------------------------------------------
 
     def _done(self, rt: Runtime, code: int | None = None, b: int = 0) -> dict[str, Any]:
@@ -420,7 +562,44 @@ class ControlPlane:
         if failure is not None:
             raise ControlError(409, failure)
         rt.poke()
+        self.hub.changed(rt)
         return state(rt, events=0)
+
+
+def _summary(rt: Runtime) -> dict[str, Any]:
+    """A pump at a glance (GET /v1/pumps and the fleet stream)."""
+    dev = rt.device
+    dev.advance()
+    pump = dev.pump
+    st = pump.status()
+    alarms = pump.alarms()
+    top = alarms[0] if alarms else None
+    due = st.low_reservoir_at_ms
+    return {
+        "serial": pump.serial,
+        "profile": pump.profile.name,
+        "speed_factor": dev.clock.speed_milli / 1000,
+        "active_alarms": _jsonable(pump.active_alarms),
+        "paused": dev.clock.speed_milli == 0,
+        "clock_ms": st.clock_ms,
+        "mode": st.mode.name,
+        "drug": st.drug.name,
+        "reservoir_nl": st.reservoir_nl,
+        "capacity_nl": pump.profile.reservoir_nl,
+        "low_reservoir_at_ms": due,
+        "days_to_refill": None if due is None else round((due - st.clock_ms) / fm.DAY_MS, 1),
+        "top_alarm": None
+        if top is None
+        else {
+            "alarm": top.alarm.name,
+            "critical": top.critical,
+            "priority": top.priority.name,
+            "state": top.state.name,
+        },
+        "battery": st.battery.name,
+        "faults": _jsonable(st.faults),
+        "sessions": len(dev.security.sessions),
+    }
 
 
 def state(rt: Runtime, *, events: int = 20) -> dict[str, Any]:
@@ -428,11 +607,16 @@ def state(rt: Runtime, *, events: int = 20) -> dict[str, Any]:
     dev.advance()
     pump = dev.pump
     st = pump.status()
+    off = pump.clock_ms - pump.now
+    used, lockout = pump.bolus_window()
+    upcoming = pump.next_event_time()
     return {
         "serial": pump.serial,
         "profile": pump.profile.name,
         "speed_factor": dev.clock.speed_milli / 1000,
         "paused": dev.clock.speed_milli == 0,
+        "capacity_nl": pump.profile.reservoir_nl,
+        "empty_threshold_nl": pump.profile.empty_threshold_nl,
         "status": _jsonable(st),
         "program": {
             "version": pump.program_version,
@@ -441,10 +625,18 @@ def state(rt: Runtime, *, events: int = 20) -> dict[str, Any]:
             "bolus": _jsonable(pump.bolus),
             "bridge_ends_at_ms": pump.bridge_ends_at_ms,
             "patient_bolus": _jsonable(pump.patient_bolus),
+            "patient_bolus_window": {
+                "used_24h": used,
+                "lockout_ends_at_ms": lockout + off if lockout else None,
+            },
         },
-        "alarms": _jsonable(pump.alarms()),
+        "alarms": [
+            {**_jsonable(a), "tone": fm.CATALOGUE[a.alarm].tone.name} for a in pump.alarms()
+        ],
         "alarm_settings": list(pump.alarm_settings),
         "last_tone": _jsonable(pump.last_tone),
+        "tones_sounded": pump.tones_sounded,
+        "next_event_at_ms": None if upcoming is None else upcoming + off,
         "link": dataclasses.asdict(rt.impairment),
         "sessions": len(dev.security.sessions),
         "event_seq": pump.event_seq,
@@ -527,6 +719,7 @@ async def _advance(cp: ControlPlane, rt: Runtime, params: Any, body: Any, q: Any
         target = _target(rt, body["until"])
     if target - start > MAX_ADVANCE_MS:
         raise ControlError(409, "that is more than 10 years ahead")
+    cp.hub.fill_history(rt, target)
     dev.clock.jump_to(target)
     dev.advance()
     return cp._done(rt, ControlCode.ADVANCE, dev.pump.now - start)

@@ -44,6 +44,7 @@ class ServerOptions:
     control: tuple[str, int] | None = None  # serve the control plane here (port 0: any free)
     control_token: str | None = None  # default: a fresh random token
     scenario: str | None = None  # start from this scenario's starting state (file or name)
+    console: bool = False  # serve the instructor console on the control plane (docs/console.md)
 
 
 class EmulatorServer:
@@ -107,9 +108,14 @@ class EmulatorServer:
             if o.mqtt is not None:
                 self.mqtt = MqttLink(rt, o.mqtt, beacon_interval_s=o.beacon_interval_s)
                 self._tasks.append(asyncio.create_task(self.mqtt.run(), name="pump-mqtt"))
-            if o.control is not None:
-                self.control = ControlPlane({device.pump.serial: rt}, o.control_token)
-                await self.control.start(*o.control)
+            control = o.control
+            if control is None and o.console:
+                control = ("127.0.0.1", 0)  # the console lives on the control plane
+            if control is not None:
+                self.control = ControlPlane(
+                    {device.pump.serial: rt}, o.control_token, console=o.console
+                )
+                await self.control.start(*control)
         except BaseException:
             await self.aclose()
             raise

@@ -1,8 +1,9 @@
 """`pump-emulator`: the emulator's command line.
 
-`serve` runs one emulated pump on a virtual serial port (and MQTT) until Ctrl-C. `demo` shows
-protocol v1 at work in memory: a handshake, a sealed command, and the pump refusing a replay and
-a forgery, with every frame printed in hex.
+`serve` runs one emulated pump on a virtual serial port (and MQTT) until Ctrl-C, with
+`--console` an instructor's web page of it (docs/console.md). `demo` shows protocol v1 at work
+in memory: a handshake, a sealed command, and the pump refusing a replay and a forgery, with
+every frame printed in hex.
 """
 
 from __future__ import annotations
@@ -199,6 +200,7 @@ def _options(args: argparse.Namespace) -> ServerOptions:
     return ServerOptions(
         scenario=args.scenario,
         control=control,
+        console=args.console,
         control_token=os.environ.get("ITP_CONTROL_TOKEN") or None,
         profile=PROFILES[args.profile] if args.profile else None,
         serial=args.pump_serial,
@@ -245,6 +247,7 @@ async def _serve(args: argparse.Namespace) -> int:
                 else None
             ),
             "control_token": server.control.token if server.control else None,
+            "console": server.control.console_url if args.console and server.control else None,
             "pid": os.getpid(),
         }
         _banner(info)
@@ -287,6 +290,8 @@ def _banner(info: dict[str, object]) -> None:
         print(f"trace:         {info['trace']}")
     if info["control"]:
         print(f"control:       {info['control']}  token {info['control_token']}")
+    if info.get("console"):
+        print(f"console:       {info['console']}")
     print("serving; Ctrl-C to stop", flush=True)
 
 
@@ -358,6 +363,12 @@ def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="serve the control plane (HTTP JSON API for trainers and tests) here; loopback "
         "unless a host is given; port 0 picks a free one. The token is printed (or set it "
         "with ITP_CONTROL_TOKEN)",
+    )
+    c.add_argument(
+        "--console",
+        action="store_true",
+        help="also serve the instructor console (a live web page) on the control plane; its "
+        "URL, with the token in the fragment, is printed (implies --control 0 if not given)",
     )
     o = s.add_argument_group("output")
     o.add_argument(
@@ -515,9 +526,11 @@ async def _fleet(args: argparse.Namespace) -> int:
         loop.add_signal_handler(sig, stop.set)
     await fleet.start()
     control = None
-    if args.control is not None:
-        host, _, port = args.control.rpartition(":")
-        control = ControlPlane(fleet.runtimes, os.environ.get("ITP_CONTROL_TOKEN") or None)
+    if args.control is not None or args.console:
+        host, _, port = (args.control or "0").rpartition(":")
+        control = ControlPlane(
+            fleet.runtimes, os.environ.get("ITP_CONTROL_TOKEN") or None, console=args.console
+        )
         await control.start(host or "127.0.0.1", int(port))
     info = {
         "pid": os.getpid(),
@@ -528,9 +541,14 @@ async def _fleet(args: argparse.Namespace) -> int:
         "keys_dir": str(args.keys_dir) if args.keys_dir else None,
         "control": f"http://{control.address[0]}:{control.address[1]}" if control else None,
         "control_token": control.token if control else None,
+        "console": control.console_url if control and args.console else None,
     }
     print(f"fleet {args.name}: {args.count} pumps, serials {args.first_serial} .. "
           f"{args.first_serial + args.count - 1}, on {args.mqtt}", flush=True)  # fmt: skip
+    if control is not None:
+        print(f"control: {control.url}  token {control.token}", flush=True)
+    if info["console"]:
+        print(f"console: {info['console']}", flush=True)
     if args.ready_file:
         tmp = args.ready_file.with_name(args.ready_file.name + ".tmp")
         tmp.write_text(json.dumps(info))
@@ -561,6 +579,9 @@ def _add_fleet(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     f.add_argument("--keys-dir", type=Path, help="write each pump's key files here")
     f.add_argument("--state-dir", type=Path, help="persist each pump here (else in memory)")
     f.add_argument("--control", metavar="[HOST:]PORT", help="serve the control plane")
+    f.add_argument(
+        "--console", action="store_true", help="serve the instructor console (docs/console.md)"
+    )
     f.add_argument("--ready-file", type=Path, help="JSON written once serving")
     f.add_argument("--stats-file", type=Path, help="JSON of beacon lateness written at exit")
     f.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])

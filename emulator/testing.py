@@ -147,6 +147,19 @@ class ControlClient:
     def impair_link(self, **impairment: object) -> Any:
         return self.call("PUT", f"/v1/pumps/{self.serial}/link", impairment)
 
+    def pause(self) -> Any:
+        return self.call("POST", f"/v1/pumps/{self.serial}/pause")
+
+    def resume(self) -> Any:
+        return self.call("POST", f"/v1/pumps/{self.serial}/resume")
+
+    def reset(self, scenario: str) -> Any:
+        """Replace the pump by a training scenario's starting state."""
+        return self.call("POST", f"/v1/pumps/{self.serial}/reset", {"scenario": scenario})
+
+    def events(self, cursor: int = 0, limit: int = 100) -> Any:
+        return self.call("GET", f"/v1/pumps/{self.serial}/events?cursor={cursor}&limit={limit}")
+
 
 class EmulatedPump:
     """An emulator serving one pump from a background thread with its own event loop."""
@@ -165,9 +178,9 @@ class EmulatedPump:
         control = self.server.control
         assert control is not None
         self.serial = self.server.device.pump.serial
-        self.control = ControlClient(
-            f"http://{control.address[0]}:{control.address[1]}", control.token, self.serial
-        )
+        self.control = ControlClient(control.url, control.token, self.serial)
+        # The instructor console's page (with `console=True`), token in the fragment.
+        self.console_url = control.console_url if options.console else None
         keys = self.server.key_files
         self.key_file = keys[p.Role.CLINICIAN]
         self.patient_key_file = keys[p.Role.PATIENT]
@@ -203,7 +216,7 @@ def _options(request: pytest.FixtureRequest) -> dict[str, Any]:
     marker = request.node.get_closest_marker("pump")
     kwargs: dict[str, Any] = dict(marker.kwargs) if marker else {}
     kwargs.update(getattr(request, "param", None) or {})
-    unknown = set(kwargs) - {"profile", "speed", "serial", "scenario"}
+    unknown = set(kwargs) - {"profile", "speed", "serial", "scenario", "console"}
     if unknown:
         raise pytest.UsageError(f"pump marker: unknown option(s) {sorted(unknown)}")
     return kwargs
@@ -218,6 +231,7 @@ def _server_options(kwargs: dict[str, Any], **extra: Any) -> ServerOptions:
         serial=kwargs.get("serial"),
         speed_milli=round(kwargs.get("speed", 1) * 1000),
         scenario=kwargs.get("scenario"),
+        console=bool(kwargs.get("console", False)),
         **extra,
     )
 
@@ -225,8 +239,9 @@ def _server_options(kwargs: dict[str, Any], **extra: Any) -> ServerOptions:
 @pytest.fixture
 def pump_emulator(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EmulatedPump]:
     """An emulated pump on a pseudo-terminal: `.connection`, `.key_file`, `.control`.
-    Options from `@pytest.mark.pump(profile=, speed=, serial=, scenario=)` or indirect params
-    (`scenario`: a training scenario's name or a TOML file: the pump starts in its state)."""
+    Options from `@pytest.mark.pump(profile=, speed=, serial=, scenario=, console=)` or indirect
+    params (`scenario`: a training scenario's name or a TOML file: the pump starts in its state;
+    `console=True`: `.console_url` is the instructor console's page)."""
     pump = EmulatedPump(tmp_path / "itp-pump", _server_options(_options(request)))
     yield pump
     pump.close()
@@ -258,5 +273,6 @@ def pump_emulator_mqtt(
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "pump(profile=, speed=, serial=, scenario=): options of the emulated pump fixtures",
+        "pump(profile=, speed=, serial=, scenario=, console=): options of the emulated pump "
+        "fixtures",
     )

@@ -1,0 +1,530 @@
+"""The instructor console's server side (docs/console.md): its static files, the history of
+reservoir, rate and dose the page plots, and the Server-Sent Events streams it reads.
+
+The page is plain HTML, CSS and JavaScript shipped in `emulator/console/` (no build step, no
+network fetch beyond this server). It authenticates with the control plane's bearer token and
+steers the pump through the control plane's ordinary routes; the streams only push state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import logging
+from collections.abc import Callable, Mapping
+from functools import cache
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+import firmware_model as fm
+import protocol as p
+
+if TYPE_CHECKING:
+    from ._runtime import Runtime
+
+log = logging.getLogger("emulator.console")
+
+TICK_S = 0.5  # how often a stream looks for changes it was not told about (programmer frames)
+FLEET_TICK_S = 1.0
+KEEPALIVE_S = 15.0
+INITIAL_LOG = 1000  # records sent when a stream opens
+EAGER_HISTORY = 16  # pumps whose history is kept from the start (larger fleets: once viewed)
+HISTORY_MAX = 4000  # samples kept per pump; older ones are thinned out, never all dropped
+LIVE_STEP_MS = 5 * fm.MS_PER_MIN  # model time between two samples taken while time runs
+FILL_SAMPLES = 240  # samples taken across one jump of pump time
+MIN_FILL_STEP_MS = 10 * fm.MS_PER_MIN
+FINE_FILL_MS = 2 * fm.DAY_MS  # the end of a jump is sampled at every rate change as well
+
+FILES = {
+    "index.html": "text/html; charset=utf-8",
+    "console.js": "text/javascript; charset=utf-8",
+    "console.css": "text/css; charset=utf-8",
+    "favicon.svg": "image/svg+xml",
+}
+# The page fetches nothing from elsewhere: the browser enforces it.
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+
+# Filter groups of the console's event log.
+EVENT_CATEGORIES: dict[str, str] = {
+    "POWER_ON": "system",
+    "PROGRAM_CHANGED": "therapy",
+    "DRUG_CHANGED": "therapy",
+    "REFILL": "therapy",
+    "BOLUS_STARTED": "therapy",
+    "BOLUS_COMPLETED": "therapy",
+    "BOLUS_CANCELLED": "therapy",
+    "BOLUS_DENIED": "therapy",
+    "PATIENT_BOLUS_SETTINGS": "therapy",
+    "SUSPENDED": "therapy",
+    "RESUMED": "therapy",
+    "CLOCK_SET": "therapy",
+    "ALARM_SETTINGS": "alarm",
+    "ALARM_RAISED": "alarm",
+    "ALARM_CLEARED": "alarm",
+    "ALARM_SILENCED": "alarm",
+    "ALARM_ACKNOWLEDGED": "alarm",
+    "ALARM_TEST": "alarm",
+    "MOTOR_STALL": "fault",
+    "MOTOR_RECOVERED": "fault",
+    "MRI_EXPOSURE": "fault",
+    "FAULT": "fault",
+    "BATTERY": "fault",
+    "SECURITY": "session",
+    "SESSION_OPENED": "session",
+    "SESSION_CLOSED": "session",
+    "COMMAND_REJECTED": "session",
+    "CONTROL": "control",
+}
+
+
+# --- static files --------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Raw:
+    """A non-JSON answer: a console file or a redirect."""
+
+    content_type: str
+    body: bytes
+    headers: tuple[tuple[str, str], ...] = ()
+
+    def header_lines(self) -> str:
+        return "".join(f"{k}: {v}\r\n" for k, v in self.headers)
+
+
+@cache
+def console_file(name: str) -> Raw | None:
+    """A file of the page (read once), or None."""
+    if name not in FILES:
+        return None
+    try:
+        body = (resources.files("emulator") / "console" / name).read_bytes()
+    except FileNotFoundError:
+        return None
+    return Raw(
+        FILES[name],
+        body,
+        (
+            ("Cache-Control", "no-cache"),
+            ("Content-Security-Policy", CSP),
+            ("X-Content-Type-Options", "nosniff"),
+            ("Referrer-Policy", "no-referrer"),
+        ),
+    )
+
+
+# --- event records as a person reads them ---------------------------------------------------
+
+
+def _name(enum: Any, value: int) -> str:
+    try:
+        return str(enum(value).name)
+    except ValueError:
+        return str(value)
+
+
+def _bits(value: int) -> str:
+    return ", ".join(a.name or "?" for a in fm.Alarm if a.value & value) or "none"
+
+
+def _ml(nl: int) -> str:
+    return f"{nl / fm.NL_PER_ML:.3f} mL"
+
+
+def _mass(ng: int) -> str:
+    return f"{ng / fm.NG_PER_MG:g} mg" if abs(ng) >= fm.NG_PER_MG else f"{ng / 1000:g} mcg"
+
+
+def _duration(ms: int) -> str:
+    if ms >= fm.DAY_MS:
+        return f"{ms / fm.DAY_MS:.2f} days"
+    if ms >= fm.MS_PER_HOUR:
+        return f"{ms / fm.MS_PER_HOUR:.2f} h"
+    return f"{ms / fm.MS_PER_MIN:.1f} min"
+
+
+CONTROL_TEXT: dict[int, Callable[[int], str]] = {
+    1: lambda b: f"emulator started ({_duration(b)} applied for the time it was down)",
+    2: lambda b: "emulator stopped",
+    3: lambda b: f"speed set to x{b / 1000:g}" if b else "pump time paused",
+    4: lambda b: f"time advanced by {_duration(b)}",
+    5: lambda b: "link cut" if b < 0 else f"link impaired ({b / 10_000:g} % dropped)",
+    6: lambda b: "pump reset to a training scenario",
+    10: lambda b: f"true reservoir set (was {_ml(b)})",
+}
+
+
+def describe(e: fm.Event) -> str:
+    """One line a trainee understands for an event-log record."""
+    k, a, b = e.kind, e.a, e.b
+    E = fm.EventKind
+    text: dict[fm.EventKind, Callable[[], str]] = {
+        E.POWER_ON: lambda: f"power on, serial {b}",
+        E.PROGRAM_CHANGED: lambda: f"program {_name(fm.Mode, a)}, {_mass(b)}/day",
+        E.DRUG_CHANGED: lambda: f"drug {_name(fm.Drug, a)}, {_mass(b)}/mL",
+        E.REFILL: lambda: f"refill: {_ml(a)} added, discrepancy {b / fm.NL_PER_ML:+.3f} mL",
+        E.BOLUS_STARTED: lambda: f"{_name(fm.BolusKind, a)} bolus started, {_mass(b)}",
+        E.BOLUS_COMPLETED: lambda: f"{_name(fm.BolusKind, a)} bolus completed, {_mass(b)}",
+        E.BOLUS_CANCELLED: lambda: f"{_name(fm.BolusKind, a)} bolus cancelled after {_mass(b)}",
+        E.BOLUS_DENIED: lambda: (
+            f"patient bolus denied: {_name(fm.Reason, a)}"
+            + (f", possible in {_duration(b)}" if b else "")
+        ),
+        E.PATIENT_BOLUS_SETTINGS: lambda: (
+            f"patient bolus enabled, {_mass(b)} per bolus" if a else "patient bolus disabled"
+        ),
+        E.ALARM_RAISED: lambda: f"alarm {_bits(a)} raised ({_name(fm.Priority, b)} priority)",
+        E.ALARM_CLEARED: lambda: f"alarm {_bits(a)} cleared",
+        E.ALARM_SILENCED: lambda: f"alarm {_bits(a)} silenced",
+        E.ALARM_ACKNOWLEDGED: lambda: f"alarm {_bits(a)} acknowledged",
+        E.ALARM_TEST: lambda: f"alarm test: {_name(fm.Tone, a)}",
+        E.MOTOR_STALL: lambda: "motor stall" + (" (MRI)" if a == 1 else ""),
+        E.MOTOR_RECOVERED: lambda: f"motor recovered after {_duration(a)}",
+        E.SUSPENDED: lambda: "delivery suspended",
+        E.RESUMED: lambda: "delivery resumed",
+        E.CLOCK_SET: lambda: f"pump clock set ({(b - a) / 1000:+.0f} s)",
+        E.ALARM_SETTINGS: lambda: f"alarm settings: low reservoir at {_ml(a)}",
+        E.BATTERY: lambda: f"battery {_name(fm.BatteryState, a)}, {b / 10:g} % left",
+        E.MRI_EXPOSURE: lambda: f"MRI exposure, {_duration(b)}",
+        E.FAULT: lambda: (
+            f"fault {_name(fm.FaultKind, a)} "
+            + ("cleared" if b == 0 else "injected" if b == 1 else f"injected ({b})")
+        ),
+        E.SECURITY: lambda: f"refused {b} frame(s): {_name(p.ErrorCode, a)}",
+        E.SESSION_OPENED: lambda: f"{_name(p.Role, a).lower()} session opened",
+        E.SESSION_CLOSED: lambda: f"session closed: {_name(p.SessionEndReason, a)}",
+        E.COMMAND_REJECTED: lambda: f"{_name(fm.Command, b)} rejected: {_name(fm.Reason, a)}",
+        E.CONTROL: lambda: CONTROL_TEXT[a](b) if a in CONTROL_TEXT else f"control action {a}",
+    }
+    make = text.get(k)
+    return make() if make else f"{k.name} a={a} b={b}"
+
+
+def record(e: fm.Event) -> dict[str, Any]:
+    """An event-log record as the streams send it: the control plane's fields, plus text."""
+    return {
+        "seq": e.seq,
+        "time_ms": e.time_ms,
+        "kind": e.kind.name,
+        "source": e.source.name,
+        "command_id": e.command_id.hex(),
+        "a": e.a,
+        "b": e.b,
+        "category": EVENT_CATEGORIES.get(e.kind.name, "system"),
+        "text": describe(e),
+    }
+
+
+# --- history ---------------------------------------------------------------------------------
+
+# pump clock, calculated nL, true nL, rate now nL/day, delivered ng, program's mean nL/day
+Sample = tuple[int, int, int, int, int, int]
+
+
+def _sample(pump: fm.Pump) -> Sample:
+    st = pump.status()
+    return (
+        st.clock_ms,
+        st.reservoir_nl,
+        st.true_reservoir_nl,
+        st.current_rate_nl_per_day,
+        st.patient_dose_ng,
+        st.daily_volume_nl,
+    )
+
+
+class History:
+    """Samples of one pump for the plot. A new pump (a reset) starts a new history; past
+    HISTORY_MAX samples, the older half is thinned out so the plot keeps its whole span."""
+
+    def __init__(self) -> None:
+        self.samples: list[Sample] = []
+        self.generation = 0  # bumped whenever samples already sent change
+        self._pump_id = 0
+
+    def _check_pump(self, pump: fm.Pump) -> None:
+        if id(pump) != self._pump_id:
+            self._pump_id = id(pump)
+            self.samples = []
+            self.generation += 1
+
+    def _add(self, row: Sample) -> None:
+        self.samples.append(row)
+        if len(self.samples) > HISTORY_MAX:
+            half = len(self.samples) // 2
+            self.samples = self.samples[:half:2] + self.samples[half:]
+            self.generation += 1
+
+    def note(self, pump: fm.Pump, *, force: bool = False) -> None:
+        """Sample the pump now if time moved on enough, the rate changed or `force`."""
+        self._check_pump(pump)
+        row = _sample(pump)
+        last = self.samples[-1] if self.samples else None
+        if last is None:
+            self._add(row)
+        elif row[0] > last[0]:
+            if force or row[0] - last[0] >= LIVE_STEP_MS or row[3] != last[3]:
+                self._add(row)
+        elif force and row[1:] != last[1:]:  # a step at one instant (a control action)
+            self._add(row)
+
+    def fill(self, pump: fm.Pump, target: int) -> None:
+        """Before a jump of pump time to model time `target`: bring the pump there in steps,
+        sampling on the way: evenly, and at every rate change in the jump's last two days (so
+        a flex schedule's steps are not aliased where the plot is finest). Advancing in steps
+        is exactly advancing at once (the model never creates or loses a nanolitre by
+        splitting an interval; the runtime relies on it)."""
+        self._check_pump(pump)
+        span = target - pump.now
+        if span <= 0:
+            return
+        step = max(MIN_FILL_STEP_MS, span // FILL_SAMPLES)
+        fine_from = target - FINE_FILL_MS
+        due = pump.now + step
+        while True:
+            t = due
+            if pump.now >= fine_from:
+                nxt = pump.next_event_time()
+                if nxt is not None and pump.now < nxt < t:
+                    t = nxt
+            if t >= target:
+                return
+            pump.advance_to(t)
+            if t == due:
+                self.note(pump)
+                due += step
+            elif self.samples and _sample(pump)[3] != self.samples[-1][3]:
+                self._add(_sample(pump))
+
+
+# --- streams -----------------------------------------------------------------------------------
+
+
+def sse(event: str, data: Any, event_id: int | None = None) -> bytes:
+    """One Server-Sent Event; JSON has no raw newline, so `data` is one line."""
+    head = f"event: {event}\n" + (f"id: {event_id}\n" if event_id is not None else "")
+    return (head + "data: " + json.dumps(data, separators=(",", ":")) + "\n\n").encode()
+
+
+@dataclasses.dataclass(frozen=True)
+class Stream:
+    """An answer that keeps the connection: `run` writes events until the client leaves or
+    the server closes."""
+
+    run: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Any]
+
+    @staticmethod
+    def head() -> bytes:
+        return (
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-store\r\n"
+            b"X-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\nretry: 2000\n\n"
+        )
+
+
+class _Viewer:
+    """One open stream: woken by a change, the server closing, or its client leaving."""
+
+    def __init__(self) -> None:
+        self.wake = asyncio.Event()
+        self.gone = False
+
+    async def watch_eof(self, reader: asyncio.StreamReader) -> None:
+        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
+            while await reader.read(4096):
+                pass  # a stream's client has nothing to say
+        self.gone = True
+        self.wake.set()
+
+    async def sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self.wake.wait()
+        self.wake.clear()
+
+
+StateFn = Callable[..., dict[str, Any]]
+
+
+class Hub:
+    """The live side of the control plane: histories, and the viewers to wake on a change."""
+
+    def __init__(self, runtimes: Mapping[int, Runtime], state: StateFn, summary: StateFn) -> None:
+        self.runtimes = runtimes
+        self._state = state
+        self._summary = summary
+        self.histories: dict[int, History] = {}
+        self._viewers: set[_Viewer] = set()
+        self._closing = False
+        self._sampler: asyncio.Task[None] | None = None
+
+    # --- history ---------------------------------------------------------------------------
+
+    def history(self, rt: Runtime) -> History:
+        h = self.histories.get(rt.serial)
+        if h is None:
+            h = self.histories[rt.serial] = History()
+            rt.device.advance()
+            h.note(rt.device.pump)
+        return h
+
+    def start(self) -> None:
+        """Keep the histories of a small number of pumps from now on, viewed or not."""
+        if len(self.runtimes) <= EAGER_HISTORY:
+            for rt in self.runtimes.values():
+                self.history(rt)
+        self._sampler = asyncio.create_task(self._sample_forever(), name="console-history")
+
+    async def _sample_forever(self) -> None:
+        while not self._closing:
+            for serial, h in list(self.histories.items()):
+                rt = self.runtimes[serial]
+                rt.device.advance()
+                h.note(rt.device.pump)
+            await asyncio.sleep(TICK_S)
+
+    def before_change(self, rt: Runtime) -> None:
+        h = self.histories.get(rt.serial)
+        if h is not None:
+            rt.device.advance()
+            h.note(rt.device.pump, force=True)
+
+    def fill_history(self, rt: Runtime, target: int) -> None:
+        h = self.histories.get(rt.serial)
+        if h is not None:
+            h.fill(rt.device.pump, target)
+
+    def changed(self, rt: Runtime) -> None:
+        """A control action changed the pump: sample it and wake every stream at once."""
+        h = self.histories.get(rt.serial)
+        if h is not None:
+            h.note(rt.device.pump, force=True)
+        for v in self._viewers:
+            v.wake.set()
+
+    async def close(self) -> None:
+        self._closing = True
+        for v in self._viewers:
+            v.wake.set()
+        if self._sampler is not None:
+            self._sampler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sampler
+
+    # --- the two streams -------------------------------------------------------------------
+
+    def pump_stream(self, rt: Runtime, last_event_id: str | None) -> Stream:
+        try:
+            resume = int(last_event_id) if last_event_id else None
+        except ValueError:
+            resume = None
+
+        async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await self._serve(reader, writer, lambda v: self._pump_events(rt, v, resume))
+
+        return Stream(run)
+
+    def fleet_stream(self) -> Stream:
+        async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await self._serve(reader, writer, self._fleet_events)
+
+        return Stream(run)
+
+    async def _serve(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        events: Callable[[_Viewer], Any],
+    ) -> None:
+        viewer = _Viewer()
+        self._viewers.add(viewer)
+        eof = asyncio.create_task(viewer.watch_eof(reader))
+        try:
+            async with contextlib.aclosing(events(viewer)) as chunks:
+                async for chunk in chunks:
+                    if viewer.gone or self._closing:
+                        break
+                    writer.write(chunk)
+                    await writer.drain()
+        except ConnectionError:
+            pass
+        finally:
+            self._viewers.discard(viewer)
+            eof.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await eof
+
+    async def _pump_events(self, rt: Runtime, viewer: _Viewer, resume: int | None) -> Any:
+        history = self.history(rt)
+        pump_id = 0
+        cursor = 0
+        sent_generation, sent_samples = -1, 0
+        last_state = ""
+        quiet = 0.0
+        while not (viewer.gone or self._closing):
+            dev = rt.device
+            dev.advance()
+            pump = dev.pump
+            history.note(pump)
+            out = b""
+            text = json.dumps(self._state(rt, events=0), separators=(",", ":"))
+            if text != last_state:
+                out += b"event: state\ndata: " + text.encode() + b"\n\n"
+                last_state = text
+            if id(pump) != pump_id:  # the first round, or the pump was replaced (a reset)
+                first = max(pump.oldest_seq, pump.event_seq - INITIAL_LOG + 1)
+                if pump_id == 0 and resume is not None and first <= resume <= pump.event_seq:
+                    first, reset = resume + 1, False
+                else:
+                    reset = True
+                pump_id = id(pump)
+                records = pump.events(first)
+                out += sse(
+                    "log", {"reset": reset, "records": [record(e) for e in records]}, pump.event_seq
+                )
+                cursor = pump.event_seq + 1
+            elif pump.event_seq >= cursor:
+                records = pump.events(max(cursor, pump.oldest_seq))
+                out += sse(
+                    "log", {"reset": False, "records": [record(e) for e in records]}, pump.event_seq
+                )
+                cursor = pump.event_seq + 1
+            if history.generation != sent_generation:
+                out += sse("history", {"reset": True, "samples": history.samples})
+                sent_generation, sent_samples = history.generation, len(history.samples)
+            elif len(history.samples) > sent_samples:
+                out += sse("history", {"reset": False, "samples": history.samples[sent_samples:]})
+                sent_samples = len(history.samples)
+            if out:
+                quiet = 0.0
+                yield out
+            elif quiet >= KEEPALIVE_S:
+                quiet = 0.0
+                yield b": keep-alive\n\n"
+            await viewer.sleep(TICK_S)
+            quiet += TICK_S
+
+    async def _fleet_events(self, viewer: _Viewer) -> Any:
+        sent: dict[int, str] = {}
+        first = True
+        quiet = 0.0
+        while not (viewer.gone or self._closing):
+            changed = []
+            for serial, rt in self.runtimes.items():
+                summary = self._summary(rt)
+                text = json.dumps(summary, sort_keys=True)
+                if sent.get(serial) != text:
+                    sent[serial] = text
+                    changed.append(summary)
+            if first or changed:
+                yield sse("pumps", {"reset": first, "pumps": changed})
+                first, quiet = False, 0.0
+            elif quiet >= KEEPALIVE_S:
+                quiet = 0.0
+                yield b": keep-alive\n\n"
+            await viewer.sleep(FLEET_TICK_S)
+            quiet += FLEET_TICK_S
