@@ -166,7 +166,7 @@ class Pump:
         self._key = key
         self.journal = journal
         self.retries = retries
-        self.host_id = secrets.randbits(32) if host_id is None else host_id
+        self.host_id = journal.host_id if host_id is None else host_id
         self._timeout_s = timeout_s
         self.serial = address.pump_serial or 0
         self.security: p.HostSecurity | None = None

@@ -239,6 +239,7 @@ class _Channel:
 
     __slots__ = (
         "created_ms",
+        "host_id",
         "info",
         "last_ms",
         "recv_mac",
@@ -249,8 +250,17 @@ class _Channel:
         "window",
     )
 
-    def __init__(self, session_id: int, role: Role, send_key: bytes, recv_key: bytes, now_ms: int):
+    def __init__(
+        self,
+        session_id: int,
+        role: Role,
+        send_key: bytes,
+        recv_key: bytes,
+        now_ms: int,
+        host_id: int = 0,
+    ):
         self.session_id = session_id
+        self.host_id = host_id
         self.role = role
         self.send_mac = keyed_mac(send_key)
         self.recv_mac = keyed_mac(recv_key)
@@ -550,7 +560,13 @@ class PumpSecurity:
         k_h2p, k_p2h = session_keys(
             key, pending.nonce_h, pending.nonce_p, confirm.session_id, pending.role
         )
-        channel = _Channel(confirm.session_id, pending.role, k_p2h, k_h2p, now_ms)
+        channel = _Channel(confirm.session_id, pending.role, k_p2h, k_h2p, now_ms, pending.host_id)
+        # The host's older sessions end: nothing a dead host process left in flight can be
+        # applied after its successor asked GET_COMMAND_STATUS (protocol.md sections 5 and 8).
+        for s in list(self._sessions.values()):
+            if s.host_id == pending.host_id and s.role is pending.role:
+                del self._sessions[s.session_id]
+                self._ended.append((s.info, SessionEndReason.SUPERSEDED))
         while len(self._sessions) >= self.policy.max_sessions:
             oldest = min(self._sessions.values(), key=lambda s: s.last_ms)
             del self._sessions[oldest.session_id]

@@ -257,6 +257,30 @@ async def test_journal_resolves_unfinished_commands_by_status(
     journal.close()
 
 
+async def test_a_restarted_host_keeps_its_host_id_and_ends_its_old_session(
+    server: EmulatorServer, tmp_path: Path
+) -> None:
+    """The journal keeps the host_id, so the next run's session supersedes the one a crashed
+    run left open: nothing it left in flight can apply after its fate was resolved."""
+    path = tmp_path / "j.sqlite"
+    first = programmer.Journal(path)
+    host_id = first.host_id
+    first.close()
+    assert 0 < host_id < 2**32 and programmer.Journal(path).host_id == host_id
+    crashed = connect(server, tmp_path, journal=path)  # entered, never left: a crashed host
+    dead = await crashed.__aenter__()
+    assert dead.host_id == host_id
+    await dead.status()
+    old = dead.security.session if dead.security else None
+    await dead.link.close()  # the process dies: no END_SESSION, the session stays open
+    async with connect(server, tmp_path, journal=path) as pump:
+        await pump.status()
+        closed = [e async for e in pump.events() if e.kind == p.EventKind.SESSION_CLOSED]
+    assert old is not None and (old.session_id, int(p.SessionEndReason.SUPERSEDED)) in {
+        (e.value_b, e.value_a) for e in closed
+    }
+
+
 async def test_over_mqtt(tmp_path: Path, broker: Broker) -> None:
     options = ServerOptions(
         pty=False, serial=5150, speed_milli=SPEED, mqtt=MqttSettings.from_url(broker.url)

@@ -356,6 +356,28 @@ def test_least_recently_used_session_is_evicted() -> None:
     assert isinstance(pair.send(dose(1), hosts[4]), p.Request)
 
 
+def test_a_new_session_supersedes_the_same_hosts_older_ones() -> None:
+    """A restarted host (same host_id, same role) ends its earlier session: a frame the dead
+    process left in flight is refused after its successor asked what became of it."""
+    pair = Pair()
+    first = pair.new_host(p.Role.CLINICIAN, host_id=77)
+    pair.handshake(first)
+    in_flight = first.seal(dose(1), seq=pair.next_seq())  # sealed, not yet delivered
+    other_host = pair.new_host(p.Role.CLINICIAN)
+    pair.handshake(other_host)
+    patient = pair.new_host(p.Role.PATIENT, host_id=77)  # same host, another role
+    pair.handshake(patient)
+    pair.pump.drain_ended()
+    successor = pair.new_host(p.Role.CLINICIAN, host_id=77)
+    old = pair.pump.sessions[0]
+    pair.handshake(successor)
+    assert pair.pump.drain_ended() == [(old, p.SessionEndReason.SUPERSEDED)]
+    late = pair.to_pump(in_flight)
+    assert isinstance(late, p.Rejected) and isinstance(late.error, p.AuthFailed)
+    for h in (other_host, patient, successor):  # untouched
+        assert isinstance(pair.send(p.GetStatus(), h), p.Request)
+
+
 def test_rekey_ends_every_session() -> None:
     pair = Pair()
     pair.handshake()
