@@ -66,6 +66,7 @@ NONCE_SIZE: Final = 16
 HKDF_INFO_PREFIX: Final = b"itp1"
 REPLAY_WINDOW: Final = 64
 MAX_COUNTER: Final = 0xFFFF_FFFF
+RETIRED_SESSIONS: Final = 16  # ended sessions remembered to answer their late frames
 
 RandBytes = Callable[[int], bytes]
 
@@ -270,12 +271,16 @@ class _Channel:
         self.created_ms = now_ms
         self.last_ms = now_ms
 
+    def authentic(self, frame: Frame) -> bool:
+        """The frame's tag verifies under this channel's receive key (constant time)."""
+        h = self.recv_mac.copy()
+        h.update(frame.mac_input)
+        return hmac.compare_digest(h.digest()[:TAG_SIZE], frame.tag)
+
     def verify(self, frame: Frame) -> None:
         """Replay pre-check, constant-time tag check, then (only then) move the window."""
         self.window.check(frame.counter)
-        h = self.recv_mac.copy()
-        h.update(frame.mac_input)
-        if not hmac.compare_digest(h.digest()[:TAG_SIZE], frame.tag):
+        if not self.authentic(frame):
             raise AuthFailed("authentication failed")
         self.window.commit(frame.counter)
 
@@ -366,6 +371,12 @@ class PumpSecurity:
         self._locked_until = 0
         self._next_lockout_ms = self.policy.lockout_base_ms
         self._ended: list[tuple[SessionInfo, SessionEndReason]] = []
+        # Recently ended sessions, kept so that their host's late frames are told
+        # SESSION_EXPIRED ("run a new handshake") rather than AUTH_FAILED (and not logged as
+        # an attack). Only frames whose tag verifies are told so.
+        self._retired: collections.OrderedDict[int, tuple[_Channel, SessionEndReason]] = (
+            collections.OrderedDict()
+        )
 
     # -- public API ------------------------------------------------------------------------
 
@@ -388,6 +399,7 @@ class PumpSecurity:
         ended = self.sessions
         self._ended.extend((info, reason) for info in ended)
         self._sessions.clear()
+        self._retired.clear()  # a restart forgets, and new keys make old sessions meaningless
         self._pending.clear()
         return ended
 
@@ -396,14 +408,20 @@ class PumpSecurity:
         out, self._ended = self._ended, []
         return out
 
+    def _end(self, channel: _Channel, reason: SessionEndReason) -> None:
+        del self._sessions[channel.session_id]
+        self._ended.append((channel.info, reason))
+        self._retired[channel.session_id] = (channel, reason)
+        while len(self._retired) > RETIRED_SESSIONS:
+            self._retired.popitem(last=False)
+
     def expire(self, now_ms: int) -> list[SessionInfo]:
         """End idle and over-age sessions and stale handshakes; returns the sessions ended."""
         ended = []
         for s in list(self._sessions.values()):
             reason = self._expired(s, now_ms)
             if reason is not None:
-                del self._sessions[s.session_id]
-                self._ended.append((s.info, reason))
+                self._end(s, reason)
                 ended.append(s.info)
         for sid, p in list(self._pending.items()):
             if now_ms - p.created_ms > self.policy.handshake_timeout_ms:
@@ -438,8 +456,7 @@ class PumpSecurity:
             if channel is not None:
                 self._authorize(cls, channel.role)
                 if isinstance(message, EndSession):
-                    del self._sessions[channel.session_id]
-                    self._ended.append((channel.info, SessionEndReason.HOST_REQUEST))
+                    self._end(channel, SessionEndReason.HOST_REQUEST)
                     data = channel.seal(
                         SessionEnded(reason=SessionEndReason.HOST_REQUEST),
                         pump_id=self.pump_id,
@@ -481,11 +498,16 @@ class PumpSecurity:
     def _verify(self, frame: Frame, now_ms: int) -> _Channel:
         channel = self._sessions.get(frame.session_id)
         if channel is None:
+            retired = self._retired.get(frame.session_id)
+            if retired is not None and retired[0].authentic(frame):
+                raise SessionExpired(
+                    f"the session ended ({retired[1].name.lower().replace('_', ' ')}): "
+                    "run a new handshake"
+                )
             raise AuthFailed("unknown session")
         reason = self._expired(channel, now_ms)
         if reason is not None:
-            del self._sessions[frame.session_id]
-            self._ended.append((channel.info, reason))
+            self._end(channel, reason)
             raise SessionExpired("the session expired: run a new handshake")
         channel.verify(frame)
         channel.last_ms = now_ms
@@ -565,12 +587,10 @@ class PumpSecurity:
         # applied after its successor asked GET_COMMAND_STATUS (protocol.md sections 5 and 8).
         for s in list(self._sessions.values()):
             if s.host_id == pending.host_id and s.role is pending.role:
-                del self._sessions[s.session_id]
-                self._ended.append((s.info, SessionEndReason.SUPERSEDED))
+                self._end(s, SessionEndReason.SUPERSEDED)
         while len(self._sessions) >= self.policy.max_sessions:
             oldest = min(self._sessions.values(), key=lambda s: s.last_ms)
-            del self._sessions[oldest.session_id]
-            self._ended.append((oldest.info, SessionEndReason.EVICTED))
+            self._end(oldest, SessionEndReason.EVICTED)
         self._sessions[confirm.session_id] = channel
         ready = SessionReady(
             role=pending.role,

@@ -352,7 +352,8 @@ def test_least_recently_used_session_is_evicted() -> None:
         pair.handshake(h)
     assert len(pair.pump.sessions) == 4
     result = pair.send(dose(1), hosts[0])
-    assert isinstance(result, p.Rejected) and isinstance(result.error, p.AuthFailed)
+    assert isinstance(result, p.Rejected) and isinstance(result.error, p.SessionExpired)
+    assert "evicted" in result.error.detail
     assert isinstance(pair.send(dose(1), hosts[4]), p.Request)
 
 
@@ -373,9 +374,29 @@ def test_a_new_session_supersedes_the_same_hosts_older_ones() -> None:
     pair.handshake(successor)
     assert pair.pump.drain_ended() == [(old, p.SessionEndReason.SUPERSEDED)]
     late = pair.to_pump(in_flight)
-    assert isinstance(late, p.Rejected) and isinstance(late.error, p.AuthFailed)
+    assert isinstance(late, p.Rejected) and isinstance(late.error, p.SessionExpired)
+    assert "superseded" in late.error.detail and not late.security_event
     for h in (other_host, patient, successor):  # untouched
         assert isinstance(pair.send(p.GetStatus(), h), p.Request)
+
+
+def test_a_late_frame_of_an_ended_session_is_told_to_handshake_a_forgery_is_not() -> None:
+    """After the idle limit the pump forgets the session, but it remembers enough of the last
+    few to tell their own host SESSION_EXPIRED (not an attack, nothing logged); a frame with
+    that session id and a wrong tag is still AUTH_FAILED and counted."""
+    pair = Pair()
+    pair.handshake()
+    pair.now_ms += pair.pump.policy.idle_timeout_ms + 1
+    assert len(pair.pump.expire(pair.now_ms)) == 1
+    data = pair.host.seal(dose(1), seq=pair.next_seq())
+    late = pair.to_pump(data)
+    assert isinstance(late, p.Rejected) and isinstance(late.error, p.SessionExpired)
+    assert "idle timeout" in late.error.detail and not late.security_event
+    forged = bytearray(data)
+    forged[-3] ^= 1
+    result = pair.to_pump(recrc(bytes(forged)))
+    assert isinstance(result, p.Rejected) and isinstance(result.error, p.AuthFailed)
+    assert result.security_event
 
 
 def test_rekey_ends_every_session() -> None:
