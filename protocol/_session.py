@@ -239,6 +239,7 @@ class _Channel:
     """One session's keys, counters and window, as held by one end."""
 
     __slots__ = (
+        "confirm_tag",
         "created_ms",
         "host_id",
         "info",
@@ -262,6 +263,7 @@ class _Channel:
     ):
         self.session_id = session_id
         self.host_id = host_id
+        self.confirm_tag = b""  # pump side: the CONFIRM tag that opened the session
         self.role = role
         self.send_mac = keyed_mac(send_key)
         self.recv_mac = keyed_mac(recv_key)
@@ -562,6 +564,12 @@ class PumpSecurity:
     def _confirm(self, confirm: Confirm, frame: Frame, now_ms: int) -> Inbound:
         self._check_lockout(now_ms)
         pending = self._pending.pop(confirm.session_id, None)
+        if pending is None:
+            opened = self._sessions.get(confirm.session_id)
+            if opened is not None and hmac.compare_digest(opened.confirm_tag, confirm.tag):
+                # The CONFIRM that opened this session, again: a network duplicate or the host's
+                # retry after a lost SESSION_READY. Not a failed handshake: answer it again.
+                return Reply(self._ready(opened, frame), "session_ready_again", opened.info)
         if pending is None or now_ms - pending.created_ms > self.policy.handshake_timeout_ms:
             raise self._fail(now_ms, "no such handshake in progress (or it timed out)")
         key = self._keys.get(pending.role)
@@ -591,14 +599,17 @@ class PumpSecurity:
         while len(self._sessions) >= self.policy.max_sessions:
             oldest = min(self._sessions.values(), key=lambda s: s.last_ms)
             self._end(oldest, SessionEndReason.EVICTED)
+        channel.confirm_tag = confirm.tag
         self._sessions[confirm.session_id] = channel
+        return Reply(self._ready(channel, frame), "session_ready", channel.info)
+
+    def _ready(self, channel: _Channel, frame: Frame) -> bytes:
         ready = SessionReady(
-            role=pending.role,
+            role=channel.role,
             idle_timeout_ms=self.policy.idle_timeout_ms,
             max_lifetime_ms=self.policy.max_lifetime_ms,
         )
-        data = channel.seal(ready, pump_id=self.pump_id, seq=frame.seq, from_pump=True)
-        return Reply(data, "session_ready", channel.info)
+        return channel.seal(ready, pump_id=self.pump_id, seq=frame.seq, from_pump=True)
 
     def _error_reply(
         self,

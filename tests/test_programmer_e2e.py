@@ -292,7 +292,7 @@ async def test_closing_a_serial_link_twice_never_closes_another_file(
     close, or a send after close, must not touch it."""
     async with connect(server, tmp_path) as pump:
         link = pump.link
-        fd = link.fd  # type: ignore[attr-defined]
+        fd = link.fd
         await link.close()
         other = os.open(tmp_path / "other", os.O_RDWR | os.O_CREAT)
         try:

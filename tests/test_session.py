@@ -399,6 +399,28 @@ def test_a_late_frame_of_an_ended_session_is_told_to_handshake_a_forgery_is_not(
     assert result.security_event
 
 
+def test_a_duplicated_confirm_is_answered_again_and_never_counts_as_a_failure() -> None:
+    """A network duplicate of the CONFIRM that opened a session (or the host's retry after a
+    lost SESSION_READY) must not count towards the brute-force lockout: found by the
+    deterministic simulation (seed 2300), where duplicates locked the rightful host out."""
+    pair = Pair()
+    challenge = pair.to_pump(pair.host.hello(seq=pair.next_seq()))
+    assert isinstance(challenge, p.Reply)
+    confirm = pair.to_host(challenge.data)
+    assert isinstance(confirm, p.Send)
+    for i in range(pair.pump.policy.lockout_threshold * 3):
+        again = pair.to_pump(confirm.data)
+        assert isinstance(again, p.Reply), again
+        assert again.what == ("session_ready" if i == 0 else "session_ready_again")
+        assert isinstance(pair.to_host(again.data), p.Established)
+    assert pair.pump.locked_until() == 0 and len(pair.pump.sessions) == 1
+    assert isinstance(pair.send(p.GetStatus()), p.Request)
+    forged = bytearray(confirm.data)
+    forged[-3] ^= 1  # a wrong tag for the open session is still a failure
+    result = pair.to_pump(recrc(bytes(forged)))
+    assert isinstance(result, p.Rejected) and isinstance(result.error, p.HandshakeFailed)
+
+
 def test_rekey_ends_every_session() -> None:
     pair = Pair()
     pair.handshake()
