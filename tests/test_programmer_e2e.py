@@ -10,6 +10,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,6 +19,8 @@ import programmer
 import protocol as p
 from emulator import EmulatorServer, MqttSettings, ServerOptions
 from emulator.testing import Broker
+
+from .emulator_helpers import only_frame
 
 MG = 1_000_000
 ML = 1_000_000
@@ -419,3 +422,48 @@ async def test_a_command_during_the_self_test_waits_it_out(tmp_path: Path) -> No
         assert server.device.clock.now() < server.device.pump.self_test_ends_at
         ack = await pump.alarm_test()  # answered BUSY, waited out, not counted as a retry
         assert isinstance(ack, p.CommandAck) and pump.resends == 0
+
+
+async def test_a_stale_challenge_is_not_taken_for_a_wrong_key(
+    server: EmulatorServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A CHALLENGE that does not prove the key (a late answer to an earlier HELLO after a pump
+    restart, a broker redelivery) is retried over, not reported as KeyMismatch: seen once in
+    the Jepsen run. Only when no attempt proves the key is it the key."""
+    import programmer._connect as connect_module
+
+    real_open = connect_module.open_link  # type: ignore[attr-defined]
+    injected: list[int] = []
+
+    class StaleFirst:
+        def __init__(self, inner: Any) -> None:
+            self.inner, self.bytes_per_s = inner, inner.bytes_per_s
+            self.queue: list[bytes] = []
+
+        async def send(self, data: bytes) -> None:
+            frame = only_frame(data)
+            if frame.msg_id == p.Hello.MSG_ID and not injected:
+                stale = p.Challenge(session_id=7, nonce=bytes(16), tag=bytes(16))
+                pump_id = frame.pump_id
+                self.queue.append(
+                    p.encode_frame(stale, pump_id=pump_id, seq=frame.seq, from_pump=True)
+                )
+                injected.append(frame.seq)
+            await self.inner.send(data)
+
+        async def recv(self) -> p.Frame:
+            if self.queue:
+                return only_frame(self.queue.pop(0))
+            frame: p.Frame = await self.inner.recv()
+            return frame
+
+        async def close(self) -> None:
+            await self.inner.close()
+
+    async def wrapped(addr: Any) -> Any:
+        return StaleFirst(await real_open(addr))
+
+    monkeypatch.setattr(connect_module, "open_link", wrapped)
+    async with connect(server, tmp_path) as pump:
+        assert injected and pump.handshakes == 1
+        assert isinstance(await pump.status(), p.Status)
