@@ -118,6 +118,8 @@ class PumpDevice:
         if store is not None:
             self._commands = {r.command_id: r for r in store.commands()}
         self._security_pending: dict[p.ErrorCode, int] = {}
+        # records logged from outside the model and not yet committed (kept across a rollback)
+        self._external: list[tuple[fm.EventKind, fm.Source, int, int]] = []
         self._log_dirty_since: int | None = None
         self._last_checkpoint = mono()
         self._telemetry_dirty = False
@@ -505,94 +507,7 @@ class PumpDevice:
         return self.security.reply(req, response)
 
     def _apply(self, msg: Any) -> fm.Applied | fm.RefillReport | fm.PatientBolusGranted:
-        pump = self.pump
-        kw: dict[str, Any] = {"command_id": msg.command_id, "source": fm.Source.PROGRAMMER}
-        cls: type[p.Message] = type(msg)
-        names = _fields(cls)
-        if "expected_program_version" in names:
-            kw["expected_version"] = msg.expected_program_version
-        if "confirm_soft_limit" in names:
-            kw["confirm_soft_limit"] = msg.confirm_soft_limit
-        match msg:
-            case p.SetDrug():
-                return pump.set_drug(
-                    fm.Drug(int(msg.drug)),
-                    msg.concentration_ng_per_ml,
-                    fm.ConcentrationUnit(int(msg.concentration_unit)),
-                    **kw,
-                )
-            case p.SetContinuousDose():
-                return pump.set_continuous_dose(msg.dose_ng_per_day, **kw)
-            case p.SetSchedule():
-                return pump.set_schedule(
-                    [(s.start_minute, s.dose_ng_per_day) for s in msg.steps], **kw
-                )
-            case p.StartClinicianBolus():
-                return pump.start_clinician_bolus(
-                    msg.dose_ng, msg.duration_ms, then_stop=msg.then_stop, **kw
-                )
-            case p.CancelBolus():
-                return pump.cancel_bolus(**kw)
-            case p.StartPrimingBolus():
-                return pump.start_priming_bolus(msg.volume_nl, **kw)
-            case p.StartBridge():
-                return pump.start_bridge(
-                    msg.dead_volume_nl,
-                    msg.previous_concentration_ng_per_ml,
-                    msg.dose_ng_per_day,
-                    **kw,
-                )
-            case p.SetPatientBolus():
-                return pump.set_patient_bolus(
-                    enabled=msg.enabled,
-                    dose_ng=msg.dose_ng,
-                    duration_ms=msg.duration_ms,
-                    lockout_ms=msg.lockout_ms,
-                    max_per_24h=msg.max_per_24h,
-                    **kw,
-                )
-            case p.RecordRefill():
-                return pump.record_refill(
-                    withdrawn_nl=msg.withdrawn_volume_nl,
-                    added_nl=msg.added_volume_nl,
-                    drug=fm.Drug(int(msg.drug)),
-                    conc_ng_per_ml=msg.concentration_ng_per_ml,
-                    unit=fm.ConcentrationUnit(int(msg.concentration_unit)),
-                    low_threshold_nl=msg.low_reservoir_threshold_nl,
-                    **kw,
-                )
-            case p.SetAlarmSettings():
-                return pump.set_alarm_settings(
-                    low_threshold_nl=msg.low_reservoir_threshold_nl,
-                    critical_repeat_ms=msg.critical_repeat_ms,
-                    noncritical_repeat_ms=msg.noncritical_repeat_ms,
-                    **kw,
-                )
-            case p.Suspend():
-                return pump.suspend(**kw)
-            case p.Resume():
-                return pump.resume(**kw)
-            case p.AcknowledgeAlarms():
-                return pump.acknowledge_alarms(fm.Alarm(self._model_alarms(msg.alarms)), **kw)
-            case p.SilenceAlarms():
-                return pump.silence_alarms(
-                    fm.Alarm(self._model_alarms(msg.alarms)), msg.duration_ms, **kw
-                )
-            case p.AlarmTest():
-                return pump.alarm_test(fm.Tone(int(msg.tone)), **kw)
-            case p.SetClock():
-                return pump.set_clock(msg.pump_time_ms, **kw)
-            case p.RequestPatientBolus():
-                return pump.request_patient_bolus(**kw)
-        raise AssertionError(f"no handler for {type(msg).__name__}")  # pragma: no cover
-
-    @staticmethod
-    def _model_alarms(bits: int) -> int:
-        """Protocol alarm bits the model does not raise (dose limit, watchdog) match nothing."""
-        known = 0
-        for a in fm.Alarm:
-            known |= int(a)
-        return int(bits) & known
+        return apply_message(self.pump, msg)
 
     def _response(self, msg: Any, result: Any) -> Any:
         cid = msg.command_id
@@ -633,14 +548,21 @@ class PumpDevice:
         return fm.snapshot(self.pump, include_events=False), list(self.pump.events())
 
     def _rollback(self) -> None:
+        """Back to the last committed state. Session, security and control records written
+        since are not the failed command's: they are logged again (at the current time)."""
         snap, events = self._good
         data = {**snap, "state": {**snap["state"], "events": fm.encode_events(events)}}
         self.pump = fm.restore(data)
         self.advance()
+        for kind, source, a, b in self._external:
+            self.pump.log_external(kind, source, a, b)
+        if self._external and self._log_dirty_since is None:
+            self._log_dirty_since = self._mono()
 
     def _log_external(self, kind: fm.EventKind, a: int, b: int) -> None:
         source = fm.Source.CONTROL if kind is fm.EventKind.CONTROL else fm.Source.PROGRAMMER
         self.pump.log_external(kind, source, a, b)
+        self._external.append((kind, source, a, b))
         if self._log_dirty_since is None:
             self._log_dirty_since = self._mono()
 
@@ -653,6 +575,7 @@ class PumpDevice:
         pending, self._security_pending = self._security_pending, {}
         for code, count in sorted(pending.items()):
             self.pump.log_external(fm.EventKind.SECURITY, fm.Source.PROGRAMMER, int(code), count)
+            self._external.append((fm.EventKind.SECURITY, fm.Source.PROGRAMMER, int(code), count))
 
     def replace_pump(self, pump: fm.Pump) -> str | None:
         """A new pump takes this one's place (a trainer's reset): same serial and keys, a fresh
@@ -669,6 +592,7 @@ class PumpDevice:
         self.pump = pump
         self._commands.clear()
         self._security_pending.clear()
+        self._external.clear()
         self._published_upto = self._mark = pump.event_seq
         self.advance()
         return self._commit(None)
@@ -713,7 +637,96 @@ class PumpDevice:
             if len(self._commands) > MAX_COMMANDS:
                 del self._commands[next(iter(self._commands))]
         self._good = good
+        self._external.clear()
         self._log_dirty_since = None
         self._telemetry_dirty = False
         self._last_checkpoint = self._mono()
         return None
+
+
+def apply_message(pump: fm.Pump, msg: Any) -> fm.Applied | fm.RefillReport | fm.PatientBolusGranted:
+    """Apply one host-to-pump command message to a model (raises `fm.Rejected`). The device's
+    only mapping from protocol commands to the model; simulations replay logs through it."""
+    kw: dict[str, Any] = {"command_id": msg.command_id, "source": fm.Source.PROGRAMMER}
+    cls: type[p.Message] = type(msg)
+    names = _fields(cls)
+    if "expected_program_version" in names:
+        kw["expected_version"] = msg.expected_program_version
+    if "confirm_soft_limit" in names:
+        kw["confirm_soft_limit"] = msg.confirm_soft_limit
+    match msg:
+        case p.SetDrug():
+            return pump.set_drug(
+                fm.Drug(int(msg.drug)),
+                msg.concentration_ng_per_ml,
+                fm.ConcentrationUnit(int(msg.concentration_unit)),
+                **kw,
+            )
+        case p.SetContinuousDose():
+            return pump.set_continuous_dose(msg.dose_ng_per_day, **kw)
+        case p.SetSchedule():
+            return pump.set_schedule([(s.start_minute, s.dose_ng_per_day) for s in msg.steps], **kw)
+        case p.StartClinicianBolus():
+            return pump.start_clinician_bolus(
+                msg.dose_ng, msg.duration_ms, then_stop=msg.then_stop, **kw
+            )
+        case p.CancelBolus():
+            return pump.cancel_bolus(**kw)
+        case p.StartPrimingBolus():
+            return pump.start_priming_bolus(msg.volume_nl, **kw)
+        case p.StartBridge():
+            return pump.start_bridge(
+                msg.dead_volume_nl,
+                msg.previous_concentration_ng_per_ml,
+                msg.dose_ng_per_day,
+                **kw,
+            )
+        case p.SetPatientBolus():
+            return pump.set_patient_bolus(
+                enabled=msg.enabled,
+                dose_ng=msg.dose_ng,
+                duration_ms=msg.duration_ms,
+                lockout_ms=msg.lockout_ms,
+                max_per_24h=msg.max_per_24h,
+                **kw,
+            )
+        case p.RecordRefill():
+            return pump.record_refill(
+                withdrawn_nl=msg.withdrawn_volume_nl,
+                added_nl=msg.added_volume_nl,
+                drug=fm.Drug(int(msg.drug)),
+                conc_ng_per_ml=msg.concentration_ng_per_ml,
+                unit=fm.ConcentrationUnit(int(msg.concentration_unit)),
+                low_threshold_nl=msg.low_reservoir_threshold_nl,
+                **kw,
+            )
+        case p.SetAlarmSettings():
+            return pump.set_alarm_settings(
+                low_threshold_nl=msg.low_reservoir_threshold_nl,
+                critical_repeat_ms=msg.critical_repeat_ms,
+                noncritical_repeat_ms=msg.noncritical_repeat_ms,
+                **kw,
+            )
+        case p.Suspend():
+            return pump.suspend(**kw)
+        case p.Resume():
+            return pump.resume(**kw)
+        case p.AcknowledgeAlarms():
+            return pump.acknowledge_alarms(fm.Alarm(_model_alarms(msg.alarms)), **kw)
+        case p.SilenceAlarms():
+            return pump.silence_alarms(fm.Alarm(_model_alarms(msg.alarms)), msg.duration_ms, **kw)
+        case p.AlarmTest():
+            return pump.alarm_test(fm.Tone(int(msg.tone)), **kw)
+        case p.SetClock():
+            return pump.set_clock(msg.pump_time_ms, **kw)
+        case p.RequestPatientBolus():
+            return pump.request_patient_bolus(**kw)
+    raise AssertionError(f"no handler for {type(msg).__name__}")  # pragma: no cover
+
+
+def _model_alarms(bits: int) -> int:
+    """Protocol alarm bits the model does not raise (dose limit, watchdog) match nothing."""
+    known = 0
+    for a in fm.Alarm:
+        known |= int(a)
+    return int(bits) & known

@@ -1455,10 +1455,13 @@ class Pump:
                 command_id,
                 source,
                 Reason.MODE_NOT_SUPPORTED,
-                f"{self._profile.name} does not support {cap!r}"
+                f"{self._profile.name} does not support "
+                f"{(cap.name or str(int(cap))).lower().replace('_', ' ')}"
                 + (
-                    ": change the concentration at refill instead"
+                    ": its rate is fixed, the daily dose changes with the concentration at refill"
                     if self._profile.fixed_rate_nl_per_day
+                    and cap
+                    & (Capability.CONTINUOUS | Capability.SCHEDULE | Capability.VARIABLE_RATE)
                     else ""
                 ),
             )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import secrets
 import sqlite3
 import time
 from pathlib import Path
@@ -27,6 +28,7 @@ CREATE TABLE IF NOT EXISTS journal (
     error_code INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS journal_pending ON journal (pump_serial, outcome);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
 
 
@@ -59,6 +61,15 @@ class Journal:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
+        self._db.execute(
+            "INSERT OR IGNORE INTO meta VALUES ('host_id', ?)", (secrets.randbelow(2**32 - 1) + 1,)
+        )
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'host_id'").fetchone()
+        self.host_id: int = row[0]
+        """This host's id in handshakes, kept across restarts: a new session then ends the ones
+        an earlier run of this host left open, so nothing it left in flight can still be applied
+        after its outcome was resolved (docs/protocol.md sections 5 and 8). One journal per
+        programmer process: two processes sharing one would end each other's sessions."""
 
     def close(self) -> None:
         self._db.close()

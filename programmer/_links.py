@@ -197,6 +197,8 @@ class SerialDeviceLink:
     async def send(self, data: bytes) -> None:
         view = memoryview(data)
         while view:
+            if self.fd < 0:
+                raise Unreachable("the serial link is closed")
             try:
                 n = os.write(self.fd, view)
             except BlockingIOError:
@@ -210,8 +212,12 @@ class SerialDeviceLink:
         return await self._in.get()
 
     async def close(self) -> None:
-        self._loop.remove_reader(self.fd)
-        os.close(self.fd)
+        """Idempotent: a second close must never close a descriptor number the process has
+        since given to another file (a journal, a store)."""
+        fd, self.fd = self.fd, -1
+        if fd >= 0:
+            self._loop.remove_reader(fd)
+            os.close(fd)
 
 
 class PySerialLink:

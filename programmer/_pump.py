@@ -166,7 +166,7 @@ class Pump:
         self._key = key
         self.journal = journal
         self.retries = retries
-        self.host_id = secrets.randbits(32) if host_id is None else host_id
+        self.host_id = journal.host_id if host_id is None else host_id
         self._timeout_s = timeout_s
         self.serial = address.pump_serial or 0
         self.security: p.HostSecurity | None = None
@@ -262,6 +262,7 @@ class Pump:
     async def _handshake(self) -> None:
         sec = self.security
         assert sec is not None
+        unproven: str | None = None
         for _ in range(self.retries + 1):
             seq = self._next_seq()
             frame = await self._exchange(sec.hello(seq=seq), {seq})
@@ -270,7 +271,11 @@ class Pump:
             try:
                 event = sec.receive(frame)
             except p.HandshakeFailed as exc:
-                raise KeyMismatch(str(exc)) from None
+                # A CHALLENGE that does not prove the key: our key is wrong, or it is a stale or
+                # duplicated answer (a pump restart, a broker redelivery). Try again; only when
+                # no attempt succeeds is it the key.
+                unproven = str(exc)
+                continue
             except p.ProtocolError:
                 continue
             if isinstance(event, p.Response) and isinstance(event.message, p.Error):
@@ -296,6 +301,8 @@ class Pump:
             if isinstance(ready, p.Established):
                 self.handshakes += 1
                 return
+        if unproven is not None:
+            raise KeyMismatch(unproven)
         raise Unreachable(f"no handshake with pump {self.serial} on {self.address}")
 
     async def _resolve_journal(self) -> None:
@@ -389,9 +396,18 @@ class Pump:
             return answer
 
     async def _settle_unknown(self, cid: bytes, detail: str) -> None:
+        sec = self.security
+        assert sec is not None
         try:
             status = await self._request(p.GetCommandStatus(command_id=cid))
-        except (Unreachable, Refused):
+            if _outcome(status) is None:
+                # UNKNOWN is final only from a session newer than the one the attempts went in:
+                # the new handshake ends that session (SUPERSEDED, protocol.md section 5), so
+                # no attempt still in flight (a held-up MQTT message) can be applied after it.
+                sec.forget()
+                await self._handshake()
+                status = await self._request(p.GetCommandStatus(command_id=cid))
+        except (Unreachable, Refused, KeyMismatch):
             raise OutcomeUnknown(cid, detail) from None
         outcome = _outcome(status)
         if outcome is None:

@@ -168,3 +168,4 @@ class SessionEndReason(enum.IntEnum):
     REKEY = 5
     PUMP_RESTART = 6
     EVICTED = 7
+    SUPERSEDED = 8  # the same host_id and role completed a new handshake

@@ -94,7 +94,8 @@ ERROR_INFO: dict[ErrorCode, ErrorInfo] = {
         "reply",
     ),
     ErrorCode.SESSION_EXPIRED: ErrorInfo(
-        "The session ended: idle or lifetime limit, counter exhausted, pump restart or re-key.",
+        "The session ended: idle or lifetime limit, counter exhausted, ended by the host, "
+        "evicted, superseded by the same host's new session (the detail says which).",
         "Run a new handshake and resend the command with the same command id.",
         "reply",
     ),

@@ -66,6 +66,7 @@ NONCE_SIZE: Final = 16
 HKDF_INFO_PREFIX: Final = b"itp1"
 REPLAY_WINDOW: Final = 64
 MAX_COUNTER: Final = 0xFFFF_FFFF
+RETIRED_SESSIONS: Final = 16  # ended sessions remembered to answer their late frames
 
 RandBytes = Callable[[int], bytes]
 
@@ -238,7 +239,9 @@ class _Channel:
     """One session's keys, counters and window, as held by one end."""
 
     __slots__ = (
+        "confirm_tag",
         "created_ms",
+        "host_id",
         "info",
         "last_ms",
         "recv_mac",
@@ -249,8 +252,18 @@ class _Channel:
         "window",
     )
 
-    def __init__(self, session_id: int, role: Role, send_key: bytes, recv_key: bytes, now_ms: int):
+    def __init__(
+        self,
+        session_id: int,
+        role: Role,
+        send_key: bytes,
+        recv_key: bytes,
+        now_ms: int,
+        host_id: int = 0,
+    ):
         self.session_id = session_id
+        self.host_id = host_id
+        self.confirm_tag = b""  # pump side: the CONFIRM tag that opened the session
         self.role = role
         self.send_mac = keyed_mac(send_key)
         self.recv_mac = keyed_mac(recv_key)
@@ -260,12 +273,16 @@ class _Channel:
         self.created_ms = now_ms
         self.last_ms = now_ms
 
+    def authentic(self, frame: Frame) -> bool:
+        """The frame's tag verifies under this channel's receive key (constant time)."""
+        h = self.recv_mac.copy()
+        h.update(frame.mac_input)
+        return hmac.compare_digest(h.digest()[:TAG_SIZE], frame.tag)
+
     def verify(self, frame: Frame) -> None:
         """Replay pre-check, constant-time tag check, then (only then) move the window."""
         self.window.check(frame.counter)
-        h = self.recv_mac.copy()
-        h.update(frame.mac_input)
-        if not hmac.compare_digest(h.digest()[:TAG_SIZE], frame.tag):
+        if not self.authentic(frame):
             raise AuthFailed("authentication failed")
         self.window.commit(frame.counter)
 
@@ -356,6 +373,12 @@ class PumpSecurity:
         self._locked_until = 0
         self._next_lockout_ms = self.policy.lockout_base_ms
         self._ended: list[tuple[SessionInfo, SessionEndReason]] = []
+        # Recently ended sessions, kept so that their host's late frames are told
+        # SESSION_EXPIRED ("run a new handshake") rather than AUTH_FAILED (and not logged as
+        # an attack). Only frames whose tag verifies are told so.
+        self._retired: collections.OrderedDict[int, tuple[_Channel, SessionEndReason]] = (
+            collections.OrderedDict()
+        )
 
     # -- public API ------------------------------------------------------------------------
 
@@ -378,6 +401,7 @@ class PumpSecurity:
         ended = self.sessions
         self._ended.extend((info, reason) for info in ended)
         self._sessions.clear()
+        self._retired.clear()  # a restart forgets, and new keys make old sessions meaningless
         self._pending.clear()
         return ended
 
@@ -386,14 +410,20 @@ class PumpSecurity:
         out, self._ended = self._ended, []
         return out
 
+    def _end(self, channel: _Channel, reason: SessionEndReason) -> None:
+        del self._sessions[channel.session_id]
+        self._ended.append((channel.info, reason))
+        self._retired[channel.session_id] = (channel, reason)
+        while len(self._retired) > RETIRED_SESSIONS:
+            self._retired.popitem(last=False)
+
     def expire(self, now_ms: int) -> list[SessionInfo]:
         """End idle and over-age sessions and stale handshakes; returns the sessions ended."""
         ended = []
         for s in list(self._sessions.values()):
             reason = self._expired(s, now_ms)
             if reason is not None:
-                del self._sessions[s.session_id]
-                self._ended.append((s.info, reason))
+                self._end(s, reason)
                 ended.append(s.info)
         for sid, p in list(self._pending.items()):
             if now_ms - p.created_ms > self.policy.handshake_timeout_ms:
@@ -428,8 +458,7 @@ class PumpSecurity:
             if channel is not None:
                 self._authorize(cls, channel.role)
                 if isinstance(message, EndSession):
-                    del self._sessions[channel.session_id]
-                    self._ended.append((channel.info, SessionEndReason.HOST_REQUEST))
+                    self._end(channel, SessionEndReason.HOST_REQUEST)
                     data = channel.seal(
                         SessionEnded(reason=SessionEndReason.HOST_REQUEST),
                         pump_id=self.pump_id,
@@ -471,11 +500,16 @@ class PumpSecurity:
     def _verify(self, frame: Frame, now_ms: int) -> _Channel:
         channel = self._sessions.get(frame.session_id)
         if channel is None:
+            retired = self._retired.get(frame.session_id)
+            if retired is not None and retired[0].authentic(frame):
+                raise SessionExpired(
+                    f"the session ended ({retired[1].name.lower().replace('_', ' ')}): "
+                    "run a new handshake"
+                )
             raise AuthFailed("unknown session")
         reason = self._expired(channel, now_ms)
         if reason is not None:
-            del self._sessions[frame.session_id]
-            self._ended.append((channel.info, reason))
+            self._end(channel, reason)
             raise SessionExpired("the session expired: run a new handshake")
         channel.verify(frame)
         channel.last_ms = now_ms
@@ -530,6 +564,12 @@ class PumpSecurity:
     def _confirm(self, confirm: Confirm, frame: Frame, now_ms: int) -> Inbound:
         self._check_lockout(now_ms)
         pending = self._pending.pop(confirm.session_id, None)
+        if pending is None:
+            opened = self._sessions.get(confirm.session_id)
+            if opened is not None and hmac.compare_digest(opened.confirm_tag, confirm.tag):
+                # The CONFIRM that opened this session, again: a network duplicate or the host's
+                # retry after a lost SESSION_READY. Not a failed handshake: answer it again.
+                return Reply(self._ready(opened, frame), "session_ready_again", opened.info)
         if pending is None or now_ms - pending.created_ms > self.policy.handshake_timeout_ms:
             raise self._fail(now_ms, "no such handshake in progress (or it timed out)")
         key = self._keys.get(pending.role)
@@ -550,19 +590,26 @@ class PumpSecurity:
         k_h2p, k_p2h = session_keys(
             key, pending.nonce_h, pending.nonce_p, confirm.session_id, pending.role
         )
-        channel = _Channel(confirm.session_id, pending.role, k_p2h, k_h2p, now_ms)
+        channel = _Channel(confirm.session_id, pending.role, k_p2h, k_h2p, now_ms, pending.host_id)
+        # The host's older sessions end: nothing a dead host process left in flight can be
+        # applied after its successor asked GET_COMMAND_STATUS (protocol.md sections 5 and 8).
+        for s in list(self._sessions.values()):
+            if s.host_id == pending.host_id and s.role is pending.role:
+                self._end(s, SessionEndReason.SUPERSEDED)
         while len(self._sessions) >= self.policy.max_sessions:
             oldest = min(self._sessions.values(), key=lambda s: s.last_ms)
-            del self._sessions[oldest.session_id]
-            self._ended.append((oldest.info, SessionEndReason.EVICTED))
+            self._end(oldest, SessionEndReason.EVICTED)
+        channel.confirm_tag = confirm.tag
         self._sessions[confirm.session_id] = channel
+        return Reply(self._ready(channel, frame), "session_ready", channel.info)
+
+    def _ready(self, channel: _Channel, frame: Frame) -> bytes:
         ready = SessionReady(
-            role=pending.role,
+            role=channel.role,
             idle_timeout_ms=self.policy.idle_timeout_ms,
             max_lifetime_ms=self.policy.max_lifetime_ms,
         )
-        data = channel.seal(ready, pump_id=self.pump_id, seq=frame.seq, from_pump=True)
-        return Reply(data, "session_ready", channel.info)
+        return channel.seal(ready, pump_id=self.pump_id, seq=frame.seq, from_pump=True)
 
     def _error_reply(
         self,

@@ -529,6 +529,7 @@ def render_docs(handshake: dict[str, Any], crc: dict[str, Any]) -> str:
         "IDLE_MIN": str(policy.idle_timeout_ms // 60_000),
         "LIFE_MIN": str(policy.max_lifetime_ms // 60_000),
         "MAX_SESSIONS": str(policy.max_sessions),
+        "RETIRED": str(_session.RETIRED_SESSIONS),
         "MAX_PENDING": str(policy.max_pending_handshakes),
         "HS_TIMEOUT_S": str(policy.handshake_timeout_ms // 1000),
         "LOCK_THRESHOLD": str(policy.lockout_threshold),

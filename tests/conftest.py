@@ -28,12 +28,25 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # the key-hygiene sweep looks at what every other test left behind: it runs last
+    items.sort(key=lambda item: "sweep_after_suite" in item.keywords)
     if config.getoption("--run-slow"):
         return
     skip = pytest.mark.skip(reason="larger variant: run with --run-slow")
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
+
+
+# Every test's report texts (exception text, captured stdout, stderr and log), for the key-hygiene
+# sweep (tests/test_key_hygiene.py).
+REPORT_TEXTS: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.longrepr is not None:
+        REPORT_TEXTS.append(report.longreprtext)
+    REPORT_TEXTS.extend(text for _, text in report.sections)
 
 
 # --- a private Mosquitto broker (reference/libraries.md 2.5) ----------------------------------

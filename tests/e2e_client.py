@@ -130,7 +130,9 @@ class Client:
     def __init__(self, transport: Any, serial: int, role: p.Role, key: p.SecretKey) -> None:
         self.t = transport
         self.serial = serial
-        self.security = p.HostSecurity(serial, role, key, secrets.token_bytes, host_id=7)
+        self.security = p.HostSecurity(
+            serial, role, key, secrets.token_bytes, host_id=secrets.randbits(32)
+        )
         self.seq = 0
         self.version = 0
 

@@ -32,7 +32,7 @@ class Host:
     def __init__(self, rig: Rig, role: p.Role, key: p.SecretKey | None = None) -> None:
         self.rig = rig
         self.security = p.HostSecurity(
-            SERIAL, role, key or rig.keys[role], rig.rng.randbytes, host_id=5
+            SERIAL, role, key or rig.keys[role], rig.rng.randbytes, host_id=rig.next_host_id()
         )
         self.seq = 0
         self.version = 0
@@ -111,6 +111,7 @@ class Rig:
         self.speed_milli = speed_milli
         self.kw = kw
         self.device = self._open()
+        self._host_ids = 100
         self.keys = {
             r: read_key(key_path(state_dir, r)) for r in (p.Role.CLINICIAN, p.Role.PATIENT)
         }
@@ -130,6 +131,11 @@ class Rig:
     @property
     def pump(self) -> fm.Pump:
         return self.device.pump
+
+    def next_host_id(self) -> int:
+        """Each Host is another programmer (one host_id supersedes its own older sessions)."""
+        self._host_ids += 1
+        return self._host_ids
 
     def sleep(self, ms: int) -> None:
         """Real time passes (model time passes at the speed factor)."""

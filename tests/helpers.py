@@ -115,6 +115,7 @@ class Pair:
     pump: p.PumpSecurity = field(init=False)
     host: p.HostSecurity = field(init=False)
     seq: int = 0
+    hosts: int = 0  # host_ids handed out: each new host is another programmer
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
@@ -125,8 +126,14 @@ class Pair:
         self.pump = p.PumpSecurity(PUMP_ID, self.keys, self.rng.randbytes)
         self.host = self.new_host(self.role)
 
-    def new_host(self, role: p.Role, key: p.SecretKey | None = None) -> p.HostSecurity:
-        return p.HostSecurity(PUMP_ID, role, key or self.keys[role], self.rng.randbytes, host_id=9)
+    def new_host(
+        self, role: p.Role, key: p.SecretKey | None = None, host_id: int | None = None
+    ) -> p.HostSecurity:
+        if host_id is None:
+            host_id, self.hosts = 9 + self.hosts, self.hosts + 1
+        return p.HostSecurity(
+            PUMP_ID, role, key or self.keys[role], self.rng.randbytes, host_id=host_id
+        )
 
     def next_seq(self) -> int:
         self.seq = (self.seq + 1) & 0xFFFF

@@ -18,8 +18,12 @@ from pathlib import Path
 
 import pytest
 
+import firmware_model as fm
 import programmer
 import protocol as p
+from emulator._store import Store
+
+from .simulation import replay_difference
 
 MG = 1_000_000
 
@@ -71,8 +75,16 @@ async def drive(info: dict, journal: Path, acked: dict[bytes, int], count: int) 
         pass  # the pump died under us: what this test is about
 
 
-def check(state: Path, journal: Path, acked: dict[bytes, int]) -> None:
+def check(
+    state: Path, journal: Path, acked: dict[bytes, int], new: set[bytes] | None = None
+) -> None:
+    """Restart the emulator and check what it kept. Every id acknowledged in the last run
+    (`new`, default all) and a sample of the older ones is asked for through the protocol;
+    all of them are checked in the store."""
     proc, info = start(state)
+    rng = random.Random(len(acked))
+    older = sorted(set(acked) - (set(acked) if new is None else new))
+    ask = sorted(set(acked) if new is None else new) + rng.sample(older, min(50, len(older)))
     try:
         assert info, "the emulator did not restart"
 
@@ -82,10 +94,10 @@ def check(state: Path, journal: Path, acked: dict[bytes, int]) -> None:
                 key=Path(info["key_files"]["clinician"]),
                 journal=journal,
             ) as pump:
-                for cid, event_seq in acked.items():
+                for cid in ask:
                     status = await pump.command_status(cid)
                     assert status.state is p.CommandState.APPLIED, "an acknowledged command lost"
-                    assert status.event_seq == event_seq
+                    assert status.event_seq == acked[cid]
                 assert programmer.Journal(journal).pending(info["pump_serial"]) == []
 
         asyncio.run(verify())
@@ -95,6 +107,12 @@ def check(state: Path, journal: Path, acked: dict[bytes, int]) -> None:
     db = sqlite3.connect(state / "pump.sqlite")
     try:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        records = {
+            bytes(c): (s, seq)
+            for c, s, seq in db.execute("SELECT command_id, state, event_seq FROM commands")
+        }
+        for cid, seq in acked.items():
+            assert records.get(cid) == (int(p.CommandState.APPLIED), seq), "acknowledged, lost"
         rows = db.execute(
             "SELECT command_id, COUNT(*) FROM events WHERE kind = 2 AND source = 2 "
             "GROUP BY command_id"
@@ -104,6 +122,32 @@ def check(state: Path, journal: Path, acked: dict[bytes, int]) -> None:
         # The log is a bounded ring: acknowledged commands whose records it still keeps.
         oldest = db.execute("SELECT MIN(seq) FROM events").fetchone()[0]
         assert {cid for cid, seq in acked.items() if seq >= oldest} <= applied
+    finally:
+        db.close()
+    if oldest == 1:  # the whole history is still in the log: the state must be its replay
+        assert (
+            replay_difference(stored_pump(state), state / "pump.sqlite", journaled(journal)) == []
+        )
+
+
+def stored_pump(state: Path) -> fm.Pump:
+    store = Store(state / "pump.sqlite")
+    try:
+        saved = store.load()
+    finally:
+        store.close()
+    assert saved is not None
+    return fm.restore(saved.snapshot)
+
+
+def journaled(journal: Path) -> dict[bytes, p.Message]:
+    """Every command the programmer sent, decoded from its journal."""
+    db = sqlite3.connect(journal)
+    try:
+        return {
+            bytes(cid): p.MESSAGES_BY_NAME[name]._decode(request)
+            for cid, name, request in db.execute("SELECT command_id, message, request FROM journal")
+        }
     finally:
         db.close()
 
@@ -165,7 +209,7 @@ def kill_randomly(tmp_path: Path, runs: int, seed: int) -> int:
             if proc.poll() is None:
                 proc.kill()
             proc.wait()
-        check(state, journal, acked)
+        check(state, journal, acked, set(loop_acked))
     return kills
 
 

@@ -4,6 +4,7 @@ message, every error path, exactly-once, durability, restart and resume."""
 from __future__ import annotations
 
 import dataclasses
+import random
 import sqlite3
 import uuid
 from pathlib import Path
@@ -14,7 +15,7 @@ import firmware_model as fm
 import protocol as p
 from emulator import ControlCode
 
-from .emulator_helpers import SERIAL, Host, Rig, only_frame
+from .emulator_helpers import NS_PER_MS, SERIAL, Host, Rig, only_frame
 from .helpers import recrc
 
 MORPHINE_25 = 25_000_000
@@ -753,3 +754,90 @@ def test_the_clock_never_goes_back() -> None:
     clock.jump_to(9_000)
     mono[0] += 1_000_000
     assert clock.now() == 9_002
+
+
+def test_1000_bad_handshakes_at_most_5_failures_a_minute_and_delivery_exact(
+    tmp_path: Path,
+) -> None:
+    """security.md 6.7: 1,000 handshakes with a wrong key, at an attacker's pace over two hours
+    of real time. At most 5 get as far as the tag check in any 60 s (the rest are locked out);
+    a session opened before keeps working throughout; delivery equals an untouched twin's to
+    the nanolitre; the rightful key works again once the lockout has run out."""
+    rig, twin = Rig(tmp_path / "a"), Rig(tmp_path / "b")
+    clinician = rig.host()
+    rig.ready_pump(clinician, dose_ng=15_000_000)
+    twin.ready_pump(twin.host(), dose_ng=15_000_000)
+    wrong = p.SecretKey(bytes(range(32)))
+    failures: list[int] = []  # mono ms of each attempt that reached the tag check
+    locked = 0
+    rng = random.Random(7)
+    for i in range(1_000):
+        pause = rng.randrange(1, 14_400)  # ms: 1,000 attempts over about two hours
+        rig.sleep(pause)
+        twin.sleep(pause)
+        attacker = Host(rig, p.Role.CLINICIAN, wrong)
+        (reply,) = rig.send(attacker.security.hello(seq=attacker.next_seq()))
+        answer = only_frame(reply).decode()
+        if isinstance(answer, p.Error):
+            assert answer.code is p.ErrorCode.HANDSHAKE_LOCKED, answer
+            locked += 1
+            continue
+        assert isinstance(answer, p.Challenge)
+        confirm = p.Confirm(session_id=answer.session_id, tag=rng.randbytes(16))
+        (reply,) = rig.send(p.encode_frame(confirm, pump_id=SERIAL, seq=2, from_pump=False))
+        refusal = only_frame(reply).decode()
+        assert isinstance(refusal, p.Error)
+        if refusal.code is p.ErrorCode.HANDSHAKE_FAILED:
+            failures.append(rig.mono_ns // NS_PER_MS)
+        else:
+            assert refusal.code is p.ErrorCode.HANDSHAKE_LOCKED
+            locked += 1
+        if i % 100 == 0:  # the open session is untouched by the attack
+            clinician.status()  # also keeps it from idling out
+    assert len(failures) + locked == 1_000 and locked > 900
+    worst = max(sum(1 for t in failures if s <= t < s + 60_000) for s in failures)
+    print(f"1,000 bad handshakes: {len(failures)} reached the tag check, {locked} locked out, "
+          f"at most {worst} failures in any 60 s")  # fmt: skip
+    assert worst <= 5
+    a, b = rig.pump.status(), twin.pump.status()
+    assert (a.program_total_nl, a.pumped_total_nl, a.reservoir_nl) == (
+        b.program_total_nl,
+        b.pumped_total_nl,
+        b.reservoir_nl,
+    )
+    assert a.program_total_nl > 0
+    rig.sleep(rig.device.security.locked_until() - rig.mono_ns // NS_PER_MS + 1)
+    rig.host().status()  # the rightful key opens a session again
+
+
+def test_a_failed_commit_keeps_the_session_and_security_records_logged_before_it(
+    rig: Rig,
+) -> None:
+    """A rollback goes back to the last committed state, but the records of what the pump saw
+    meanwhile (a forged frame, a session opened) are not the failed command's: they stay."""
+    host = rig.host()
+    rig.ready_pump(host)
+    rig.sleep(2_000)  # everything so far written
+    forged = bytearray(host.seal(p.GetStatus()))
+    forged[-3] ^= 1
+    assert rig.send(recrc(bytes(forged))) != []  # AUTH_FAILED, counted for the log
+    second = rig.host()  # SESSION_OPENED, not yet written
+    store = rig.device.store
+    assert store is not None
+
+    def fail(step: str) -> None:
+        if step == "command":
+            raise sqlite3.OperationalError("disk I/O error")
+
+    store.fault_hook = fail
+    second.status()
+    err = second.command(p.SetContinuousDose, dose_ng_per_day=11_000_000)
+    assert isinstance(err, p.Error) and err.code is p.ErrorCode.STORAGE_FAILURE
+    store.fault_hook = None
+    rig.sleep(2_000)
+    rig.crash()  # what survives is what was written
+    kinds = [(e.kind, e.a) for e in rig.pump.events()]
+    assert (fm.EventKind.SECURITY, int(p.ErrorCode.AUTH_FAILED)) in kinds
+    opened = [e for e in rig.pump.events() if e.kind is fm.EventKind.SESSION_OPENED]
+    assert second.security.session is not None
+    assert opened[-1].b == second.security.session.session_id

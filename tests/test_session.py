@@ -352,8 +352,73 @@ def test_least_recently_used_session_is_evicted() -> None:
         pair.handshake(h)
     assert len(pair.pump.sessions) == 4
     result = pair.send(dose(1), hosts[0])
-    assert isinstance(result, p.Rejected) and isinstance(result.error, p.AuthFailed)
+    assert isinstance(result, p.Rejected) and isinstance(result.error, p.SessionExpired)
+    assert "evicted" in result.error.detail
     assert isinstance(pair.send(dose(1), hosts[4]), p.Request)
+
+
+def test_a_new_session_supersedes_the_same_hosts_older_ones() -> None:
+    """A restarted host (same host_id, same role) ends its earlier session: a frame the dead
+    process left in flight is refused after its successor asked what became of it."""
+    pair = Pair()
+    first = pair.new_host(p.Role.CLINICIAN, host_id=77)
+    pair.handshake(first)
+    in_flight = first.seal(dose(1), seq=pair.next_seq())  # sealed, not yet delivered
+    other_host = pair.new_host(p.Role.CLINICIAN)
+    pair.handshake(other_host)
+    patient = pair.new_host(p.Role.PATIENT, host_id=77)  # same host, another role
+    pair.handshake(patient)
+    pair.pump.drain_ended()
+    successor = pair.new_host(p.Role.CLINICIAN, host_id=77)
+    old = pair.pump.sessions[0]
+    pair.handshake(successor)
+    assert pair.pump.drain_ended() == [(old, p.SessionEndReason.SUPERSEDED)]
+    late = pair.to_pump(in_flight)
+    assert isinstance(late, p.Rejected) and isinstance(late.error, p.SessionExpired)
+    assert "superseded" in late.error.detail and not late.security_event
+    for h in (other_host, patient, successor):  # untouched
+        assert isinstance(pair.send(p.GetStatus(), h), p.Request)
+
+
+def test_a_late_frame_of_an_ended_session_is_told_to_handshake_a_forgery_is_not() -> None:
+    """After the idle limit the pump forgets the session, but it remembers enough of the last
+    few to tell their own host SESSION_EXPIRED (not an attack, nothing logged); a frame with
+    that session id and a wrong tag is still AUTH_FAILED and counted."""
+    pair = Pair()
+    pair.handshake()
+    pair.now_ms += pair.pump.policy.idle_timeout_ms + 1
+    assert len(pair.pump.expire(pair.now_ms)) == 1
+    data = pair.host.seal(dose(1), seq=pair.next_seq())
+    late = pair.to_pump(data)
+    assert isinstance(late, p.Rejected) and isinstance(late.error, p.SessionExpired)
+    assert "idle timeout" in late.error.detail and not late.security_event
+    forged = bytearray(data)
+    forged[-3] ^= 1
+    result = pair.to_pump(recrc(bytes(forged)))
+    assert isinstance(result, p.Rejected) and isinstance(result.error, p.AuthFailed)
+    assert result.security_event
+
+
+def test_a_duplicated_confirm_is_answered_again_and_never_counts_as_a_failure() -> None:
+    """A network duplicate of the CONFIRM that opened a session (or the host's retry after a
+    lost SESSION_READY) must not count towards the brute-force lockout: found by the
+    deterministic simulation (seed 2300), where duplicates locked the rightful host out."""
+    pair = Pair()
+    challenge = pair.to_pump(pair.host.hello(seq=pair.next_seq()))
+    assert isinstance(challenge, p.Reply)
+    confirm = pair.to_host(challenge.data)
+    assert isinstance(confirm, p.Send)
+    for i in range(pair.pump.policy.lockout_threshold * 3):
+        again = pair.to_pump(confirm.data)
+        assert isinstance(again, p.Reply), again
+        assert again.what == ("session_ready" if i == 0 else "session_ready_again")
+        assert isinstance(pair.to_host(again.data), p.Established)
+    assert pair.pump.locked_until() == 0 and len(pair.pump.sessions) == 1
+    assert isinstance(pair.send(p.GetStatus()), p.Request)
+    forged = bytearray(confirm.data)
+    forged[-3] ^= 1  # a wrong tag for the open session is still a failure
+    result = pair.to_pump(recrc(bytes(forged)))
+    assert isinstance(result, p.Rejected) and isinstance(result.error, p.HandshakeFailed)
 
 
 def test_rekey_ends_every_session() -> None:
