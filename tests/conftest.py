@@ -41,12 +41,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 # Every test's report texts (exception text, captured stdout, stderr and log), for the key-hygiene
 # sweep (tests/test_key_hygiene.py).
 REPORT_TEXTS: list[str] = []
+SUMMARY: list[str] = []  # lines for the end of the run (the sweep's figures)
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if report.longrepr is not None:
         REPORT_TEXTS.append(report.longreprtext)
     REPORT_TEXTS.extend(text for _, text in report.sections)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for line in SUMMARY:
+        terminalreporter.write_line(line)
 
 
 # --- a private Mosquitto broker (reference/libraries.md 2.5) ----------------------------------

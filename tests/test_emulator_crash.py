@@ -1,4 +1,4 @@
-"""Crash durability (reliability.md claim 3): the emulator as a real process, ended abruptly at
+"""Crash durability (reliability.md claim 12): the emulator as a real process, ended abruptly at
 every enumerated write step of its store (PUMP_CRASHPOINT=n) and killed with SIGKILL at random
 moments, while a programmer drives it. After each restart: no acknowledged command lost, none
 applied twice, the database passes its integrity check, every outcome is known."""

@@ -841,3 +841,61 @@ def test_a_failed_commit_keeps_the_session_and_security_records_logged_before_it
     opened = [e for e in rig.pump.events() if e.kind is fm.EventKind.SESSION_OPENED]
     assert second.security.session is not None
     assert opened[-1].b == second.security.session.session_id
+
+
+def test_1000_unauthorized_therapy_commands_change_nothing(tmp_path: Path) -> None:
+    """security.md 6.6: therapy commands with no session, from a patient session, and in an
+    expired session, 1,000 in all, while a basal program runs: each refused with its code,
+    therapy unchanged, delivery equal to an untouched twin's to the nanolitre."""
+    rig, twin = Rig(tmp_path / "a"), Rig(tmp_path / "b")
+    clinician = rig.host()
+    rig.ready_pump(clinician, dose_ng=12_000_000)
+    twin.ready_pump(twin.host(), dose_ng=12_000_000)
+    patient = rig.host(p.Role.PATIENT)
+    stale = rig.host()
+    stale_version = stale.status().program_version
+    for r in (rig, twin):
+        r.sleep(rig.device.security.policy.idle_timeout_ms + 1_000)  # `stale` idles out
+    clinician.handshake()
+    patient.handshake()
+    program = rig.model_state()["state"]
+    codes: dict[str, int] = {}
+    for i in range(1_000):
+        cmd = p.SetContinuousDose(
+            command_id=uuid.UUID(int=i).bytes,
+            expected_program_version=stale_version,
+            dose_ng_per_day=1_000_000 * (1 + i % 20),
+            confirm_soft_limit=True,
+        )
+        kind = ("no session", "patient", "expired")[i % 3]
+        if kind == "no session":
+            data = p.encode_frame(cmd, pump_id=SERIAL, seq=i % 60000 + 1, from_pump=False)
+        elif kind == "patient":
+            data = patient.seal(cmd)
+        else:
+            data = stale.seal(cmd)
+        (reply,) = rig.send(data)
+        err = only_frame(reply).decode()
+        if kind == "patient":
+            err = patient.security.receive(only_frame(reply)).message  # type: ignore[union-attr]
+        assert isinstance(err, p.Error), err
+        codes[f"{kind}: {err.code.name}"] = codes.get(f"{kind}: {err.code.name}", 0) + 1
+        if i % 50 == 0:
+            rig.sleep(60_000)
+            twin.sleep(60_000)
+            patient.status()  # keeps the patient session from idling out
+    assert codes == {
+        "no session: NOT_AUTHENTICATED": 334,
+        "patient: ROLE_FORBIDDEN": 333,
+        "expired: SESSION_EXPIRED": 333,
+    }
+    after = rig.model_state()["state"]
+    for field in ("dose_ng_per_day", "rate_nl_per_day", "program_version", "mode", "steps"):
+        assert after[field] == program[field], field
+    a, b = rig.pump.status(), twin.pump.status()
+    assert (a.program_total_nl, a.pumped_total_nl, a.reservoir_nl) == (
+        b.program_total_nl,
+        b.pumped_total_nl,
+        b.reservoir_nl,
+    )
+    assert a.program_total_nl > 0

@@ -19,7 +19,7 @@ import programmer
 import protocol as p
 from emulator import EmulatorServer, ServerOptions
 
-from .conftest import REPORT_TEXTS
+from .conftest import REPORT_TEXTS, SUMMARY
 
 KEY_NAMES = ("clinician.key", "patient.key")
 
@@ -82,7 +82,7 @@ async def test_no_key_bytes_in_any_artefact_of_the_suite(
         data = text.encode()
         scanned += len(data)
         hits += [f"report text {i}" for n in needles if n in data]
-    print(
+    SUMMARY.append(
         f"key hygiene: {len(keys)} keys x {len(needles) // max(len(keys), 1)} encodings, "
         f"{len(files)} files and {len(texts)} report texts ({scanned:,} bytes): {len(hits)} hits"
     )
