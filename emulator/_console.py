@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("emulator.console")
 
-TICK_S = 0.5  # how often a stream looks for changes it was not told about (programmer frames)
+TICK_S = 0.5  # how often a stream looks for changes it was not told about (time passing)
 FLEET_TICK_S = 1.0
 KEEPALIVE_S = 15.0
 INITIAL_LOG = 1000  # records sent when a stream opens
@@ -399,7 +399,8 @@ class Hub:
             h.fill(rt.device.pump, target)
 
     def changed(self, rt: Runtime) -> None:
-        """A control action changed the pump: sample it and wake every stream at once."""
+        """A control action or a programmer's command changed the pump: sample it and wake
+        every stream at once."""
         h = self.histories.get(rt.serial)
         if h is not None:
             h.note(rt.device.pump, force=True)

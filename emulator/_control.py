@@ -390,9 +390,14 @@ class ControlPlane:
         self.address = (sock[0], sock[1])
         if self.console:
             self.hub.start()
+            for rt in self.runtimes.values():  # programmer commands reach the page at once
+                rt.observers.append(self.hub.changed)
         return self.address
 
     async def close(self) -> None:
+        for rt in self.runtimes.values():
+            if self.hub.changed in rt.observers:
+                rt.observers.remove(self.hub.changed)
         await self.hub.close()  # ends the event streams
         if self._server is not None:
             self._server.close()

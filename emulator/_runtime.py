@@ -186,6 +186,8 @@ class Runtime:
         self.impairment = Impairment()
         self._rng = random.Random()
         self._senders: dict[str, Callable[[bytes], None]] = {}
+        # called after a frame changed the pump (a programmer's command): the console's streams
+        self.observers: list[Callable[[Runtime], None]] = []
 
     @property
     def serial(self) -> int:
@@ -267,6 +269,8 @@ class Runtime:
         pump = self.device.pump
         if (id(pump), pump.event_seq, pump.program_version) != before:
             self.poke()
+            for observe in self.observers:
+                observe(self)
         else:
             due = self.device.next_wakeup_ms()
             if due is not None and due < self._planned_ms:

@@ -762,3 +762,30 @@ async def test_a_fleet_at_a_glance(browser: Any, tmp_path: Path) -> None:
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def test_a_programmer_command_is_pushed_without_waiting_for_the_tick(
+    server: EmulatorServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A command from a programmer wakes the streams itself (the runtime tells the console):
+    with the periodic look made an hour long, its record still arrives."""
+    import emulator._console as console
+
+    monkeypatch.setattr(console, "TICK_S", 3600.0)
+    cp = _cp(server)
+    stream = await Sse.open(cp.url, f"/v1/pumps/{SERIAL}/stream?access_token={cp.token}")
+    try:
+        await stream.until("history")  # the opening picture
+        assert server.port_path
+        async with programmer.connect(
+            f"serial://{server.port_path}",
+            key=server.key_files[p.Role.CLINICIAN],
+            journal=tmp_path / "journal.sqlite",
+        ) as pump:
+            await pump.suspend()
+        kinds: list[str] = []
+        while "SUSPENDED" not in kinds:
+            _, log = await stream.until("log", timeout=10)
+            kinds += [r["kind"] for r in log["records"]]
+    finally:
+        stream.close()
