@@ -118,6 +118,13 @@ def test_roundtrip_benchmark_runs() -> None:
     assert "pty status / floor" in r.stdout and "mqtt status / floor" in r.stdout
 
 
+def test_console_benchmark_runs() -> None:
+    """Smoke test only: the console's load time is measured by bench/console.py, not here."""
+    r = _run(sys.executable, "bench/console.py", "--quick")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "ratio console / baseline" in r.stdout
+
+
 def test_fleet_benchmark_runs() -> None:
     """Smoke test only: fleet figures are measured by bench/fleet.py, never asserted here."""
     r = _run(sys.executable, "bench/fleet.py", "--quick")
