@@ -1,6 +1,8 @@
 """Check atheris' bytecode instrumentation of the project's packages for misplaced loop jumps.
 
-    /tmp/wtpy fuzz/atheris_jump_check.py [PACKAGE ...]   (default: protocol firmware_model emulator)
+    .venv/bin/python fuzz/atheris_jump_check.py [PACKAGE ...]
+
+(default packages: protocol firmware_model emulator)
 
 For every code object, the targets of the backward jumps (loop heads) before and after
 `atheris.instrument_bytecode.patch_code` must be the same instruction; a target that moved to

@@ -10,7 +10,7 @@ Allowed outcomes: the decoder returns `Frame`s and documented `DecodeError` item
 - every byte fed is accounted for: in a frame, counted as skipped, or still buffered;
 - the buffer never holds a whole frame's worth of bytes (memory is bounded).
 
-Run: /tmp/wtpy fuzz/fuzz_decoder.py fuzz/corpus/decoder -max_total_time=600 (see README.md).
+Run: .venv/bin/python fuzz/fuzz_decoder.py fuzz/corpus/decoder -max_total_time=600 (see README.md).
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ legitimately grow) equals the pristine one and no command reached the exactly-on
 input with a validly sealed command is exempt from the state check and the device is reopened
 from the pristine copy after it, so every input starts from the same state.
 
-Run: /tmp/wtpy fuzz/fuzz_device.py fuzz/corpus/device -max_total_time=600 (see README.md).
+Run: .venv/bin/python fuzz/fuzz_device.py fuzz/corpus/device -max_total_time=600 (see README.md).
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ sealed (checked independently with `hmac`), with the role the message needs; a f
 not validly sealed and completes no recorded handshake changes no session (ids, roles, replay
 windows, counters, activity times), except that sessions past their time limits may end.
 
-Run: /tmp/wtpy fuzz/fuzz_session.py fuzz/corpus/session -max_total_time=600 (see README.md).
+Run: .venv/bin/python fuzz/fuzz_session.py fuzz/corpus/session -max_total_time=600 (see README.md).
 """
 
 from __future__ import annotations

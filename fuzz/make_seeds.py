@@ -1,7 +1,7 @@
 """Write the seed corpus of each fuzz target: valid frames (tests/vectors), frames sealed in the
 harnesses' fixed sessions, handshake frames, truncations, concatenations and replays.
 
-    /tmp/wtpy fuzz/make_seeds.py [OUT_DIR]      (default: fuzz/corpus; one folder per target)
+    .venv/bin/python fuzz/make_seeds.py [OUT_DIR]      (default: fuzz/corpus; one folder per target)
 
 Existing files are kept; seeds are named `seed-...`. libFuzzer's `-merge=1` later keeps only the
 inputs that add coverage (README.md).
