@@ -94,6 +94,18 @@ class Host:
         return st
 
 
+def assert_delivered_alike(rig: Rig, twin: Rig) -> None:
+    """Therapy was not paused: the pump delivered exactly what its untouched twin did (to the
+    nanolitre, by the program's count and truly out of the reservoir), and something."""
+    a, b = rig.pump.status(), twin.pump.status()
+    assert (a.program_total_nl, a.pumped_total_nl, a.reservoir_nl) == (
+        b.program_total_nl,
+        b.pumped_total_nl,
+        b.reservoir_nl,
+    )
+    assert a.program_total_nl > 0
+
+
 def only_frame(data: bytes) -> p.Frame:
     items = p.FrameDecoder().feed(data)
     assert len(items) == 1 and isinstance(items[0], p.Frame), items

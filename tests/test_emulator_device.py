@@ -15,7 +15,7 @@ import firmware_model as fm
 import protocol as p
 from emulator import ControlCode
 
-from .emulator_helpers import NS_PER_MS, SERIAL, Host, Rig, only_frame
+from .emulator_helpers import NS_PER_MS, SERIAL, Host, Rig, assert_delivered_alike, only_frame
 from .helpers import recrc
 
 MORPHINE_25 = 25_000_000
@@ -625,12 +625,7 @@ def test_rejections_never_pause_therapy(tmp_path: Path) -> None:
         rig.send(b"\xe7\x1a" + bytes(i))  # noise
         rig.sleep(60_000)
         twin.sleep(60_000)
-    a, b = rig.pump.status(), twin.pump.status()
-    assert (a.program_total_nl, a.pumped_total_nl, a.reservoir_nl) == (
-        b.program_total_nl,
-        b.pumped_total_nl,
-        b.reservoir_nl,
-    )
+    assert_delivered_alike(rig, twin)
 
 
 def test_sessions_are_logged_and_end_for_documented_reasons(rig: Rig) -> None:
@@ -799,13 +794,7 @@ def test_1000_bad_handshakes_at_most_5_failures_a_minute_and_delivery_exact(
     print(f"1,000 bad handshakes: {len(failures)} reached the tag check, {locked} locked out, "
           f"at most {worst} failures in any 60 s")  # fmt: skip
     assert worst <= 5
-    a, b = rig.pump.status(), twin.pump.status()
-    assert (a.program_total_nl, a.pumped_total_nl, a.reservoir_nl) == (
-        b.program_total_nl,
-        b.pumped_total_nl,
-        b.reservoir_nl,
-    )
-    assert a.program_total_nl > 0
+    assert_delivered_alike(rig, twin)
     rig.sleep(rig.device.security.locked_until() - rig.mono_ns // NS_PER_MS + 1)
     rig.host().status()  # the rightful key opens a session again
 
@@ -892,10 +881,4 @@ def test_1000_unauthorized_therapy_commands_change_nothing(tmp_path: Path) -> No
     after = rig.model_state()["state"]
     for field in ("dose_ng_per_day", "rate_nl_per_day", "program_version", "mode", "steps"):
         assert after[field] == program[field], field
-    a, b = rig.pump.status(), twin.pump.status()
-    assert (a.program_total_nl, a.pumped_total_nl, a.reservoir_nl) == (
-        b.program_total_nl,
-        b.pumped_total_nl,
-        b.reservoir_nl,
-    )
-    assert a.program_total_nl > 0
+    assert_delivered_alike(rig, twin)
