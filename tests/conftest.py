@@ -61,11 +61,9 @@ from emulator.testing import Broker  # noqa: E402  (shared with the pytest plugi
 
 
 @pytest.fixture(scope="session")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
-    b = Broker(tmp_path_factory.mktemp("mosquitto"))
-    b.start()
-    yield b
-    b.stop()
+def broker(mosquitto_broker: Broker) -> Broker:
+    """The pytest plugin's session broker (emulator.testing), under the suite's short name."""
+    return mosquitto_broker
 
 
 @pytest.fixture

@@ -3,6 +3,8 @@ ports or brokers."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import random
 import uuid
 from pathlib import Path
@@ -104,6 +106,32 @@ def assert_delivered_alike(rig: Rig, twin: Rig) -> None:
         b.reservoir_nl,
     )
     assert a.program_total_nl > 0
+
+
+async def http_request(
+    url: str,
+    method: str,
+    path: str,
+    body: Any = None,
+    *,
+    token: str | None = None,
+    raw: bytes | None = None,
+) -> tuple[int, dict[str, str], bytes]:
+    """One HTTP/1.1 request on a fresh connection (the control plane's tests): status, headers
+    and body. `body` is sent as JSON, `raw` as it is."""
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    reader, writer = await asyncio.open_connection(host, int(port))
+    data = raw if raw is not None else (b"" if body is None else json.dumps(body).encode())
+    head = f"{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(data)}\r\n"
+    if token is not None:
+        head += f"Authorization: Bearer {token}\r\n"
+    writer.write((head + "Connection: close\r\n\r\n").encode() + data)
+    response = await reader.read()
+    writer.close()
+    head_bytes, _, payload = response.partition(b"\r\n\r\n")
+    lines = head_bytes.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in lines[1:])}
+    return int(lines[0].split()[1]), headers, payload
 
 
 def only_frame(data: bytes) -> p.Frame:

@@ -35,6 +35,8 @@ from emulator._control import ROUTES, ControlPlane, openapi
 from emulator._scenario import load_scenario, starting_pump
 from emulator.testing import EmulatedPump
 
+from .emulator_helpers import http_request as http
+
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -42,24 +44,6 @@ SERIAL = 1234
 FLEX = [(0, 400_000), (7 * 60, 600_000), (22 * 60, 400_000)]  # (start minute, ng/day)
 
 # --- plain HTTP and SSE helpers ------------------------------------------------------------
-
-
-async def http(
-    url: str, method: str, path: str, body: Any = None, *, token: str | None = None
-) -> tuple[int, dict[str, str], bytes]:
-    host, port = url.removeprefix("http://").rsplit(":", 1)
-    reader, writer = await asyncio.open_connection(host, int(port))
-    data = b"" if body is None else json.dumps(body).encode()
-    head = f"{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(data)}\r\n"
-    if token is not None:
-        head += f"Authorization: Bearer {token}\r\n"
-    writer.write((head + "Connection: close\r\n\r\n").encode() + data)
-    response = await reader.read()
-    writer.close()
-    head_bytes, _, payload = response.partition(b"\r\n\r\n")
-    lines = head_bytes.decode("latin-1").split("\r\n")
-    headers = {k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in lines[1:])}
-    return int(lines[0].split()[1]), headers, payload
 
 
 async def get_json(url: str, path: str, token: str, method: str = "GET", body: Any = None) -> Any:

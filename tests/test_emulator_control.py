@@ -19,6 +19,8 @@ import protocol as p
 from emulator import EmulatorServer, ServerOptions
 from emulator._control import FAULTS, ROUTES, ControlPlane, openapi
 
+from .emulator_helpers import http_request
+
 MG = 1_000_000
 SERIAL = 1234
 
@@ -33,19 +35,11 @@ async def http(
     raw: bytes | None = None,
 ) -> tuple[int, Any]:
     assert server.control is not None
-    host, port = server.control.address
-    reader, writer = await asyncio.open_connection(host, port)
-    data = raw if raw is not None else (b"" if body is None else json.dumps(body).encode())
     auth = server.control.token if token == "default" else token
-    head = f"{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(data)}\r\n"
-    if auth is not None:
-        head += f"Authorization: Bearer {auth}\r\n"
-    writer.write((head + "Connection: close\r\n\r\n").encode() + data)
-    response = await reader.read()
-    writer.close()
-    status_line, _, rest = response.partition(b"\r\n")
-    payload = rest.split(b"\r\n\r\n", 1)[1]
-    return int(status_line.split()[1]), json.loads(payload)
+    status, _, payload = await http_request(
+        server.control.url, method, path, body, token=auth, raw=raw
+    )
+    return status, json.loads(payload)
 
 
 @pytest.fixture
