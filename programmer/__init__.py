@@ -10,6 +10,7 @@ docs/programmer.md.
 """
 
 from . import calc
+from ._change import Change
 from ._connect import SyncChange, SyncPump, connect, connect_sync, load_key
 from ._errors import (
     BadInput,
@@ -22,7 +23,7 @@ from ._errors import (
 )
 from ._journal import Journal
 from ._links import Address, parse_address
-from ._pump import Change, Interrogation, Pump
+from ._pump import Interrogation, Pump
 
 __all__ = [
     "Address",

@@ -13,10 +13,11 @@ from typing import Any
 
 import protocol as p
 
+from ._change import Change
 from ._errors import BadInput
 from ._journal import Journal
 from ._links import open_link, parse_address
-from ._pump import RETRIES, Change, Pump
+from ._pump import RETRIES, Pump
 
 KeySource = p.SecretKey | bytes | str | Path
 

@@ -15,7 +15,9 @@ keeps the id for the next connection. Nothing is ever re-sent under a new id.
 Changes follow the Finish-screen pattern: `prepare_*()` reads what it needs, returns a `Change`
 with the old and new settings side by side, the derived rate, daily dose and alarm dates and any
 warnings; `Change.commit()` sends it with compare-and-set on the program version it was
-prepared against.
+prepared against. Each Finish screen is a module of its own, programmer/_finish_<name>.py
+(`_finish_refill.py`: the refill), built with programmer/_change.py; `Pump` binds them as its
+`prepare_*` methods.
 """
 
 from __future__ import annotations
@@ -25,20 +27,25 @@ import dataclasses
 import secrets
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import protocol as p
 
-from . import calc
-from ._errors import (
-    BadInput,
-    ConfirmationNeeded,
-    KeyMismatch,
-    OutcomeUnknown,
-    Refused,
-    Unreachable,
+from . import (
+    _finish_alarm_settings,
+    _finish_bolus,
+    _finish_bridge,
+    _finish_dose,
+    _finish_drug,
+    _finish_patient_bolus,
+    _finish_priming,
+    _finish_refill,
+    _finish_schedule,
 )
+from ._change import Change  # noqa: F401 (its old home: programmer._pump.Change)
+from ._errors import BadInput, KeyMismatch, OutcomeUnknown, Refused, Unreachable
+from ._finish_refill import REFILL_KIND  # noqa: F401 (its old home)
 from ._journal import APPLIED, NOT_APPLIED, REJECTED, Journal
 from ._links import Address, Link
 
@@ -52,7 +59,6 @@ _SESSION_LOST = {
     p.ErrorCode.AUTH_FAILED,
     p.ErrorCode.NOT_AUTHENTICATED,
 }
-REFILL_KIND = int(p.EventKind.REFILL)
 _NOT_RECORDED = {p.ErrorCode.PROGRAM_VERSION_MISMATCH, p.ErrorCode.BUSY}
 
 
@@ -92,57 +98,6 @@ class Interrogation:
     @property
     def replacement_due_at_ms(self) -> int | None:
         return self.status.replacement_due_at_ms or None
-
-
-@dataclasses.dataclass
-class Change:
-    """A prepared change (the Finish screen): review `diff` and `warnings`, then `commit()`."""
-
-    title: str
-    message: p.Message
-    diff: list[tuple[str, str, str]]  # (setting, old, new), as a person reads them
-    warnings: list[str]
-    _send: Callable[[p.Message], Awaitable[Any]] = dataclasses.field(repr=False)
-    result: Any = None
-
-    async def commit(self, *, confirm: bool = False) -> Any:
-        """Send the change. Warnings need `confirm=True` (it sets confirm_soft_limit)."""
-        msg = self.message
-        if self.warnings:
-            if not confirm:
-                raise ConfirmationNeeded(self.warnings)
-            if "confirm_soft_limit" in {f.name for f in type(msg).FIELDS}:
-                msg = dataclasses.replace(msg, confirm_soft_limit=True)  # type: ignore[type-var]
-        self.result = await self._send(msg)
-        return self.result
-
-
-def _ml(nl: int) -> str:
-    return f"{nl / calc.NL_PER_ML:g} mL"
-
-
-def _mass(ng: int, unit: p.ConcentrationUnit) -> str:
-    if unit is p.ConcentrationUnit.MCG_PER_ML:
-        return f"{ng / calc.NG_PER_MCG:g} mcg"
-    return f"{ng / calc.NG_PER_MG:g} mg"
-
-
-def _daily(ng: int, unit: p.ConcentrationUnit) -> str:
-    return f"{_mass(ng, unit)}/day"
-
-
-def _minutes(ms: int) -> str:
-    return f"{ms / 60_000:g} min"
-
-
-def _conc(ng_per_ml: int, unit: p.ConcentrationUnit) -> str:
-    return f"{_mass(ng_per_ml, unit)}/mL"
-
-
-def _date(ms: int | None) -> str:
-    if not ms:
-        return "never"
-    return time.strftime("%Y-%m-%d %H:%M", time.gmtime(ms / 1000)) + " UTC"
 
 
 class Pump:
@@ -543,380 +498,18 @@ class Pump:
         granted: p.PatientBolusAccepted = await self.send_command(msg)
         return granted
 
-    # --- changes with a Finish screen -------------------------------------------------------
+    # --- changes with a Finish screen: one module each, programmer/_finish_<name>.py ----------
+    # Each prepares a Change (programmer/_change.py): the diff, the warnings, the command.
 
-    async def _context(self) -> tuple[p.Status, p.DrugInfo]:
-        return await self.status(), await self.drug()
-
-    def _change(
-        self, title: str, msg: p.Message, diff: list[tuple[str, str, str]], warnings: list[str]
-    ) -> Change:
-        return Change(title, msg, diff, warnings, self.send_command)
-
-    @staticmethod
-    def _limits(drug: p.DrugInfo, daily_ng: int, what: str) -> list[str]:
-        unit = drug.concentration_unit
-        if drug.hard_limit_ng_per_day and daily_ng > drug.hard_limit_ng_per_day:
-            raise BadInput(
-                f"{what} {_mass(daily_ng, unit)}/day is beyond the hard limit of "
-                f"{_mass(drug.hard_limit_ng_per_day, unit)}/day for {drug.drug.name}: "
-                "it cannot be overridden"
-            )
-        if drug.soft_limit_ng_per_day and daily_ng > drug.soft_limit_ng_per_day:
-            return [
-                f"{what} {_mass(daily_ng, unit)}/day exceeds the soft limit of "
-                f"{_mass(drug.soft_limit_ng_per_day, unit)}/day for {drug.drug.name}"
-            ]
-        return []
-
-    def _dates(
-        self, st: p.Status, rate_nl_per_day: int, reservoir_nl: int | None = None
-    ) -> tuple[int | None, int | None]:
-        """Predicted low-reservoir and empty dates (pump clock) at a steady daily volume."""
-        volume = st.reservoir_volume_nl if reservoir_nl is None else reservoir_nl
-        low = calc.time_to_volume_ms(volume, st.low_reservoir_threshold_nl, rate_nl_per_day)
-        empty = calc.time_to_volume_ms(volume, 0, rate_nl_per_day)
-        return (
-            None if low is None else st.pump_time_ms + low,
-            None if empty is None else st.pump_time_ms + empty,
-        )
-
-    async def prepare_dose(self, dose_ng_per_day: int) -> Change:
-        """Simple continuous mode at a daily dose; the rate is derived from the concentration."""
-        st, drug = await self._context()
-        if drug.drug is p.Drug.NONE or not drug.concentration_ng_per_ml:
-            raise BadInput("no drug recorded: record a refill first")
-        if dose_ng_per_day <= 0:
-            raise BadInput("the dose must be > 0 (use suspend to stop delivery)")
-        unit = drug.concentration_unit
-        rate = calc.rate_nl_per_day(dose_ng_per_day, drug.concentration_ng_per_ml)
-        low, empty = self._dates(st, rate)
-        old_low, old_empty = st.low_reservoir_at_ms or None, st.empty_at_ms or None
-        diff = [
-            ("mode", st.mode.name.lower(), "continuous"),
-            ("daily dose", _daily(st.daily_dose_ng, unit), _daily(dose_ng_per_day, unit)),
-            ("rate", f"{_ml(st.current_rate_nl_per_day)}/day", f"{_ml(rate)}/day"),
-            ("low-reservoir alarm", _date(old_low), _date(low)),
-            ("empty", _date(old_empty), _date(empty)),
-        ]
-        msg = p.SetContinuousDose(
-            command_id=self._id(),
-            expected_program_version=st.program_version,
-            dose_ng_per_day=dose_ng_per_day,
-            confirm_soft_limit=False,
-        )
-        return self._change("dose", msg, diff, self._limits(drug, dose_ng_per_day, "dose"))
-
-    async def prepare_schedule(self, steps: list[tuple[int, int]]) -> Change:
-        """A multi-step daily schedule of (start minute, dose ng/day) steps, the first at 0."""
-        st, drug = await self._context()
-        try:
-            daily = calc.schedule_daily_dose_ng(steps)
-        except ValueError as exc:
-            raise BadInput(str(exc)) from None
-        if drug.drug is p.Drug.NONE or not drug.concentration_ng_per_ml:
-            raise BadInput("no drug recorded: record a refill first")
-        unit = drug.concentration_unit
-        rate = calc.rate_nl_per_day(daily, drug.concentration_ng_per_ml)
-        low, empty = self._dates(st, rate)
-        steps_text = ", ".join(f"{m // 60:02d}:{m % 60:02d} {_mass(d, unit)}/day" for m, d in steps)
-        diff = [
-            ("mode", st.mode.name.lower(), "schedule"),
-            ("steps", "-", steps_text),
-            ("daily dose", _daily(st.daily_dose_ng, unit), _daily(daily, unit)),
-            ("low-reservoir alarm", _date(st.low_reservoir_at_ms), _date(low)),
-            ("empty", _date(st.empty_at_ms), _date(empty)),
-        ]
-        msg = p.SetSchedule(
-            command_id=self._id(),
-            expected_program_version=st.program_version,
-            confirm_soft_limit=False,
-            steps=tuple(p.ScheduleStep(start_minute=m, dose_ng_per_day=d) for m, d in steps),
-        )
-        return self._change("schedule", msg, diff, self._limits(drug, daily, "daily dose"))
-
-    async def prepare_drug(
-        self,
-        drug: p.Drug,
-        conc_ng_per_ml: int,
-        unit: p.ConcentrationUnit = p.ConcentrationUnit.MG_PER_ML,
-    ) -> Change:
-        """Correct the drug record. A concentration change stops the program until a dose,
-        schedule or bridge is programmed again."""
-        st, old = await self._context()
-        diff = [
-            ("drug", old.drug.name, drug.name),
-            (
-                "concentration",
-                _conc(old.concentration_ng_per_ml, old.concentration_unit),
-                _conc(conc_ng_per_ml, unit),
-            ),
-        ]
-        warnings = []
-        if (drug, conc_ng_per_ml) != (old.drug, old.concentration_ng_per_ml):
-            warnings.append("the pump stops delivery until the program is confirmed again")
-        msg = p.SetDrug(
-            command_id=self._id(),
-            expected_program_version=st.program_version,
-            drug=drug,
-            concentration_ng_per_ml=conc_ng_per_ml,
-            concentration_unit=unit,
-            confirm_soft_limit=False,
-        )
-        return self._change("drug", msg, diff, warnings)
-
-    async def prepare_bolus(
-        self, dose_ng: int, duration_ms: int, *, then_stop: bool = False
-    ) -> Change:
-        """A clinician bolus on top of the program (or a single bolus, then stopped)."""
-        st, drug = await self._context()
-        unit = drug.concentration_unit
-        volume = dose_ng * calc.NL_PER_ML // max(drug.concentration_ng_per_ml, 1)
-        diff = [
-            ("bolus", "-", f"{_mass(dose_ng, unit)} ({_ml(volume)}) over {_minutes(duration_ms)}"),
-            ("after it", "-", "stopped" if then_stop else st.mode.name.lower()),
-            (
-                "reservoir",
-                _ml(st.reservoir_volume_nl),
-                _ml(max(0, st.reservoir_volume_nl - volume)),
-            ),
-        ]
-        msg = p.StartClinicianBolus(
-            command_id=self._id(),
-            expected_program_version=st.program_version,
-            dose_ng=dose_ng,
-            duration_ms=duration_ms,
-            then_stop=then_stop,
-            confirm_soft_limit=False,
-        )
-        warnings = self._limits(drug, st.daily_dose_ng + dose_ng, "basal + bolus")
-        return self._change("clinician bolus", msg, diff, warnings)
-
-    async def prepare_priming(
-        self,
-        catheter_length_cm: int,
-        pump_tubing_nl: int,
-        *,
-        nl_per_cm: int = calc.CATHETER_NL_PER_CM,
-    ) -> Change:
-        """A priming bolus that fills the catheter (length x volume per cm, 2.6 uL/cm by
-        default) and the pump's tubing, at the maximum rate."""
-        st = await self.status()
-        catheter = calc.catheter_volume_nl(catheter_length_cm, nl_per_cm)
-        volume = calc.priming_volume_nl(catheter, pump_tubing_nl)
-        diff = [("priming bolus", "-", f"{_ml(volume)} at the maximum rate")]
-        msg = p.StartPrimingBolus(
-            command_id=self._id(), expected_program_version=st.program_version, volume_nl=volume
-        )
-        return self._change("priming bolus", msg, diff, [])
-
-    async def prepare_bridge(
-        self,
-        previous_conc_ng_per_ml: int,
-        dose_ng_per_day: int,
-        *,
-        catheter_length_cm: int,
-        pump_tubing_nl: int = 0,
-        nl_per_cm: int = calc.CATHETER_NL_PER_CM,
-    ) -> Change:
-        """After a concentration change: the old concentration's rate until the dead volume
-        (catheter length x volume per cm, 2.6 uL/cm by default, + pump tubing) is flushed,
-        then the new rate."""
-        st, drug = await self._context()
-        dead = calc.catheter_volume_nl(catheter_length_cm, nl_per_cm) + pump_tubing_nl
-        try:
-            b = calc.bridge(
-                dead, previous_conc_ng_per_ml, drug.concentration_ng_per_ml, dose_ng_per_day
-            )
-        except ValueError as exc:
-            raise BadInput(str(exc)) from None
-        unit = drug.concentration_unit
-        diff = [
-            ("mode", st.mode.name.lower(), "bridge, then continuous"),
-            ("daily dose", _daily(st.daily_dose_ng, unit), _daily(dose_ng_per_day, unit)),
-            (
-                "bridge",
-                "-",
-                f"{_ml(b.old_rate_nl_per_day)}/day for {b.duration_ms / calc.DAY_MS:.2f} days "
-                f"({_ml(dead)} dead volume)",
-            ),
-            ("then", "-", f"{_ml(b.new_rate_nl_per_day)}/day"),
-        ]
-        msg = p.StartBridge(
-            command_id=self._id(),
-            expected_program_version=st.program_version,
-            dead_volume_nl=dead,
-            previous_concentration_ng_per_ml=previous_conc_ng_per_ml,
-            dose_ng_per_day=dose_ng_per_day,
-            confirm_soft_limit=False,
-        )
-        return self._change("bridge", msg, diff, self._limits(drug, dose_ng_per_day, "dose"))
-
-    async def prepare_patient_bolus(
-        self,
-        *,
-        enabled: bool,
-        dose_ng: int,
-        duration_ms: int,
-        lockout_ms: int,
-        max_per_24h: int,
-    ) -> Change:
-        """Patient-activated bolus settings; the refill date assumes every allotted bolus."""
-        st, drug = await self._context()
-        old = await self.patient_bolus()
-        unit = drug.concentration_unit
-        worst = calc.worst_case_daily_dose_ng(
-            st.daily_dose_ng, dose_ng, max_per_24h if enabled else 0
-        )
-        rate = calc.rate_nl_per_day(worst, max(drug.concentration_ng_per_ml, 1))
-        low, _ = self._dates(st, rate)
-        diff = [
-            ("enabled", str(old.enabled), str(enabled)),
-            ("dose", _mass(old.dose_ng, unit), _mass(dose_ng, unit)),
-            ("lockout", _minutes(old.lockout_ms), _minutes(lockout_ms)),
-            ("max per 24 h", str(old.max_per_24h), str(max_per_24h)),
-            ("worst-case daily dose", _daily(st.daily_dose_ng, unit), _daily(worst, unit)),
-            ("refill due (worst case)", _date(st.low_reservoir_at_ms), _date(low)),
-        ]
-        msg = p.SetPatientBolus(
-            command_id=self._id(),
-            expected_program_version=st.program_version,
-            enabled=enabled,
-            dose_ng=dose_ng,
-            duration_ms=duration_ms,
-            lockout_ms=lockout_ms,
-            max_per_24h=max_per_24h,
-            confirm_soft_limit=False,
-        )
-        warnings = self._limits(drug, worst, "worst-case daily dose") if enabled else []
-        return self._change("patient bolus", msg, diff, warnings)
-
-    async def prepare_refill(
-        self,
-        *,
-        withdrawn_nl: int,
-        added_nl: int,
-        drug: p.Drug | None = None,
-        conc_ng_per_ml: int | None = None,
-        unit: p.ConcentrationUnit | None = None,
-        low_threshold_nl: int | None = None,
-    ) -> Change:
-        """Record a refill. The Finish screen shows the expected residual, the discrepancy and
-        the delivery ratio (with a warning beyond the limits) and the new alarm dates."""
-        st, old = await self._context()
-        assert self.device is not None
-        new_drug = old.drug if drug is None else drug
-        new_conc = old.concentration_ng_per_ml if conc_ng_per_ml is None else conc_ng_per_ml
-        new_unit = old.concentration_unit if unit is None else unit
-        threshold = st.low_reservoir_threshold_nl if low_threshold_nl is None else low_threshold_nl
-        if new_drug is p.Drug.NONE or not new_conc:
-            raise BadInput("give the drug and concentration of the refill")
-        expected = st.reservoir_volume_nl
-        discrepancy = withdrawn_nl - expected
-        filled = await self._last_fill_nl(st)
-        capacity = self.device.reservoir_capacity_nl
-        basis = calc.discrepancy_limit_nl(capacity)
-        ratio = calc.delivery_ratio_ppm(filled, withdrawn_nl, expected, basis) if filled else None
-        warnings = []
-        if calc.refill_beyond_limits(withdrawn_nl, expected, ratio, capacity):
-            warnings.append(
-                f"discrepancy {discrepancy / calc.NL_PER_ML:+.2f} mL"
-                + (f", delivery ratio {ratio / calc.PPM:.3f}" if ratio else "")
-                + " is beyond the limits: investigate pocket fill, stall or occlusion"
-            )
-        changes_conc = (new_drug, new_conc) != (old.drug, old.concentration_ng_per_ml)
-        if changes_conc and old.drug is not p.Drug.NONE:
-            warnings.append(
-                "the drug or concentration changes: the program stops until a dose, schedule "
-                "or bridge is programmed (prepare_bridge)"
-            )
-        diff = [
-            ("reservoir", _ml(st.reservoir_volume_nl), _ml(added_nl)),
-            ("expected residual", "-", _ml(expected)),
-            ("withdrawn", "-", _ml(withdrawn_nl)),
-            ("discrepancy", "-", f"{discrepancy / calc.NL_PER_ML:+.3f} mL"),
-            ("delivery ratio", "-", f"{ratio / calc.PPM:.3f}" if ratio else "n/a"),
-            ("drug", old.drug.name, new_drug.name),
-            (
-                "concentration",
-                _conc(old.concentration_ng_per_ml, old.concentration_unit),
-                _conc(new_conc, new_unit),
-            ),
-            ("low-reservoir alarm at", _ml(st.low_reservoir_threshold_nl), _ml(threshold)),
-        ]
-        msg = p.RecordRefill(
-            command_id=self._id(),
-            expected_program_version=st.program_version,
-            withdrawn_volume_nl=withdrawn_nl,
-            added_volume_nl=added_nl,
-            drug=new_drug,
-            concentration_ng_per_ml=new_conc,
-            concentration_unit=new_unit,
-            low_reservoir_threshold_nl=threshold,
-            confirm_soft_limit=False,
-        )
-        return self._change("refill", msg, diff, warnings)
-
-    async def _last_fill_nl(self, st: p.Status) -> int:
-        """Volume added at the last refill (the REFILL record's `a`), read from the newest log
-        pages backwards; 0 when the log no longer holds one."""
-        if not st.last_refill_at_ms:
-            return 0
-        end = st.event_seq + 1
-        while end > 1:
-            start = max(1, end - 16)
-            page: p.EventPage = await self.request(
-                p.GetEvents(cursor=start, max_count=min(16, end - start))
-            )
-            for record in reversed(page.events):
-                if record.kind == REFILL_KIND and record.seq < end:
-                    return record.value_a
-            if start <= page.oldest_seq:
-                return 0
-            end = start
-        return 0
-
-    async def prepare_alarm_settings(
-        self,
-        *,
-        low_threshold_nl: int | None = None,
-        critical_repeat_ms: int | None = None,
-        noncritical_repeat_ms: int | None = None,
-    ) -> Change:
-        st = await self.status()
-        old = await self.alarm_settings()
-        new = p.AlarmSettings(
-            low_reservoir_threshold_nl=old.low_reservoir_threshold_nl
-            if low_threshold_nl is None
-            else low_threshold_nl,
-            critical_repeat_ms=old.critical_repeat_ms
-            if critical_repeat_ms is None
-            else critical_repeat_ms,
-            noncritical_repeat_ms=old.noncritical_repeat_ms
-            if noncritical_repeat_ms is None
-            else noncritical_repeat_ms,
-        )
-        diff = [
-            (
-                "low-reservoir alarm at",
-                _ml(old.low_reservoir_threshold_nl),
-                _ml(new.low_reservoir_threshold_nl),
-            ),
-            ("critical repeat", _minutes(old.critical_repeat_ms), _minutes(new.critical_repeat_ms)),
-            (
-                "non-critical repeat",
-                _minutes(old.noncritical_repeat_ms),
-                _minutes(new.noncritical_repeat_ms),
-            ),
-        ]
-        msg = p.SetAlarmSettings(
-            command_id=self._id(),
-            expected_program_version=st.program_version,
-            low_reservoir_threshold_nl=new.low_reservoir_threshold_nl,
-            critical_repeat_ms=new.critical_repeat_ms,
-            noncritical_repeat_ms=new.noncritical_repeat_ms,
-        )
-        return self._change("alarm settings", msg, diff, [])
+    prepare_drug = _finish_drug.prepare_drug
+    prepare_dose = _finish_dose.prepare_dose
+    prepare_schedule = _finish_schedule.prepare_schedule
+    prepare_bolus = _finish_bolus.prepare_bolus
+    prepare_priming = _finish_priming.prepare_priming
+    prepare_bridge = _finish_bridge.prepare_bridge
+    prepare_patient_bolus = _finish_patient_bolus.prepare_patient_bolus
+    prepare_refill = _finish_refill.prepare_refill
+    prepare_alarm_settings = _finish_alarm_settings.prepare_alarm_settings
 
 
 def _answers(answer: p.Message, request: p.Message) -> bool:

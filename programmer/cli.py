@@ -25,9 +25,10 @@ from typing import Any
 import protocol as p
 
 from . import calc
+from ._change import Change
 from ._connect import connect
 from ._errors import BadInput, ProgrammerError
-from ._pump import Change, Pump
+from ._pump import Pump
 
 
 def _version() -> str:
