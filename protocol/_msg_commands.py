@@ -6,15 +6,9 @@ the catalogue assembled in `_messages.py`.
 
 from __future__ import annotations
 
-from ._enums import (
-    Alarm,
-    Tone,
-)
+from ._enums import Alarm, Tone
 from ._errors import FieldValueError
-from ._msg_records import (
-    DAY_MS,
-    H2P,
-)
+from ._msg_records import DAY_MS, H2P
 from ._schema import (
     Access,
     CommandKind,

@@ -5,10 +5,7 @@ REQUEST_PATIENT_BOLUS, and its answer PATIENT_BOLUS_ACCEPTED. Part of the catalo
 
 from __future__ import annotations
 
-from ._msg_records import (
-    H2P,
-    P2H,
-)
+from ._msg_records import H2P, P2H
 from ._schema import (
     Access,
     CommandKind,

@@ -7,12 +7,7 @@ the wire contract: docs/protocol.md shows each field's range. Part of the catalo
 
 from __future__ import annotations
 
-from ._enums import (
-    Alarm,
-    AlarmPriority,
-    AlarmState,
-    EventSource,
-)
+from ._enums import Alarm, AlarmPriority, AlarmState, EventSource
 from ._errors import FieldValueError
 from ._schema import (
     Direction,

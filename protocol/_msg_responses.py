@@ -5,9 +5,7 @@ A resent original result says duplicate=1. Part of the catalogue assembled in `_
 
 from __future__ import annotations
 
-from ._msg_records import (
-    P2H,
-)
+from ._msg_records import P2H
 from ._schema import (
     Access,
     CommandKind,

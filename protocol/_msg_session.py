@@ -7,28 +7,10 @@ derivation of their tags and keys is in `_keys.py`. Part of the catalogue assemb
 
 from __future__ import annotations
 
-from ._enums import (
-    Role,
-    SessionEndReason,
-)
+from ._enums import Role, SessionEndReason
 from ._errors import ErrorCode
-from ._msg_records import (
-    H2P,
-    MAX_DETAIL_BYTES,
-    P2H,
-)
-from ._schema import (
-    Access,
-    CommandKind,
-    Message,
-    blob,
-    enum8,
-    enum16,
-    message,
-    text,
-    u16,
-    u32,
-)
+from ._msg_records import H2P, MAX_DETAIL_BYTES, P2H
+from ._schema import Access, CommandKind, Message, blob, enum8, enum16, message, text, u16, u32
 
 
 @message(

@@ -9,19 +9,9 @@ from __future__ import annotations
 
 import itertools
 
-from ._enums import (
-    ConcentrationUnit,
-    Drug,
-)
+from ._enums import ConcentrationUnit, Drug
 from ._errors import FieldValueError
-from ._msg_records import (
-    DAY_MS,
-    H2P,
-    MAX_DOSE_NG,
-    MAX_SCHEDULE_STEPS,
-    MAX_VOLUME_NL,
-    ScheduleStep,
-)
+from ._msg_records import DAY_MS, H2P, MAX_DOSE_NG, MAX_SCHEDULE_STEPS, MAX_VOLUME_NL, ScheduleStep
 from ._schema import (
     Access,
     CommandKind,
