@@ -2,7 +2,7 @@
 
 Bytes in, typed frames and messages out; messages in, bytes out. No sockets, serial ports,
 asyncio, clocks or global randomness: time and randomness are handed in by the caller.
-See docs/protocol.md (generated from the declarations in `_messages.py`).
+See docs/protocol.md (generated from the catalogue: `_messages.py` and its `_msg_*.py` parts).
 """
 
 from ._enums import (

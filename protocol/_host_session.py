@@ -1,0 +1,167 @@
+"""The host's end of one pump session: `HostSecurity` runs the handshake (hello, then the
+CONFIRM it computes from the pump's CHALLENGE after checking the pump proved the role key), seals
+commands in the session, encodes the few OPEN messages plainly, and verifies every frame the
+pump sends (`Send`, `Established` or `Response`; anything else raises a `ProtocolError` and
+changes nothing). Sans-I/O: the caller moves the bytes (programmer/ does, over pty or MQTT).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hmac
+
+from ._channel import SessionInfo, _Channel
+from ._enums import Role
+from ._errors import AuthFailed, HandshakeFailed, NotAuthenticated, WrongDirection, WrongPump
+from ._frame import Frame, encode_frame
+from ._keys import NONCE_SIZE, RandBytes, SecretKey, handshake_tags, session_keys, transcript
+from ._messages import Challenge, Confirm, Hello, SessionEnded, SessionReady
+from ._schema import Access, Direction, Message
+
+
+@dataclasses.dataclass(frozen=True)
+class Send:
+    """The host must send `data` (the CONFIRM of a handshake)."""
+
+    data: bytes
+
+
+@dataclasses.dataclass(frozen=True)
+class Established:
+    """The handshake completed: sealed commands may be sent."""
+
+    session: SessionInfo
+    ready: SessionReady
+
+
+@dataclasses.dataclass(frozen=True)
+class Response:
+    """A message from the pump that passed every check."""
+
+    message: Message
+    frame: Frame
+
+
+HostEvent = Send | Established | Response
+
+
+class HostSecurity:
+    """The host's side of one pump session: handshake, sealing, verifying the pump's frames.
+
+    Raises `ProtocolError` subclasses for frames that fail a check; such frames change nothing.
+    """
+
+    def __init__(
+        self,
+        pump_id: int,
+        role: Role,
+        key: SecretKey,
+        randbytes: RandBytes,
+        host_id: int = 0,
+    ) -> None:
+        self.pump_id = pump_id
+        self.role = role
+        self._key = key
+        self._rand = randbytes
+        self.host_id = host_id
+        self._hello: Hello | None = None
+        self._hello_seq = 0
+        self._pending: tuple[int, _Channel] | None = None
+        self._channel: _Channel | None = None
+
+    @property
+    def established(self) -> bool:
+        return self._channel is not None
+
+    @property
+    def session(self) -> SessionInfo | None:
+        ch = self._channel
+        return SessionInfo(ch.session_id, ch.role) if ch else None
+
+    def hello(self, *, seq: int) -> bytes:
+        """Start (or restart) the handshake; any current session is forgotten."""
+        self._channel = None
+        self._pending = None
+        self._hello = Hello(host_id=self.host_id, role=self.role, nonce=self._rand(NONCE_SIZE))
+        self._hello_seq = seq
+        return encode_frame(self._hello, pump_id=self.pump_id, seq=seq, from_pump=False)
+
+    def seal(self, message: Message, *, seq: int) -> bytes:
+        if self._channel is None:
+            raise NotAuthenticated("no session: run the handshake first")
+        if message.DIRECTION is not Direction.HOST_TO_PUMP:
+            raise WrongDirection(f"{message.NAME} is a pump-to-host message")
+        return self._channel.seal(message, pump_id=self.pump_id, seq=seq, from_pump=False)
+
+    def plain(self, message: Message, *, seq: int) -> bytes:
+        """Encode an OPEN message without a session (GET_DEVICE_INFO)."""
+        if message.ACCESS is not Access.OPEN or message.DIRECTION is not Direction.HOST_TO_PUMP:
+            raise NotAuthenticated(f"{message.NAME} must be sent in a session")
+        return encode_frame(message, pump_id=self.pump_id, seq=seq, from_pump=False)
+
+    def forget(self) -> None:
+        """Drop the session (e.g. after SESSION_EXPIRED); the next step is `hello()`."""
+        self._channel = None
+        self._pending = None
+
+    def receive(self, frame: Frame) -> HostEvent:
+        if not frame.from_pump:
+            raise WrongDirection("a host-to-pump frame was received by the host")
+        if frame.pump_id != self.pump_id:
+            raise WrongPump(f"frame from pump {frame.pump_id}, expected {self.pump_id}")
+        cls = frame.message_type
+        if cls.DIRECTION is not Direction.PUMP_TO_HOST:
+            raise WrongDirection(f"{cls.NAME} is sent to pumps, not by them")
+        if not frame.authenticated:
+            if cls.ACCESS is not Access.OPEN:
+                raise NotAuthenticated(f"a plain {cls.NAME} is a forgery: pumps seal it")
+            message = frame.decode()
+            if isinstance(message, Challenge):
+                return self._challenge(message)
+            return Response(message, frame)
+        channel = self._channel
+        if channel is None and self._pending is not None and self._pending[0] == frame.session_id:
+            channel = self._pending[1]
+        if channel is None or channel.session_id != frame.session_id:
+            raise AuthFailed("frame from an unknown session")
+        channel.verify(frame)
+        message = frame.decode()
+        if isinstance(message, SessionReady):
+            if self._channel is None:
+                self._channel, self._pending = channel, None
+            return Established(channel.info, message)
+        if self._channel is None:
+            raise AuthFailed("session not yet established")
+        if isinstance(message, SessionEnded):
+            self._channel = None
+        return Response(message, frame)
+
+    def _challenge(self, challenge: Challenge) -> HostEvent:
+        hello = self._hello
+        if hello is None:
+            raise HandshakeFailed("unexpected CHALLENGE: no handshake in progress")
+        t = transcript(
+            hello.host_id,
+            hello.role,
+            hello.nonce,
+            self.pump_id,
+            challenge.session_id,
+            challenge.nonce,
+        )
+        tag_p, tag_h = handshake_tags(self._key, t)
+        if not hmac.compare_digest(tag_p, challenge.tag):
+            raise HandshakeFailed(
+                f"the pump did not prove the {self.role.name.lower()} key "
+                f"(key {self._key.fingerprint}): wrong key, wrong pump, or an impostor"
+            )
+        self._hello = None
+        k_h2p, k_p2h = session_keys(
+            self._key, hello.nonce, challenge.nonce, challenge.session_id, hello.role
+        )
+        self._pending = (
+            challenge.session_id,
+            _Channel(challenge.session_id, hello.role, k_h2p, k_p2h, 0),
+        )
+        confirm = Confirm(session_id=challenge.session_id, tag=tag_h)
+        seq = (self._hello_seq + 1) & 0xFFFF
+        return Send(encode_frame(confirm, pump_id=self.pump_id, seq=seq, from_pump=False))
