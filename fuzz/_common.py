@@ -172,7 +172,7 @@ def instrument_codecs(instrument_func: Callable[[Any], Any]) -> int:
 
     `atheris.instrument_imports()` instruments modules as they are imported, but the encoders
     and decoders of every message and record are generated at import time with `exec`
-    (protocol/_schema.py `_generate_codec`), so they carry no coverage feedback unless they are
+    (protocol/_codec.py `generate_codec`), so they carry no coverage feedback unless they are
     instrumented function by function. Returns the number of functions instrumented."""
     seen: set[type[Any]] = set()
     todo: list[type[Any]] = list(p.MESSAGES.values())
