@@ -45,6 +45,17 @@ from ._device_commands import Result, apply_message, command_response
 from ._device_reads import READS, U32
 from ._store import MAX_COMMANDS, CommandRecord, Store
 
+__all__ = [
+    "CHECKPOINT_MS",
+    "LOG_FLUSH_MS",
+    "TRANSIENT",
+    "VERSION_REPLY_INTERVAL_MS",
+    "ControlCode",
+    "DeviceStats",
+    "PumpDevice",
+    "apply_message",  # from _device_commands.py, imported from here by tests/simulation.py
+]
+
 log = logging.getLogger("emulator.device")
 
 TRANSIENT = frozenset({fm.Reason.PROGRAM_VERSION_MISMATCH, fm.Reason.BUSY})
