@@ -20,6 +20,11 @@ through its `Store`, so the whole behaviour on the wire is testable without a po
    to the last committed state and the answer is `STORAGE_FAILURE`: nothing was applied.
    Refusals are recorded too, except `PROGRAM_VERSION_MISMATCH` and `BUSY`, which a retry with
    the same id may pass.
+
+This module is the device: frames in and out, sessions, the exactly-once journal and the pump's
+memory. What a read answers is built in _device_reads.py (`READS`, one builder per read
+request), how a command message becomes a model call and its result an answer in
+_device_commands.py (`apply_message`, re-exported here for the simulations).
 """
 
 from __future__ import annotations
@@ -36,17 +41,27 @@ import firmware_model as fm
 import protocol as p
 
 from ._clock import VirtualClock, mono_ms, wall_ms
+from ._device_commands import Result, apply_message, command_response
+from ._device_reads import READS, U32
 from ._store import MAX_COMMANDS, CommandRecord, Store
+
+__all__ = [
+    "CHECKPOINT_MS",
+    "LOG_FLUSH_MS",
+    "TRANSIENT",
+    "VERSION_REPLY_INTERVAL_MS",
+    "ControlCode",
+    "DeviceStats",
+    "PumpDevice",
+    "apply_message",  # from _device_commands.py, imported from here by tests/simulation.py
+]
 
 log = logging.getLogger("emulator.device")
 
-FIRMWARE_VERSION = (1, 0, 0)
 TRANSIENT = frozenset({fm.Reason.PROGRAM_VERSION_MISMATCH, fm.Reason.BUSY})
 LOG_FLUSH_MS = 1_000  # log records of sessions and security events reach the disk within this
 CHECKPOINT_MS = 60_000  # telemetry battery use reaches the disk within this
 VERSION_REPLY_INTERVAL_MS = 1_000  # at most one UNSUPPORTED_VERSION answer per second
-
-U32 = 0xFFFF_FFFF
 
 
 class ControlCode:
@@ -58,23 +73,6 @@ class ControlCode:
     ADVANCE = 4  # b: model ms the control plane moved time forward
     LINK = 5  # b: share of frames dropped, ppm (-1: link cut)
     RESET = 6  # the pump was replaced by a scenario's starting state
-
-
-_FIELDS: dict[int, frozenset[str]] = {
-    msg_id: frozenset(f.name for f in cls.FIELDS) for msg_id, cls in p.MESSAGES.items()
-}
-
-
-def _fields(cls: type[p.Message]) -> frozenset[str]:
-    return _FIELDS[cls.MSG_ID]
-
-
-def _u32(v: int) -> int:
-    return min(max(v, 0), U32)
-
-
-def _at(v: int | None) -> int:
-    return 0 if v is None else max(v, 0)
 
 
 @dataclasses.dataclass
@@ -271,185 +269,10 @@ class PumpDevice:
         return self.security.reply(req, self._read(msg))
 
     def _read(self, msg: p.Message) -> p.Message:
-        pump = self.pump
-        match msg:
-            case p.GetDeviceInfo():
-                prof = pump.profile
-                return p.DeviceInfo(
-                    model=p.PumpModel(int(prof.id)),
-                    serial_number=pump.serial,
-                    firmware_major=FIRMWARE_VERSION[0],
-                    firmware_minor=FIRMWARE_VERSION[1],
-                    firmware_patch=FIRMWARE_VERSION[2],
-                    protocol_major=p.PROTOCOL_MAJOR,
-                    protocol_minor=p.PROTOCOL_MINOR,
-                    reservoir_capacity_nl=prof.reservoir_nl,
-                    min_rate_nl_per_day=prof.min_rate_nl_per_day,
-                    max_rate_nl_per_day=prof.max_rate_nl_per_day,
-                    supported_modes=p.Capability(int(prof.capabilities)),
-                    max_schedule_steps=prof.max_schedule_steps,
-                    speed_factor_milli=self.clock.speed_milli,
-                )
-            case p.GetStatus():
-                return self._status()
-            case p.GetProgram():
-                return self._program()
-            case p.GetDrug():
-                st = pump.status()
-                lim = pump.library.get(st.drug)
-                return p.DrugInfo(
-                    drug=p.Drug(int(st.drug)),
-                    concentration_ng_per_ml=st.conc_ng_per_ml,
-                    concentration_unit=p.ConcentrationUnit(int(st.conc_unit)),
-                    soft_limit_ng_per_day=lim.soft_limit_ng_per_day if lim else 0,
-                    hard_limit_ng_per_day=lim.hard_limit_ng_per_day if lim else 0,
-                    max_rate_nl_per_day=lim.max_rate_nl_per_day if lim else 0,
-                    patient_bolus_allowed=bool(lim and lim.patient_bolus_allowed),
-                )
-            case p.GetPatientBolus():
-                pb = pump.patient_bolus
-                count, lock = pump.bolus_window()
-                offset = pump.clock_ms - pump.now
-                return p.PatientBolusSettings(
-                    enabled=pb.enabled,
-                    dose_ng=pb.dose_ng,
-                    duration_ms=pb.duration_ms,
-                    lockout_ms=pb.lockout_ms,
-                    max_per_24h=pb.max_per_24h,
-                    boluses_in_window=min(count, 255),
-                    lockout_ends_at_ms=lock + offset if lock else 0,
-                )
-            case p.GetAlarms():
-                return p.AlarmList(
-                    alarms=tuple(
-                        p.AlarmEntry(
-                            alarm=p.Alarm(int(a.alarm)),
-                            critical=a.critical,
-                            priority=p.AlarmPriority(int(a.priority)),
-                            state=p.AlarmState(int(a.state)),
-                            raised_at_ms=_at(a.raised_at_ms),
-                            silenced_until_ms=_at(a.silenced_until_ms),
-                            repeat_interval_ms=_u32(a.repeat_interval_ms),
-                        )
-                        for a in pump.alarms()[:16]
-                    )
-                )
-            case p.GetEvents():
-                return self._events(msg.cursor, msg.max_count)
-            case p.GetClock():
-                return p.Clock(
-                    pump_time_ms=_at(pump.clock_ms), speed_factor_milli=self.clock.speed_milli
-                )
-            case p.GetCommandStatus():
-                rec = self._commands.get(msg.command_id)
-                if rec is None:
-                    return p.CommandStatus(
-                        command_id=msg.command_id,
-                        state=p.CommandState.UNKNOWN,
-                        error_code=0,
-                        program_version=0,
-                        event_seq=0,
-                    )
-                return p.CommandStatus(
-                    command_id=msg.command_id,
-                    state=p.CommandState(rec.state),
-                    error_code=rec.error_code,
-                    program_version=rec.program_version,
-                    event_seq=rec.event_seq,
-                )
-            case p.GetAlarmSettings():
-                low, crit, noncrit = pump.alarm_settings
-                return p.AlarmSettings(
-                    low_reservoir_threshold_nl=low,
-                    critical_repeat_ms=crit,
-                    noncritical_repeat_ms=noncrit,
-                )
-        raise AssertionError(f"no handler for {type(msg).__name__}")  # pragma: no cover
-
-    def _status(self) -> p.Status:
-        st = self.pump.status()
-        return p.Status(
-            pump_time_ms=_at(st.clock_ms),
-            program_version=st.program_version,
-            event_seq=st.event_seq,
-            mode=p.ProgramMode(int(st.mode)),
-            bolus=p.BolusKind(int(st.bolus)),
-            suspended=st.suspended,
-            current_rate_nl_per_day=min(st.current_rate_nl_per_day, 4_000_000_000),
-            daily_dose_ng=_u32(st.daily_dose_ng),
-            drug=p.Drug(int(st.drug)),
-            concentration_ng_per_ml=st.conc_ng_per_ml,
-            concentration_unit=p.ConcentrationUnit(int(st.conc_unit)),
-            reservoir_volume_nl=st.reservoir_nl,
-            low_reservoir_threshold_nl=st.low_threshold_nl,
-            active_alarms=p.Alarm(int(st.active_alarms)),
-            battery=p.BatteryState(int(st.battery)),
-            battery_remaining_permille=st.battery_remaining_permille,
-            low_reservoir_at_ms=_at(st.low_reservoir_at_ms),
-            empty_at_ms=_at(st.empty_at_ms),
-            last_refill_at_ms=_at(st.last_refill_at_ms),
-            replacement_due_at_ms=_at(st.eri_at_ms),
-        )
-
-    def _program(self) -> p.Program:
-        pump = self.pump
-        st = pump.status()
-        b = pump.bolus
-        offset = pump.clock_ms - pump.now
-        conc = st.conc_ng_per_ml
-        steps = tuple(p.ScheduleStep(start_minute=m, dose_ng_per_day=d) for m, d in pump.schedule)
-        return p.Program(
-            program_version=st.program_version,
-            mode=p.ProgramMode(int(st.mode)),
-            suspended=st.suspended,
-            dose_ng_per_day=_u32(pump.program_dose_ng_per_day),
-            rate_nl_per_day=min(st.basal_rate_nl_per_day, 4_000_000_000),
-            bridge_ends_at_ms=_at(pump.bridge_ends_at_ms),
-            bolus=p.BolusKind(int(b.kind)) if b else p.BolusKind.NONE,
-            bolus_dose_ng=_u32(b.dose_ng) if b else 0,
-            bolus_delivered_ng=_u32(b.delivered_nl * conc // fm.NL_PER_ML) if b else 0,
-            bolus_ends_at_ms=b.end_ms + offset if b else 0,
-            steps=steps if st.mode is fm.Mode.SCHEDULE else (),
-        )
-
-    def _events(self, cursor: int, max_count: int) -> p.EventPage:
-        pump = self.pump
-        newest = pump.event_seq
-        records = pump.events(cursor, max_count)
-        if self.stale_recovery_log:
-            for i, e in enumerate(records):
-                if e.kind is fm.EventKind.MOTOR_RECOVERED and e.seq > self._published_upto:
-                    newest = e.seq - 1
-                    records = records[:i]
-                    break
-            else:
-                hidden = self._first_unpublished_recovery(cursor)
-                if hidden is not None:
-                    newest = hidden - 1
-        next_cursor = records[-1].seq + 1 if records else max(cursor, pump.oldest_seq)
-        return p.EventPage(
-            next_cursor=next_cursor,
-            oldest_seq=pump.oldest_seq,
-            more=next_cursor <= newest,
-            events=tuple(
-                p.EventRecord(
-                    seq=e.seq,
-                    time_ms=e.time_ms,
-                    kind=int(e.kind),
-                    source=p.EventSource(int(e.source)),
-                    command_id=e.command_id,
-                    value_a=e.a,
-                    value_b=e.b,
-                )
-                for e in records
-            ),
-        )
-
-    def _first_unpublished_recovery(self, cursor: int) -> int | None:
-        for e in self.pump.events(max(cursor, self._published_upto + 1)):
-            if e.kind is fm.EventKind.MOTOR_RECOVERED:
-                return e.seq
-        return None
+        build = READS.get(type(msg))
+        if build is None:  # pragma: no cover
+            raise AssertionError(f"no handler for {type(msg).__name__}")
+        return build(self, msg)
 
     # --- commands: exactly once -----------------------------------------------------------
 
@@ -493,7 +316,7 @@ class PumpDevice:
             return self.security.error(
                 req, p.ErrorCode.INTERNAL, "internal error: nothing was applied; report it"
             )
-        response = self._response(msg, result)
+        response = command_response(msg, result)
         record = CommandRecord(
             cid, req.frame.msg_id, request_hash, p.CommandState.APPLIED, 0, "",
             result.program_version if hasattr(result, "program_version")
@@ -506,40 +329,8 @@ class PumpDevice:
         self.stats.commands_applied += 1
         return self.security.reply(req, response)
 
-    def _apply(self, msg: Any) -> fm.Applied | fm.RefillReport | fm.PatientBolusGranted:
+    def _apply(self, msg: Any) -> Result:
         return apply_message(self.pump, msg)
-
-    def _response(self, msg: Any, result: Any) -> Any:
-        cid = msg.command_id
-        if isinstance(result, fm.RefillReport):
-            return p.RefillResult(
-                command_id=cid,
-                duplicate=False,
-                program_version=result.program_version,
-                event_seq=result.event_seq,
-                expected_residual_nl=_u32(result.expected_residual_nl),
-                discrepancy_nl=max(min(result.discrepancy_nl, 2**31 - 1), -(2**31)),
-                delivery_ratio_ppm=_u32(result.delivery_ratio_ppm or 0),
-                beyond_limits=result.beyond_limits,
-                reservoir_volume_nl=result.reservoir_volume_nl,
-                low_reservoir_at_ms=_at(result.low_reservoir_at_ms),
-                empty_at_ms=_at(result.empty_at_ms),
-            )
-        if isinstance(result, fm.PatientBolusGranted):
-            return p.PatientBolusAccepted(
-                command_id=cid,
-                duplicate=False,
-                dose_ng=_u32(result.dose_ng),
-                ends_at_ms=_at(result.ends_at_ms),
-                lockout_ends_at_ms=_at(result.lockout_ends_at_ms),
-                boluses_left=min(result.boluses_left, 255),
-            )
-        return p.CommandAck(
-            command_id=cid,
-            duplicate=False,
-            program_version=result.program_version,
-            event_seq=result.event_seq,
-        )
 
     # --- memory ---------------------------------------------------------------------------
 
@@ -642,91 +433,3 @@ class PumpDevice:
         self._telemetry_dirty = False
         self._last_checkpoint = self._mono()
         return None
-
-
-def apply_message(pump: fm.Pump, msg: Any) -> fm.Applied | fm.RefillReport | fm.PatientBolusGranted:
-    """Apply one host-to-pump command message to a model (raises `fm.Rejected`). The device's
-    only mapping from protocol commands to the model; simulations replay logs through it."""
-    kw: dict[str, Any] = {"command_id": msg.command_id, "source": fm.Source.PROGRAMMER}
-    cls: type[p.Message] = type(msg)
-    names = _fields(cls)
-    if "expected_program_version" in names:
-        kw["expected_version"] = msg.expected_program_version
-    if "confirm_soft_limit" in names:
-        kw["confirm_soft_limit"] = msg.confirm_soft_limit
-    match msg:
-        case p.SetDrug():
-            return pump.set_drug(
-                fm.Drug(int(msg.drug)),
-                msg.concentration_ng_per_ml,
-                fm.ConcentrationUnit(int(msg.concentration_unit)),
-                **kw,
-            )
-        case p.SetContinuousDose():
-            return pump.set_continuous_dose(msg.dose_ng_per_day, **kw)
-        case p.SetSchedule():
-            return pump.set_schedule([(s.start_minute, s.dose_ng_per_day) for s in msg.steps], **kw)
-        case p.StartClinicianBolus():
-            return pump.start_clinician_bolus(
-                msg.dose_ng, msg.duration_ms, then_stop=msg.then_stop, **kw
-            )
-        case p.CancelBolus():
-            return pump.cancel_bolus(**kw)
-        case p.StartPrimingBolus():
-            return pump.start_priming_bolus(msg.volume_nl, **kw)
-        case p.StartBridge():
-            return pump.start_bridge(
-                msg.dead_volume_nl,
-                msg.previous_concentration_ng_per_ml,
-                msg.dose_ng_per_day,
-                **kw,
-            )
-        case p.SetPatientBolus():
-            return pump.set_patient_bolus(
-                enabled=msg.enabled,
-                dose_ng=msg.dose_ng,
-                duration_ms=msg.duration_ms,
-                lockout_ms=msg.lockout_ms,
-                max_per_24h=msg.max_per_24h,
-                **kw,
-            )
-        case p.RecordRefill():
-            return pump.record_refill(
-                withdrawn_nl=msg.withdrawn_volume_nl,
-                added_nl=msg.added_volume_nl,
-                drug=fm.Drug(int(msg.drug)),
-                conc_ng_per_ml=msg.concentration_ng_per_ml,
-                unit=fm.ConcentrationUnit(int(msg.concentration_unit)),
-                low_threshold_nl=msg.low_reservoir_threshold_nl,
-                **kw,
-            )
-        case p.SetAlarmSettings():
-            return pump.set_alarm_settings(
-                low_threshold_nl=msg.low_reservoir_threshold_nl,
-                critical_repeat_ms=msg.critical_repeat_ms,
-                noncritical_repeat_ms=msg.noncritical_repeat_ms,
-                **kw,
-            )
-        case p.Suspend():
-            return pump.suspend(**kw)
-        case p.Resume():
-            return pump.resume(**kw)
-        case p.AcknowledgeAlarms():
-            return pump.acknowledge_alarms(fm.Alarm(_model_alarms(msg.alarms)), **kw)
-        case p.SilenceAlarms():
-            return pump.silence_alarms(fm.Alarm(_model_alarms(msg.alarms)), msg.duration_ms, **kw)
-        case p.AlarmTest():
-            return pump.alarm_test(fm.Tone(int(msg.tone)), **kw)
-        case p.SetClock():
-            return pump.set_clock(msg.pump_time_ms, **kw)
-        case p.RequestPatientBolus():
-            return pump.request_patient_bolus(**kw)
-    raise AssertionError(f"no handler for {type(msg).__name__}")  # pragma: no cover
-
-
-def _model_alarms(bits: int) -> int:
-    """Protocol alarm bits the model does not raise (dose limit, watchdog) match nothing."""
-    known = 0
-    for a in fm.Alarm:
-        known |= int(a)
-    return int(bits) & known

@@ -1,0 +1,94 @@
+"""What the `pump-emulator` subcommands share: option types, profiles, logging, start-up files.
+
+The argparse types `speed_milli` (`--speed FACTOR` as a speed factor x1000, 0 .. the clock's
+maximum) and `serial_number` (`--pump-serial`, `--first-serial`: 1 .. 4294967294), the pump
+model names of `--profile` (`PROFILES`, the same names scenario files use), the log setup of the
+long-running subcommands (`setup_logging`: plain or JSON lines on stderr), and the two things
+`serve` and `fleet` both do once running: stop on SIGINT or SIGTERM (`stop_on_signals`) and
+write the `--ready-file` JSON atomically (`write_ready_file`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+
+import protocol as p
+
+from ._clock import MAX_SPEED_MILLI
+from ._scenario import PROFILES
+
+__all__ = [
+    "PROFILES",
+    "serial_number",
+    "setup_logging",
+    "speed_milli",
+    "stop_on_signals",
+    "write_ready_file",
+]
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        obj = {
+            "t": round(record.created, 3),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        if record.exc_info:
+            obj["exc"] = self.formatException(record.exc_info)
+        return json.dumps(obj)
+
+
+def setup_logging(level: str, as_json: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        _JsonFormatter()
+        if as_json
+        else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+
+
+def speed_milli(text: str) -> int:
+    try:
+        value = round(float(text) * 1000)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value <= MAX_SPEED_MILLI:
+        raise argparse.ArgumentTypeError(f"the speed factor must be 0 .. {MAX_SPEED_MILLI // 1000}")
+    return value
+
+
+def serial_number(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value < p.BROADCAST_PUMP_ID:
+        raise argparse.ArgumentTypeError("the pump serial number must be 1 .. 4294967294")
+    return value
+
+
+def stop_on_signals() -> asyncio.Event:
+    """An event set by SIGINT or SIGTERM (call it inside the running loop)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+def write_ready_file(path: Path, info: dict[str, object]) -> None:
+    """`info` as JSON at `path`, whole or not at all (written beside it, then renamed)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(info))
+    tmp.replace(path)

@@ -1,0 +1,106 @@
+"""`pump-emulator fleet`: N emulated pumps in one process on one MQTT connection.
+
+The pumps (`Fleet`, serials from --first-serial, in memory unless --state-dir) beacon on the
+broker until SIGINT or SIGTERM, optionally behind one control plane and instructor console for
+all of them. Once running it prints the serials and the control URL and writes them as JSON to
+--ready-file; at exit it prints the beacon count and lateness and writes those figures to
+--stats-file (bench/fleet.py reads them). Bad settings exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from ._cli_common import PROFILES, serial_number, speed_milli, stop_on_signals, write_ready_file
+from ._control import ControlPlane
+from ._fleet import Fleet
+from ._keys import KeyFileError
+from ._mqtt import MqttSettings
+from ._store import StoreError
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    f = sub.add_parser("fleet", help="run N pumps in one process on one MQTT connection")
+    f.add_argument("--count", type=int, required=True, help="how many pumps")
+    f.add_argument("--mqtt", required=True, metavar="URL", help="mqtt://host:port (or mqtts://)")
+    f.add_argument("--mqtt-username")
+    f.add_argument("--mqtt-password", help="(or ITP_MQTT_PASSWORD)")
+    f.add_argument("--first-serial", type=serial_number, default=100_000)
+    f.add_argument("--profile", choices=sorted(PROFILES), default="synchromed-ii-20")
+    f.add_argument("--speed", type=speed_milli, default=1000, metavar="FACTOR")
+    f.add_argument("--beacon-interval", type=float, default=1.0, metavar="SECONDS")
+    f.add_argument("--name", default="fleet", help="the fleet's status topic name")
+    f.add_argument("--keys-dir", type=Path, help="write each pump's key files here")
+    f.add_argument("--state-dir", type=Path, help="persist each pump here (else in memory)")
+    f.add_argument("--control", metavar="[HOST:]PORT", help="serve the control plane")
+    f.add_argument(
+        "--console", action="store_true", help="serve the instructor console (docs/console.md)"
+    )
+    f.add_argument("--ready-file", type=Path, help="JSON written once serving")
+    f.add_argument("--stats-file", type=Path, help="JSON of beacon lateness written at exit")
+    f.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
+
+
+async def fleet(args: argparse.Namespace) -> int:
+    try:
+        settings = MqttSettings.from_url(
+            args.mqtt,
+            username=args.mqtt_username,
+            password=args.mqtt_password or os.environ.get("ITP_MQTT_PASSWORD"),
+        )
+        fleet = Fleet(
+            args.count,
+            settings,
+            first_serial=args.first_serial,
+            profile=PROFILES[args.profile],
+            speed_milli=args.speed,
+            beacon_interval_s=args.beacon_interval,
+            keys_dir=args.keys_dir,
+            state_dir=args.state_dir,
+            name=args.name,
+        )
+    except (ValueError, StoreError, KeyFileError) as exc:
+        print(f"pump-emulator fleet: error: {exc}", file=sys.stderr)
+        return 2
+    stop = stop_on_signals()
+    await fleet.start()
+    control = None
+    if args.control is not None or args.console:
+        host, _, port = (args.control or "0").rpartition(":")
+        control = ControlPlane(
+            fleet.runtimes, os.environ.get("ITP_CONTROL_TOKEN") or None, console=args.console
+        )
+        await control.start(host or "127.0.0.1", int(port))
+    info = {
+        "pid": os.getpid(),
+        "pumps": args.count,
+        "first_serial": args.first_serial,
+        "mqtt": args.mqtt,
+        "fleet_status_topic": f"itp/v1/fleet/{args.name}/status",
+        "keys_dir": str(args.keys_dir) if args.keys_dir else None,
+        "control": f"http://{control.address[0]}:{control.address[1]}" if control else None,
+        "control_token": control.token if control else None,
+        "console": control.console_url if control and args.console else None,
+    }
+    print(f"fleet {args.name}: {args.count} pumps, serials {args.first_serial} .. "
+          f"{args.first_serial + args.count - 1}, on {args.mqtt}", flush=True)  # fmt: skip
+    if control is not None:
+        print(f"control: {control.url}  token {control.token}", flush=True)
+    if info["console"]:
+        print(f"console: {info['console']}", flush=True)
+    if args.ready_file:
+        write_ready_file(args.ready_file, info)
+    await stop.wait()
+    stats = fleet.stats()
+    if control is not None:
+        await control.close()
+    await fleet.close()
+    if args.stats_file:
+        args.stats_file.write_text(json.dumps(stats))
+    print(f"fleet {args.name}: stopped; {stats['beacons_sent']} beacons, "
+          f"lateness p99 {stats['lateness_ms_p99']} ms", flush=True)  # fmt: skip
+    return 0
