@@ -33,15 +33,8 @@ import firmware_model as fm
 import protocol as p
 
 from ._mqtt import MqttSettings
+from ._scenario import PROFILES
 from ._server import EmulatorServer, ServerOptions
-
-PROFILES = {
-    "synchromed-ii-20": fm.ProfileId.SYNCHROMED_II_20,
-    "synchromed-ii-40": fm.ProfileId.SYNCHROMED_II_40,
-    "prometra-ii-20": fm.ProfileId.PROMETRA_II_20,
-    "prometra-ii-40": fm.ProfileId.PROMETRA_II_40,
-    "constant-flow": fm.ProfileId.CONSTANT_FLOW,
-}
 
 
 class Broker:
