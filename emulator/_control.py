@@ -203,6 +203,7 @@ class ControlPlane:
             app,
             access_log=None,
             shutdown_timeout=SHUTDOWN_S,
+            lingering_time=0,  # a refused body is not read to its end: the connection closes
             max_line_size=MAX_LINE,
             max_field_size=MAX_LINE,
         )
