@@ -54,6 +54,11 @@ def answer(**props: dict[str, Any]) -> dict[str, Any]:
     return {"type": "object", "properties": props, "required": sorted(props)}
 
 
+def by_name(schema: dict[str, Any]) -> dict[str, Any]:
+    """An object whose every field (a name: a fault kind, an alarm) is a `schema`."""
+    return {"type": "object", "additionalProperties": schema}
+
+
 def nullable(schema: dict[str, Any]) -> dict[str, Any]:
     return {**schema, "nullable": True}  # OpenAPI 3.0 spelling of `T | null`
 

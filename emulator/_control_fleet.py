@@ -20,42 +20,47 @@ from ._control_api import (
     Call,
     Route,
     answer,
+    by_name,
     jsonable,
     nullable,
 )
 from ._control_faults import FAULT_PARAMS, FAULTS, IRREVERSIBLE_FAULTS
-from ._control_state import STREAM_TOKEN
+from ._control_state import PUMP, STREAM_TOKEN
 from ._control_time import UNTIL
 
 if TYPE_CHECKING:
     from ._runtime import Runtime
 
 SUMMARY = answer(
-    serial=INT,
-    profile=STRING,
-    speed_factor=NUMBER,
+    **PUMP,
     active_alarms=NAMES,
-    paused=BOOL,
     clock_ms=INT,
     mode=STRING,
     drug=STRING,
     reservoir_nl=INT,
-    capacity_nl=INT,
     low_reservoir_at_ms=nullable(INT),
     days_to_refill=nullable(NUMBER),
     top_alarm=nullable(answer(alarm=STRING, critical=BOOL, priority=STRING, state=STRING)),
     battery=STRING,
     faults=NAMES,
-    sessions=INT,
+)
+ALARM = answer(
+    critical=BOOL,
+    priority=STRING,
+    tone=STRING,
+    stops_delivery=BOOL,
+    latching=BOOL,
+    cleared_by=STRING,
+    description=STRING,
 )
 CATALOGUE = answer(
-    faults=OBJECT,
-    alarms=OBJECT,
+    faults=by_name(answer(description=STRING, params=by_name(OBJECT), irreversible=BOOL)),
+    alarms=by_name(ALARM),
     until=NAMES,
     max_speed_factor=INT,
     max_advance_ms=INT,
     scenarios={"type": "array", "items": answer(name=STRING, title=STRING)},
-    event_categories=OBJECT,
+    event_categories=by_name(STRING),
 )
 
 

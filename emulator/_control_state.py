@@ -28,12 +28,17 @@ if TYPE_CHECKING:
 
 EVENT = answer(seq=INT, time_ms=INT, kind=STRING, source=STRING, command_id=STRING, a=INT, b=INT)
 LINK = answer(drop=NUMBER, duplicate=NUMBER, corrupt=NUMBER, delay_ms=INT, cut=BOOL)
+# What the state and the fleet's summaries both say of a pump.
+PUMP: dict[str, dict[str, Any]] = {
+    "serial": INT,
+    "profile": STRING,
+    "speed_factor": NUMBER,
+    "paused": BOOL,
+    "capacity_nl": INT,
+    "sessions": INT,
+}
 STATE = answer(
-    serial=INT,
-    profile=STRING,
-    speed_factor=NUMBER,
-    paused=BOOL,
-    capacity_nl=INT,
+    **PUMP,
     empty_threshold_nl=INT,
     status=answer(now=INT, clock_ms=INT, mode=STRING, reservoir_nl=INT, active_alarms=NAMES),
     program=OBJECT,
@@ -43,7 +48,6 @@ STATE = answer(
     tones_sounded=INT,
     next_event_at_ms=nullable(INT),
     link=LINK,
-    sessions=INT,
     event_seq=INT,
     events={"type": "array", "items": EVENT},
 )
