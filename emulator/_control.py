@@ -1,28 +1,25 @@
 """The control plane: an HTTP JSON API for trainers and test code, separate from the pump's
 telemetry and unreachable through it (docs/emulator.md section 12).
 
-An aiohttp application embedded in the emulator's event loop, loopback by default, with a
-bearer token. Each resource module (`_control_state`, `_control_time`, `_control_faults`,
-`_control_link`, `_control_scenarios`, `_control_fleet`, and the console's files in
-`_console`) declares its routes once in a `ROUTES` table with their JSON-schema request body
-and answer: the same tables route and validate requests and generate the OpenAPI document
-served at `/openapi.json`. Every change is applied at the current model time, logged as a
-CONTROL record (`source` CONTROL) and committed before the answer. The same server streams live
-state as Server-Sent Events and, with `console=True`, serves the instructor console's static
-page (emulator/_console.py).
+Served by an aiohttp application embedded in the emulator's event loop (`_control_http`),
+loopback by default, with a bearer token. Each resource module (`_control_state`,
+`_control_time`, `_control_faults`, `_control_link`, `_control_scenarios`, `_control_fleet`,
+and the console's files in `_console`) declares its routes once in a `ROUTES` table with their
+JSON-schema request body and answer: the same tables route and validate requests and generate
+the OpenAPI document served at `/openapi.json`. Every change is applied at the current model
+time, logged as a CONTROL record (`source` CONTROL) and committed before the answer. The same
+server streams live state as Server-Sent Events and, with `console=True`, serves the
+instructor console's static page (emulator/_console.py).
 """
 
 from __future__ import annotations
 
 import hmac
 import json
-import logging
 import secrets
 import urllib.parse
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
-
-from aiohttp import web
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from . import (
     _console,
@@ -33,7 +30,7 @@ from . import (
     _control_state,
     _control_time,
 )
-from ._console import Hub, Raw, Stream
+from ._console import Hub, Raw
 from ._control_api import ERROR, MAX_ADVANCE_MS, Call, ControlError, Route, answer, validate
 from ._control_faults import FAULTS, IRREVERSIBLE_FAULTS
 from ._control_fleet import catalogue, summary
@@ -41,12 +38,13 @@ from ._control_state import state
 from ._control_time import MAX_STEPS, UNTIL
 from ._runtime import Runtime
 
+if TYPE_CHECKING:
+    from ._control_http import HttpServer
+
 __all__ = [
     "FAULTS",
     "IRREVERSIBLE_FAULTS",
     "MAX_ADVANCE_MS",
-    "MAX_BODY",
-    "MAX_HEADER",
     "MAX_STEPS",
     "ROUTES",
     "UNTIL",
@@ -59,13 +57,6 @@ __all__ = [
     "summary",
     "validate",
 ]
-
-log = logging.getLogger("emulator.control")
-
-MAX_HEADER = 16 * 1024  # request line and headers together
-MAX_LINE = 64 * 1024  # one line: above it aiohttp refuses the request itself (400)
-MAX_BODY = 64 * 1024
-SHUTDOWN_S = 2.0  # closing waits this long for a request being answered
 
 
 async def _openapi(call: Call) -> Any:
@@ -142,34 +133,6 @@ def openapi() -> dict[str, Any]:
     }
 
 
-def _reply(status: int, payload: Any, *, close: bool = False) -> web.Response:
-    if isinstance(payload, Raw):
-        headers = {"Content-Type": payload.content_type, **dict(payload.headers)}
-        resp = web.Response(status=status, body=payload.body, headers=headers)
-    else:
-        data = json.dumps(payload).encode()
-        resp = web.Response(status=status, body=data, headers={"Content-Type": "application/json"})
-    if close:
-        resp.force_close()
-    return resp
-
-
-@web.middleware
-async def _errors(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    """What aiohttp itself refuses, and what should never happen, still answers in JSON."""
-    try:
-        return await handler(request)
-    except web.HTTPException as exc:
-        return _reply(exc.status, {"error": exc.reason}, close=True)
-    except ConnectionError:
-        raise
-    except Exception:
-        log.exception("control request %s %s failed", request.method, request.path)
-        return _reply(500, {"error": "internal error (see the emulator's log)"}, close=True)
-
-
 class ControlPlane:
     """Serves the control API for the runtimes it is given (one per pump); with `console`, also
     the instructor console's page."""
@@ -183,7 +146,7 @@ class ControlPlane:
         self.paused_speed: dict[int, int] = {}  # serial -> speed before the pause
         self.hub = Hub(runtimes, state, summary)
         self.address: tuple[str, int] = ("", 0)
-        self._runner: web.AppRunner | None = None
+        self._http: HttpServer | None = None
 
     @property
     def url(self) -> str:
@@ -196,26 +159,11 @@ class ControlPlane:
         return f"{self.url}/console/#token={urllib.parse.quote(self.token, safe='')}"
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> tuple[str, int]:
-        app = web.Application(client_max_size=MAX_BODY, middlewares=[_errors])
-        app.router.add_route("*", "/{tail:.*}", self._http)  # the route tables dispatch
-        # No access log: a stream's URL carries the token (?access_token=).
-        runner = web.AppRunner(
-            app,
-            access_log=None,
-            shutdown_timeout=SHUTDOWN_S,
-            lingering_time=0,  # a refused body is not read to its end: the connection closes
-            max_line_size=MAX_LINE,
-            max_field_size=MAX_LINE,
-        )
-        await runner.setup()
-        try:
-            await web.TCPSite(runner, host, port).start()
-        except BaseException:
-            await runner.cleanup()
-            raise
-        self._runner = runner
-        sock = runner.addresses[0]
-        self.address = (sock[0], sock[1])
+        from ._control_http import HttpServer  # aiohttp is imported only to serve
+
+        server = HttpServer(self.handle)
+        self.address = await server.start(host, port)
+        self._http = server
         if self.console:
             self.hub.start()
             for rt in self.runtimes.values():  # programmer commands reach the page at once
@@ -227,35 +175,11 @@ class ControlPlane:
             if self.hub.changed in rt.observers:
                 rt.observers.remove(self.hub.changed)
         await self.hub.close()  # ends the event streams
-        if self._runner is not None:
-            # Closes idle keep-alive connections too (a browser keeps some).
-            await self._runner.cleanup()
-            self._runner = None
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
 
-    # --- HTTP ---------------------------------------------------------------------------------
-
-    async def _http(self, request: web.Request) -> web.StreamResponse:
-        head = len(request.raw_path) + sum(len(k) + len(v) + 4 for k, v in request.raw_headers)
-        if head > MAX_HEADER:
-            return _reply(431, {"error": "request header too large"}, close=True)
-        if (request.content_length or 0) > MAX_BODY:
-            return _reply(413, {"error": "body too large or bad length"}, close=True)
-        try:
-            body = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            return _reply(413, {"error": "body too large or bad length"}, close=True)
-        headers = {k.lower(): v for k, v in request.headers.items()}
-        status, payload = await self.handle(request.method, request.raw_path, headers, body)
-        if not isinstance(payload, Stream):
-            return _reply(status, payload)
-        # The connection is the stream's until it ends.
-        resp = web.StreamResponse(headers=dict(Stream.HEADERS))
-        resp.force_close()
-        await resp.prepare(request)
-        await resp.write(Stream.OPENING)
-        transport = request.transport
-        await payload.run(resp.write, lambda: transport is None or transport.is_closing())
-        return resp
+    # --- requests -----------------------------------------------------------------------------
 
     async def handle(
         self, method: str, target: str, headers: Mapping[str, str], body: bytes
