@@ -64,10 +64,12 @@ class HttpServer:
     async def start(self, host: str, port: int) -> tuple[str, int]:
         app = web.Application(client_max_size=MAX_BODY, middlewares=[_errors])
         app.router.add_route("*", "/{tail:.*}", self._http)  # the route tables dispatch
-        # No access log: a stream's URL carries the token (?access_token=).
+        # No access log: a stream's URL carries the token (?access_token=). What aiohttp logs
+        # (a request it could not parse) goes to the control plane's logger.
         runner = web.AppRunner(
             app,
             access_log=None,
+            logger=log,
             shutdown_timeout=SHUTDOWN_S,
             lingering_time=0,  # a refused body is not read to its end: the connection closes
             max_line_size=MAX_LINE,
