@@ -13,13 +13,15 @@ import contextlib
 import dataclasses
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 import firmware_model as fm
 import protocol as p
+
+from ._control_api import Call, ControlError, Route
 
 if TYPE_CHECKING:
     from ._runtime import Runtime
@@ -92,9 +94,7 @@ class Raw:
     content_type: str
     body: bytes
     headers: tuple[tuple[str, str], ...] = ()
-
-    def header_lines(self) -> str:
-        return "".join(f"{k}: {v}\r\n" for k, v in self.headers)
+    status: int = 200
 
 
 @cache
@@ -311,34 +311,35 @@ def sse(event: str, data: Any, event_id: int | None = None) -> bytes:
     return (head + "data: " + json.dumps(data, separators=(",", ":")) + "\n\n").encode()
 
 
+Write = Callable[[bytes], Awaitable[None]]
+
+
 @dataclasses.dataclass(frozen=True)
 class Stream:
-    """An answer that keeps the connection: `run` writes events until the client leaves or
-    the server closes."""
+    """An answer that keeps the connection: `run(write, left)` writes events until the client
+    leaves (`left()` turns true, or a write fails) or the server closes."""
 
-    run: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Any]
+    run: Callable[[Write, Callable[[], bool]], Awaitable[None]]
 
-    @staticmethod
-    def head() -> bytes:
-        return (
-            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-store\r\n"
-            b"X-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\nretry: 2000\n\n"
-        )
+    HEADERS = (
+        ("Content-Type", "text/event-stream"),
+        ("Cache-Control", "no-store"),
+        ("X-Content-Type-Options", "nosniff"),
+    )
+    OPENING = b"retry: 2000\n\n"  # EventSource reconnects after 2 s
 
 
 class _Viewer:
-    """One open stream: woken by a change, the server closing, or its client leaving."""
+    """One open stream: woken by a change or the server closing; it notices its client left
+    when it looks again (at the latest after a tick) or when a write fails."""
 
-    def __init__(self) -> None:
+    def __init__(self, left: Callable[[], bool]) -> None:
         self.wake = asyncio.Event()
-        self.gone = False
+        self._left = left
 
-    async def watch_eof(self, reader: asyncio.StreamReader) -> None:
-        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
-            while await reader.read(4096):
-                pass  # a stream's client has nothing to say
-        self.gone = True
-        self.wake.set()
+    @property
+    def gone(self) -> bool:
+        return self._left()
 
     async def sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -424,40 +425,32 @@ class Hub:
         except ValueError:
             resume = None
 
-        async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            await self._serve(reader, writer, lambda v: self._pump_events(rt, v, resume))
+        async def run(write: Write, left: Callable[[], bool]) -> None:
+            await self._serve(write, left, lambda v: self._pump_events(rt, v, resume))
 
         return Stream(run)
 
     def fleet_stream(self) -> Stream:
-        async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            await self._serve(reader, writer, self._fleet_events)
+        async def run(write: Write, left: Callable[[], bool]) -> None:
+            await self._serve(write, left, self._fleet_events)
 
         return Stream(run)
 
     async def _serve(
-        self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        events: Callable[[_Viewer], Any],
+        self, write: Write, left: Callable[[], bool], events: Callable[[_Viewer], Any]
     ) -> None:
-        viewer = _Viewer()
+        viewer = _Viewer(left)
         self._viewers.add(viewer)
-        eof = asyncio.create_task(viewer.watch_eof(reader))
         try:
             async with contextlib.aclosing(events(viewer)) as chunks:
                 async for chunk in chunks:
                     if viewer.gone or self._closing:
                         break
-                    writer.write(chunk)
-                    await writer.drain()
+                    await write(chunk)
         except ConnectionError:
-            pass
+            pass  # the client left
         finally:
             self._viewers.discard(viewer)
-            eof.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await eof
 
     async def _pump_events(self, rt: Runtime, viewer: _Viewer, resume: int | None) -> Any:
         history = self.history(rt)
@@ -529,3 +522,40 @@ class Hub:
                 yield b": keep-alive\n\n"
             await viewer.sleep(FLEET_TICK_S)
             quiet += FLEET_TICK_S
+
+
+# --- routes ----------------------------------------------------------------------------------
+
+
+async def _redirect(call: Call) -> Raw:
+    _served(call)
+    return Raw("text/plain", b"", (("Location", "/console/"),), 301)
+
+
+async def _file(call: Call) -> Raw:
+    _served(call)
+    found = console_file(call.params.get("file", "index.html"))
+    if found is None:
+        raise ControlError(404, f"no such file: {call.path}")
+    return found
+
+
+def _served(call: Call) -> None:
+    if not call.plane.console:
+        raise ControlError(404, "the console is not served: start with --console")
+
+
+ROUTES = [
+    Route("GET", "/console", "Redirects to /console/.", _redirect, public=True, kind="static"),
+    Route(
+        "GET",
+        "/console/",
+        "The instructor console (served with --console; the token goes in the URL fragment).",
+        _file,
+        public=True,
+        kind="static",
+    ),
+    Route(
+        "GET", "/console/{file}", "The console's static files.", _file, public=True, kind="static"
+    ),
+]

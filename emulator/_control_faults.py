@@ -1,0 +1,112 @@
+"""The control plane's `faults` resource: injecting and ending firmware-model faults with their
+real consequence, and setting what is truly in the reservoir."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import firmware_model as fm
+
+from ._control_api import MAX_ADVANCE_MS, Call, ControlError, Route, integer, obj
+from ._control_state import STATE, done
+
+FAULTS: dict[str, type] = {
+    "MOTOR_STALL": fm.MotorStall,
+    "CATHETER_OCCLUSION": fm.CatheterOcclusion,
+    "CATHETER_LEAK": fm.CatheterLeak,
+    "POCKET_FILL": fm.PocketFill,
+    "CRITICAL_MEMORY_ERROR": fm.CriticalMemoryError,
+    "NONCRITICAL_MEMORY_ERROR": fm.NoncriticalMemoryError,
+    "MRI_EXPOSURE": fm.MriExposure,
+    "DELIVERY_INACCURACY": fm.DeliveryInaccuracy,
+    "PREMATURE_ERI": fm.PrematureEri,
+    "PREMATURE_EOS": fm.PrematureEos,
+    "LOW_BATTERY_RESET": fm.LowBatteryReset,
+}
+FAULT_PARAMS: dict[str, dict[str, Any]] = {
+    "recover_after_ms": integer(0, MAX_ADVANCE_MS, "MOTOR_STALL: recovers by itself after this"),
+    "share_ppm": integer(0, 1_000_000, "CATHETER_LEAK: share of the flow lost, ppm"),
+    "volume_nl": integer(0, 100_000_000, "POCKET_FILL: volume of the next refill that misses"),
+    "duration_ms": integer(0, fm.DAY_MS, "MRI_EXPOSURE: scan duration"),
+    "recovery_delay_ms": integer(0, MAX_ADVANCE_MS, "MRI_EXPOSURE: delay before recovery"),
+    "error_ppm": integer(-500_000, 145_000, "DELIVERY_INACCURACY: + over, - under-delivery, ppm"),
+}
+# Battery faults end only with a new pump (clear_fault refuses them): the console confirms them.
+IRREVERSIBLE_FAULTS = ("PREMATURE_ERI", "PREMATURE_EOS", "LOW_BATTERY_RESET")
+
+
+async def _inject(call: Call) -> Any:
+    body = call.body
+    cls = FAULTS[body["kind"]]
+    names = {f.name for f in dataclasses.fields(cls)}
+    extra = sorted(set(body) - names - {"kind"})
+    if extra:
+        raise ControlError(400, f"{body['kind']} takes no {', '.join(extra)}")
+    missing = sorted(
+        f.name
+        for f in dataclasses.fields(cls)
+        if f.name not in body and f.default is dataclasses.MISSING
+    )
+    if missing:
+        raise ControlError(400, f"{body['kind']} needs {', '.join(missing)}")
+    dev = call.rt.device
+    dev.advance()
+    try:
+        dev.pump.inject(cls(**{k: v for k, v in body.items() if k != "kind"}))
+    except fm.Rejected as exc:
+        raise ControlError(409, exc.detail) from None
+    except ValueError as exc:
+        raise ControlError(400, str(exc)) from None
+    return done(call)
+
+
+async def _clear(call: Call) -> Any:
+    try:
+        kind = fm.FaultKind[call.params["kind"].upper()]
+    except KeyError:
+        raise ControlError(404, f"no fault kind {call.params['kind']}") from None
+    dev = call.rt.device
+    dev.advance()
+    try:
+        dev.pump.clear_fault(kind)
+    except fm.Rejected as exc:
+        raise ControlError(409, exc.detail) from None
+    return done(call)
+
+
+async def _reservoir(call: Call) -> Any:
+    dev = call.rt.device
+    dev.advance()
+    try:
+        dev.pump.set_true_reservoir(call.body["true_volume_nl"])
+    except ValueError as exc:
+        raise ControlError(400, str(exc)) from None
+    return done(call)
+
+
+ROUTES = [
+    Route(
+        "POST",
+        "/v1/pumps/{serial}/faults",
+        "Inject a fault with its real consequence (firmware_model faults).",
+        _inject,
+        obj(["kind"], kind={"type": "string", "enum": sorted(FAULTS)}, **FAULT_PARAMS),
+        STATE,
+    ),
+    Route(
+        "DELETE",
+        "/v1/pumps/{serial}/faults/{kind}",
+        "End a fault (motor recovers, occlusion repaired, ...). Battery faults cannot end.",
+        _clear,
+        answer=STATE,
+    ),
+    Route(
+        "PUT",
+        "/v1/pumps/{serial}/reservoir",
+        "Set what is truly in the reservoir; the pump's calculated volume is left alone.",
+        _reservoir,
+        obj(["true_volume_nl"], true_volume_nl=integer(0, 100_000_000, "nL")),
+        STATE,
+    ),
+]
