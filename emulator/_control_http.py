@@ -13,10 +13,31 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from ._console import Raw, Stream
 
 log = logging.getLogger("emulator.control")
+
+
+class _OneLineRefusals(logging.Filter):
+    """A request aiohttp could not parse is the client's mistake, not the emulator's: one
+    WARNING line saying what was wrong, not an ERROR with the parser's traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            reason = " ".join(str(exc.message).split())
+            record.msg = f"{record.getMessage()}: refused ({exc.code}): {reason}"
+            record.args = None
+            record.exc_info = record.exc_text = None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+# what aiohttp itself logs (a request it could not parse), under the control plane's logger
+_wire_log = logging.getLogger("emulator.control.http")
+_wire_log.addFilter(_OneLineRefusals())
 
 MAX_HEADER = 16 * 1024  # request line and headers together
 MAX_LINE = 64 * 1024  # one line: above it aiohttp refuses the request itself (400)
@@ -65,11 +86,11 @@ class HttpServer:
         app = web.Application(client_max_size=MAX_BODY, middlewares=[_errors])
         app.router.add_route("*", "/{tail:.*}", self._http)  # the route tables dispatch
         # No access log: a stream's URL carries the token (?access_token=). What aiohttp logs
-        # (a request it could not parse) goes to the control plane's logger.
+        # (a request it could not parse) goes to the control plane's logger, on one line.
         runner = web.AppRunner(
             app,
             access_log=None,
-            logger=log,
+            logger=_wire_log,
             shutdown_timeout=SHUTDOWN_S,
             lingering_time=0,  # a refused body is not read to its end: the connection closes
             max_line_size=MAX_LINE,
