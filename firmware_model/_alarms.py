@@ -1,19 +1,19 @@
-"""The alarm catalogue (domain.md section 3) as data: one row per alarm the model can raise."""
+"""Alarms: the catalogue (domain.md section 3) as data, one row per alarm the model can raise, and
+the alarm logic: raising, resolving (latching alarms stay until acknowledged), acknowledging,
+silencing, the alarm settings, which alarm sounds and its tones, the alarm test.
+
+A new alarm: an `Alarm` bit (_types.py), its row in CATALOGUE below, and its profile's `alarms`
+mask (_profiles.py); its cause calls `_raise` / `_resolve` where the condition starts and ends
+(usually `_settle` in _clock.py, or the fault that causes it in _faults.py).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ._core import (
-    MAX_SILENCE_MS,
-    PumpCore,
-)
-from ._state import (
-    NO_COMMAND,
-    AlarmRecord,
-    AlarmView,
-    Applied,
-)
+from ._command import Cmd, CommandMixin
+from ._core import MAX_SILENCE_MS
+from ._state import NO_COMMAND, AlarmRecord, AlarmView, Applied
 from ._types import (
     DAY_MS,
     Alarm,
@@ -154,7 +154,12 @@ CATALOGUE: dict[Alarm, AlarmSpec] = {
 }
 
 
-class AlarmsMixin(PumpCore):
+# --- the alarm logic ----------------------------------------------------------------------------
+
+
+class AlarmsMixin(CommandMixin):
+    """Raised alarms (`State.alarms`) and the commands that act on them."""
+
     __slots__ = ()
 
     @property
@@ -247,12 +252,7 @@ class AlarmsMixin(PumpCore):
         )
         s = self._s
         hit = [r for r in s.alarms if r.alarm & alarms]
-        if not alarms or not hit:
-            c.reject(Reason.INVALID_STATE, "none of these alarms is raised")
-        mask = Alarm(0)
-        for r in hit:
-            mask |= r.alarm
-            r.state = AlarmState.ACKNOWLEDGED
+        mask = self._mark(c, alarms, hit, AlarmState.ACKNOWLEDGED, "none of these alarms is raised")
         seq = c.log(EventKind.ALARM_ACKNOWLEDGED, int(mask), 0)
         for r in hit:
             if not r.condition or CATALOGUE[r.alarm].cleared_by is ClearedBy.ACKNOWLEDGE:
@@ -273,15 +273,25 @@ class AlarmsMixin(PumpCore):
         if not 1_000 <= duration_ms <= MAX_SILENCE_MS:
             c.reject(Reason.INVALID_VALUE, f"silence duration must be 1000 .. {MAX_SILENCE_MS} ms")
         hit = [r for r in s.alarms if r.alarm & alarms and r.state is not AlarmState.ACKNOWLEDGED]
-        if not alarms or not hit:
-            c.reject(Reason.INVALID_STATE, "none of these alarms is raised and unacknowledged")
-        mask = Alarm(0)
+        mask = self._mark(
+            c, alarms, hit, AlarmState.SILENCED, "none of these alarms is raised and unacknowledged"
+        )
         for r in hit:
-            mask |= r.alarm
-            r.state = AlarmState.SILENCED
             r.silenced_until = s.now + duration_ms
         until = s.now + duration_ms + s.clock_offset_ms
         return c.commit(EventKind.ALARM_SILENCED, int(mask), until, bump=False)
+
+    def _mark(
+        self, c: Cmd, alarms: Alarm, hit: list[AlarmRecord], state: AlarmState, none: str
+    ) -> Alarm:
+        """Refuses if no alarm is hit, else moves each to `state`: the mask of those hit."""
+        if not alarms or not hit:
+            c.reject(Reason.INVALID_STATE, none)
+        mask = Alarm(0)
+        for r in hit:
+            mask |= r.alarm
+            r.state = state
+        return mask
 
     def alarm_test(
         self, tone: Tone, *, command_id: bytes = NO_COMMAND, source: Source = Source.PROGRAMMER

@@ -5,17 +5,8 @@ analytic time the battery reaches ERI and the permille left.
 
 from __future__ import annotations
 
-from ._core import (
-    NEVER,
-    PumpCore,
-)
-from ._types import (
-    DAY_MS,
-    Alarm,
-    BatteryState,
-    EventKind,
-    Source,
-)
+from ._core import NEVER, PumpCore
+from ._types import DAY_MS, Alarm, BatteryState, EventKind, Source
 
 
 class BatteryMixin(PumpCore):

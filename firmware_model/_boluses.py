@@ -6,17 +6,8 @@ sliding-24 h dose window; starting and ending a bolus run.
 from __future__ import annotations
 
 from ._alarms import CATALOGUE
-from ._command import Cmd
-from ._core import (
-    PumpCore,
-)
-from ._state import (
-    NO_COMMAND,
-    Applied,
-    BolusRun,
-    PatientBolus,
-    PatientBolusGranted,
-)
+from ._command import Cmd, CommandMixin
+from ._state import NO_COMMAND, Applied, BolusRun, PatientBolus, PatientBolusGranted
 from ._types import (
     DAY_MS,
     MINUTES_PER_DAY,
@@ -33,7 +24,7 @@ from ._types import (
 TOO_LITTLE = "the dose is less than 1 nL at this concentration"
 
 
-class BolusesMixin(PumpCore):
+class BolusesMixin(CommandMixin):
     __slots__ = ()
 
     @property

@@ -6,30 +6,14 @@ applies every condition due at the current instant until nothing changes.
 from __future__ import annotations
 
 from ._alarms import CATALOGUE
-from ._core import (
-    NEVER,
-    STOPPED_ALARM_MS,
-    PumpCore,
-)
+from ._command import CommandMixin
+from ._core import NEVER, STOPPED_ALARM_MS
 from ._errors import ModelError, TimeWentBackwards
-from ._state import (
-    NO_COMMAND,
-    Applied,
-)
-from ._types import (
-    Alarm,
-    AlarmState,
-    BatteryState,
-    Command,
-    Drug,
-    EventKind,
-    Mode,
-    Reason,
-    Source,
-)
+from ._state import NO_COMMAND, Applied
+from ._types import Alarm, AlarmState, BatteryState, Command, Drug, EventKind, Mode, Reason, Source
 
 
-class ClockMixin(PumpCore):
+class ClockMixin(CommandMixin):
     __slots__ = ()
 
     @property

@@ -15,19 +15,7 @@ from typing import TYPE_CHECKING
 from ._profiles import DrugLimits, Profile
 from ._rates import RateProfile
 from ._state import AlarmRecord, State
-from ._types import (
-    DAY_MS,
-    MS_PER_HOUR,
-    Alarm,
-    Command,
-    ConcentrationUnit,
-    Drug,
-    EventKind,
-    Source,
-)
-
-if TYPE_CHECKING:
-    from ._command import Cmd
+from ._types import DAY_MS, MS_PER_HOUR, Alarm, ConcentrationUnit, Drug, EventKind, Source
 
 NEVER = 1 << 62  # beyond any time the model will be asked about
 STOPPED_ALARM_MS = 48 * MS_PER_HOUR  # domain.md section 3: pump stopped > 48 h
@@ -60,17 +48,6 @@ class PumpCore:
         def _log(  # _log
             self, kind: EventKind, source: Source, command_id: bytes, a: int, b: int
         ) -> int: ...
-        def _begin(  # _command
-            self,
-            cmd: Command,
-            command_id: bytes,
-            source: Source,
-            expected_version: int | None,
-            *,
-            therapy: bool = True,
-            post: bool = True,
-        ) -> Cmd: ...
-        def _command(self, cmd: Command, command_id: bytes, source: Source) -> Cmd: ...
         def _raise(self, alarm: Alarm, source: Source, command_id: bytes) -> None: ...  # _alarms
         def _resolve(
             self, alarm: Alarm, source: Source, command_id: bytes, *, force: bool = False
@@ -85,15 +62,12 @@ class PumpCore:
         def _eos(self, source: Source, command_id: bytes) -> None: ...
         def _service_end(self) -> int: ...
         def _battery_reach(self, need: int, bound: int) -> int | None: ...
-        def _battery_permille(self) -> int: ...
-        def _eri_prediction(self) -> int | None: ...
         def _apply_drug(  # _programs
             self, drug: Drug, conc: int, unit: ConcentrationUnit, command_id: bytes
         ) -> None: ...
         def _replan(self) -> None: ...  # _delivery
         def _next_internal(self) -> int: ...
         def _flow(self, x: int) -> None: ...
-        def _flowing(self) -> bool: ...
         def _physical(self, pumped: int) -> None: ...
         def _program_volume(self, x: int) -> int: ...
         def _program_reach(self, need: int, bound: int) -> int | None: ...

@@ -13,15 +13,9 @@ import functools
 from collections.abc import Iterable
 
 from ._alarms import CATALOGUE
-from ._core import (
-    NEVER,
-    STOPPED_ALARM_MS,
-    PumpCore,
-)
+from ._core import NEVER, STOPPED_ALARM_MS, PumpCore
 from ._rates import RateProfile
-from ._state import (
-    Segment,
-)
+from ._state import Segment
 from ._types import (
     DAY_MS,
     MINUTES_PER_DAY,

@@ -1,21 +1,24 @@
-"""Faults a trainer or a test injects through the model (never by poking fields).
+"""Faults a trainer or a test injects through the model (never by poking fields), and their logic.
 
 Each is a small frozen value; `Pump.inject(fault)` applies its real consequence and logs it,
-`Pump.clear_fault(kind)` ends it where a real pump could recover or be reset.
+`Pump.clear_fault(kind)` ends it where a real pump could recover or be reset. `FaultsMixin` owns
+that logic: the checks and consequences of each fault, the motor stall and its recovery, MRI
+exposure by profile, and which faults are active.
+
+A new fault: its frozen value here (and in the `Fault` union), a `FaultKind` (_types.py), a
+`case` in `inject` (checks first, then its FAULT record, then its consequence), a `case` in
+`clear_fault` and a line in `active_faults` if it can end; the state it needs in
+`State.faults` (_state.py: snapshots follow by themselves); its effect on delivery in
+_delivery.py (`_flow`, `_next_internal`) if it changes what flows.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ._core import (
-    MAX_ERROR_PPM,
-    MIN_ERROR_PPM,
-    PumpCore,
-)
-from ._state import (
-    NO_COMMAND,
-)
+from ._command import CommandMixin
+from ._core import MAX_ERROR_PPM, MIN_ERROR_PPM
+from ._state import NO_COMMAND
 from ._types import (
     MS_PER_HOUR,
     PPM,
@@ -118,7 +121,12 @@ Fault = (
 )
 
 
-class FaultsMixin(PumpCore):
+# --- the fault logic ----------------------------------------------------------------------------
+
+
+class FaultsMixin(CommandMixin):
+    """Injecting and clearing faults, and their lasting consequences."""
+
     __slots__ = ()
 
     def active_faults(self) -> frozenset[FaultKind]:

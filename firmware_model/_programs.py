@@ -7,16 +7,10 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterable
 
-from ._command import Cmd
-from ._core import (
-    NEVER,
-    PumpCore,
-)
+from ._command import Cmd, CommandMixin
+from ._core import NEVER
 from ._delivery import _schedule_x1440
-from ._state import (
-    NO_COMMAND,
-    Applied,
-)
+from ._state import NO_COMMAND, Applied
 from ._types import (
     DAY_MS,
     MINUTES_PER_DAY,
@@ -33,7 +27,7 @@ from ._types import (
 )
 
 
-class ProgramsMixin(PumpCore):
+class ProgramsMixin(CommandMixin):
     __slots__ = ()
 
     @property

@@ -4,28 +4,13 @@ concentration, a drug change) and setting the true reservoir volume (trainers an
 
 from __future__ import annotations
 
-from ._core import (
-    CONTROL_TRUE_RESERVOIR,
-    HAZARD_PPM,
-    PumpCore,
-)
-from ._state import (
-    NO_COMMAND,
-    RefillReport,
-)
-from ._types import (
-    PPM,
-    Command,
-    ConcentrationUnit,
-    Drug,
-    EventKind,
-    FaultKind,
-    Reason,
-    Source,
-)
+from ._command import CommandMixin
+from ._core import CONTROL_TRUE_RESERVOIR, HAZARD_PPM
+from ._state import NO_COMMAND, RefillReport
+from ._types import PPM, Command, ConcentrationUnit, Drug, EventKind, FaultKind, Reason, Source
 
 
-class RefillMixin(PumpCore):
+class RefillMixin(CommandMixin):
     __slots__ = ()
 
     def record_refill(
