@@ -48,11 +48,13 @@ class Cmd:
     # --- refusing (raise Rejected, change nothing but the log) --------------------------------
 
     def reject(self, reason: Reason, detail: str, value: int = 0) -> NoReturn:
-        if self.cmd is Command.REQUEST_PATIENT_BOLUS:
-            self.log(EventKind.BOLUS_DENIED, int(reason), value)
+        cmd = self.cmd
+        if cmd is Command.REQUEST_PATIENT_BOLUS:
+            kind, b = EventKind.BOLUS_DENIED, value
         else:
-            self.log(EventKind.COMMAND_REJECTED, int(reason), int(self.cmd))
-        raise Rejected(reason, detail, self.cmd)
+            kind, b = EventKind.COMMAND_REJECTED, int(cmd)
+        self._pump._log(kind, self.source, self.command_id, int(reason), b)
+        raise Rejected(reason, detail, cmd)
 
     def require(self, cap: Capability) -> None:
         prof = self._pump._profile
@@ -128,9 +130,12 @@ class Cmd:
 
     def commit(self, kind: EventKind, a: int, b: int, *, bump: bool = True) -> Applied:
         """Bump the program version (therapy changed), log the effect, settle."""
+        pump = self._pump
         if bump:
-            self._pump._s.program_version += 1
-        return self.done(self.log(kind, a, b))
+            pump._s.program_version += 1
+        seq = pump._log(kind, self.source, self.command_id, a, b)
+        pump._settle()
+        return Applied(pump._s.program_version, seq)
 
     def done(self, seq: int, *, bump: bool = False) -> Applied:
         """The effect is logged as `seq`: bump the program version if asked, settle."""
