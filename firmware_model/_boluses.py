@@ -21,7 +21,7 @@ from ._types import (
     Source,
 )
 
-TOO_LITTLE = "the dose is less than 1 nL at this concentration"
+_TOO_LITTLE = "the dose is less than 1 nL at this concentration"
 
 
 class BolusesMixin(CommandMixin):
@@ -80,7 +80,8 @@ class BolusesMixin(CommandMixin):
         self._check_bolus_volume(c, volume, duration_ms)
         self._check_window(c, dose_ng, confirm_soft_limit)
         kind = BolusKind.CLINICIAN_SINGLE if then_stop else BolusKind.CLINICIAN
-        return c.done(self._start_bolus(c, kind, dose_ng, volume, duration_ms), bump=True)
+        seq = self._start_bolus(c, kind, dose_ng, volume, duration_ms)
+        return c.done(seq, bump=True)
 
     def start_priming_bolus(
         self,
@@ -102,7 +103,8 @@ class BolusesMixin(CommandMixin):
         duration = -(-volume_nl * DAY_MS // self._profile.max_rate_nl_per_day)
         self._check_bolus_volume(c, volume_nl, duration)
         dose = volume_nl * s.conc_ng_per_ml // NL_PER_ML
-        return c.done(self._start_bolus(c, BolusKind.PRIMING, dose, volume_nl, duration), bump=True)
+        seq = self._start_bolus(c, BolusKind.PRIMING, dose, volume_nl, duration)
+        return c.done(seq, bump=True)
 
     def cancel_bolus(
         self,
@@ -114,9 +116,8 @@ class BolusesMixin(CommandMixin):
         c = self._begin(Command.CANCEL_BOLUS, command_id, source, expected_version, therapy=False)
         if self._s.bolus is None:
             c.reject(Reason.INVALID_STATE, "no bolus is running")
-        return c.done(
-            self._end_bolus(cancelled=True, source=source, command_id=command_id), bump=True
-        )
+        seq = self._end_bolus(cancelled=True, source=source, command_id=command_id)
+        return c.done(seq, bump=True)
 
     def set_patient_bolus(
         self,
@@ -160,7 +161,7 @@ class BolusesMixin(CommandMixin):
                 )
             volume = dose_ng * NL_PER_ML // s.conc_ng_per_ml
             if volume <= 0:
-                c.reject(Reason.INVALID_VALUE, TOO_LITTLE)
+                c.reject(Reason.INVALID_VALUE, _TOO_LITTLE)
             c.check_rate(volume * DAY_MS // duration_ms, "patient bolus rate", allow_below_min=True)
             worst = self._daily_dose_x1440() + dose_ng * max_per_24h * MINUTES_PER_DAY
             c.check_dose_limits(s.drug, worst, confirm_soft_limit)
@@ -236,7 +237,7 @@ class BolusesMixin(CommandMixin):
     def _check_bolus_volume(self, c: Cmd, volume: int, duration: int) -> None:
         s = self._s
         if volume <= 0:
-            c.reject(Reason.INVALID_VALUE, TOO_LITTLE)
+            c.reject(Reason.INVALID_VALUE, _TOO_LITTLE)
         if volume * DAY_MS > self._profile.max_rate_nl_per_day * duration:
             c.reject(
                 Reason.RATE_OUT_OF_RANGE,
@@ -246,8 +247,7 @@ class BolusesMixin(CommandMixin):
         available = s.calc_nl - self._profile.empty_threshold_nl
         if volume > available:
             c.reject(
-                Reason.INSUFFICIENT_VOLUME,
-                f"{volume} nL needed, {max(0, available)} nL available",
+                Reason.INSUFFICIENT_VOLUME, f"{volume} nL needed, {max(0, available)} nL available"
             )
 
     def _check_window(self, c: Cmd, dose_ng: int, confirm: bool) -> None:

@@ -37,24 +37,17 @@ class RefillMixin(CommandMixin):
         threshold = s.low_threshold_nl if low_threshold_nl is None else low_threshold_nl
         if not 0 < added_nl <= cap:
             c.reject(
-                Reason.INVALID_VALUE,
-                f"added volume must be 1 .. {cap} nL (reservoir capacity)",
+                Reason.INVALID_VALUE, f"added volume must be 1 .. {cap} nL (reservoir capacity)"
             )
         if not 0 <= withdrawn_nl <= cap:
-            c.reject(
-                Reason.INVALID_VALUE,
-                f"withdrawn volume must be 0 .. {cap} nL",
-            )
+            c.reject(Reason.INVALID_VALUE, f"withdrawn volume must be 0 .. {cap} nL")
         if not prof.empty_threshold_nl <= threshold < cap:
             c.reject(
                 Reason.INVALID_VALUE,
                 f"low-reservoir threshold must be {prof.empty_threshold_nl} .. {cap - 1} nL",
             )
         if s.bolus is not None:
-            c.reject(
-                Reason.INVALID_STATE,
-                "a bolus is running: cancel it before a refill",
-            )
+            c.reject(Reason.INVALID_STATE, "a bolus is running: cancel it before a refill")
         c.check_drug(drug, conc_ng_per_ml, unit)
         if prof.fixed_rate_nl_per_day:
             c.check_dose_limits(
