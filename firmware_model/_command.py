@@ -129,13 +129,8 @@ class Cmd:
     # --- the tail of an applied command -------------------------------------------------------
 
     def commit(self, kind: EventKind, a: int, b: int, *, bump: bool = True) -> Applied:
-        """Bump the program version (therapy changed), log the effect, settle."""
-        pump = self._pump
-        if bump:
-            pump._s.program_version += 1
-        seq = pump._log(kind, self.source, self.command_id, a, b)
-        pump._settle()
-        return Applied(pump._s.program_version, seq)
+        """Log the effect, bump the program version (therapy changed), settle."""
+        return self.done(self._pump._log(kind, self.source, self.command_id, a, b), bump=bump)
 
     def done(self, seq: int, *, bump: bool = False) -> Applied:
         """The effect is logged as `seq`: bump the program version if asked, settle."""
