@@ -4,7 +4,7 @@ and the tail.
 A command method opens `c = self._begin(Command.X, command_id, source, expected_version)` (the
 preamble: a 16-byte id, the self test, end of service, the program version), validates
 completely with `c.require(...)`, `c.check_rate(...)`, ... or `c.reject(reason, detail)`, and only
-then applies and ends with `c.commit(kind, a, b)` (bump the program version, log the effect,
+then applies and ends with `c.commit(kind, a, b)` (log the effect, bump the program version,
 settle) or `c.done(seq)`. A refusal raises `Rejected` and leaves one log record, COMMAND_REJECTED
 or, for a patient request, BOLUS_DENIED, and nothing else.
 """
