@@ -42,7 +42,7 @@ end of service and the program version; the command then validates completely th
 (`c.require`, `c.require_drug`, `c.check_drug`, `c.check_rate`, `c.check_dose_limits`, its own
 checks) and a refusal (`c.reject(reason, detail)`) raises `Rejected` and leaves one log record
 (COMMAND_REJECTED, or BOLUS_DENIED for a patient request) and nothing else. Only then does it
-apply, and end with `c.commit(kind, a, b)` (log the effect, bump the program version, settle) or
+apply, and end with `c.commit(kind, a, b)` (bump the program version, log the effect, settle) or
 `c.done(seq)`. Faults and control actions (`inject`, `clear_fault`) skip the preamble
 (`self._command(...)`), not the rest.
 

@@ -4,7 +4,7 @@ and the tail.
 A command method opens `c = self._begin(Command.X, command_id, source, expected_version)` (the
 preamble: a 16-byte id, the self test, end of service, the program version), validates
 completely with `c.require(...)`, `c.check_rate(...)`, ... or `c.reject(reason, detail)`, and only
-then applies and ends with `c.commit(kind, a, b)` (log the effect, bump the program version,
+then applies and ends with `c.commit(kind, a, b)` (bump the program version, log the effect,
 settle) or `c.done(seq)`. A refusal raises `Rejected` and leaves one log record, COMMAND_REJECTED
 or, for a patient request, BOLUS_DENIED, and nothing else.
 """
@@ -129,8 +129,11 @@ class Cmd:
     # --- the tail of an applied command -------------------------------------------------------
 
     def commit(self, kind: EventKind, a: int, b: int, *, bump: bool = True) -> Applied:
-        """Log the effect, bump the program version (therapy changed), settle."""
-        return self.done(self._pump._log(kind, self.source, self.command_id, a, b), bump=bump)
+        """Bump the program version (therapy changed), log the effect, settle: in this order,
+        as every command always has."""
+        if bump:
+            self._pump._s.program_version += 1
+        return self.done(self.log(kind, a, b))
 
     def done(self, seq: int, *, bump: bool = False) -> Applied:
         """The effect is logged as `seq`: bump the program version if asked, settle."""
