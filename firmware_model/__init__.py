@@ -8,8 +8,8 @@ Theory of operation
 State. Everything the pump knows is one `State` (_state.py), plain dataclasses; a snapshot is
 exactly that tree (_snapshot.py). `Pump` (_pump.py) is a thin facade assembled from one mixin per
 concept, all over that one state (`PumpCore` in _core.py, `__slots__` everywhere): calls cost
-what they cost in one class, and no concept keeps state of its own beyond two caches (the basal
-rate function and the next internal event, both recomputed from the state).
+what they cost in one class, and no concept keeps state of its own beyond caches that are
+rebuilt from the state (the basal rate function, its rate profiles, the next internal event).
 
 Time is handed in. `advance_to(t)` (_clock.py) repeatedly finds the next *internal* event (a
 bolus or bridge ending, a threshold crossed, an alarm tone, a battery milestone, a stall
