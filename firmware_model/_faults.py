@@ -1,14 +1,36 @@
-"""Faults a trainer or a test injects through the model (never by poking fields).
+"""Faults a trainer or a test injects through the model (never by poking fields), and their logic.
 
 Each is a small frozen value; `Pump.inject(fault)` applies its real consequence and logs it,
-`Pump.clear_fault(kind)` ends it where a real pump could recover or be reset.
+`Pump.clear_fault(kind)` ends it where a real pump could recover or be reset. `FaultsMixin` owns
+that logic: the checks and consequences of each fault, the motor stall and its recovery, MRI
+exposure by profile, and which faults are active.
+
+A new fault: its frozen value here (and in the `Fault` union), a `FaultKind` (_types.py), a
+`case` in `inject` (checks first, then its FAULT record, then its consequence), a `case` in
+`clear_fault` and a line in `active_faults` if it can end; the state it needs in
+`State.faults` (_state.py: snapshots follow by themselves); its effect on delivery in
+_delivery.py (`_flow`, `_next_internal`) if it changes what flows.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ._types import MS_PER_HOUR
+from ._command import CommandMixin
+from ._core import MAX_ERROR_PPM, MIN_ERROR_PPM
+from ._state import NO_COMMAND
+from ._types import (
+    MS_PER_HOUR,
+    PPM,
+    Alarm,
+    BatteryState,
+    Command,
+    EventKind,
+    FaultKind,
+    MriBehaviour,
+    Reason,
+    Source,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,3 +119,191 @@ Fault = (
     | PrematureEos
     | LowBatteryReset
 )
+
+
+# --- the fault logic ----------------------------------------------------------------------------
+
+
+class FaultsMixin(CommandMixin):
+    """Injecting and clearing faults, and their lasting consequences."""
+
+    __slots__ = ()
+
+    def active_faults(self) -> frozenset[FaultKind]:
+        f = self._s.faults
+        kinds = set()
+        if f.stalled:
+            kinds.add(FaultKind.MOTOR_STALL)
+        if f.occluded:
+            kinds.add(FaultKind.CATHETER_OCCLUSION)
+        if f.leak_ppm:
+            kinds.add(FaultKind.CATHETER_LEAK)
+        if f.pocket_fill_nl:
+            kinds.add(FaultKind.POCKET_FILL)
+        if f.valve_closed:
+            kinds.add(FaultKind.FLOW_VALVE_CLOSED)
+        if f.error_ppm != self._profile.accuracy_error_ppm:
+            kinds.add(FaultKind.DELIVERY_INACCURACY)
+        raised = self.active_alarms
+        if raised & Alarm.CRITICAL_MEMORY_ERROR:
+            kinds.add(FaultKind.CRITICAL_MEMORY_ERROR)
+        if raised & Alarm.NONCRITICAL_MEMORY_ERROR:
+            kinds.add(FaultKind.NONCRITICAL_MEMORY_ERROR)
+        if self._s.safe_mode:
+            kinds.add(FaultKind.LOW_BATTERY_RESET)
+        return frozenset(kinds)
+
+    def inject(
+        self, fault: Fault, *, source: Source = Source.CONTROL, command_id: bytes = NO_COMMAND
+    ) -> int:
+        """Injects a fault with its real consequence. Returns the seq of its log record."""
+        c = self._command(Command.INJECT_FAULT, command_id, source)
+        s = self._s
+        prof = self._profile
+        f = s.faults
+        battery_faults = (PrematureEri, PrematureEos, LowBatteryReset)
+        if isinstance(fault, battery_faults) and prof.battery is None:
+            c.reject(Reason.MODE_NOT_SUPPORTED, "this pump has no battery")
+        if isinstance(fault, (MotorStall, LowBatteryReset)) and prof.fixed_rate_nl_per_day:
+            c.reject(Reason.MODE_NOT_SUPPORTED, "a propellant-driven pump has no motor")
+        if s.battery is BatteryState.END_OF_SERVICE and not isinstance(
+            fault, (CatheterOcclusion, CatheterLeak, PocketFill)
+        ):
+            c.reject(Reason.PUMP_STOPPED, "the pump is at end of service")
+        match fault:
+            case MotorStall(recover_after_ms=rec):
+                if rec is not None and rec <= 0:
+                    c.reject(Reason.INVALID_VALUE, "recover_after_ms must be > 0")
+                seq = c.log(EventKind.FAULT, int(FaultKind.MOTOR_STALL), 1)
+                self._stall(0 if rec is None else s.now + rec, source, command_id, cause=0)
+            case CatheterOcclusion():
+                seq = c.log(EventKind.FAULT, int(FaultKind.CATHETER_OCCLUSION), 1)
+                f.occluded = True
+            case CatheterLeak(share_ppm=share):
+                if not 0 < share <= PPM:
+                    c.reject(Reason.INVALID_VALUE, "leak share must be 1 .. 1000000 ppm")
+                seq = c.log(EventKind.FAULT, int(FaultKind.CATHETER_LEAK), share)
+                f.leak_ppm = share
+            case PocketFill(volume_nl=vol):
+                if not 0 < vol <= prof.reservoir_nl:
+                    c.reject(
+                        Reason.INVALID_VALUE,
+                        "pocket-fill volume must be 1 nL .. the reservoir capacity",
+                    )
+                seq = c.log(EventKind.FAULT, int(FaultKind.POCKET_FILL), vol)
+                f.pocket_fill_nl = vol
+            case DeliveryInaccuracy(error_ppm=err):
+                if not MIN_ERROR_PPM <= err <= MAX_ERROR_PPM:
+                    c.reject(
+                        Reason.INVALID_VALUE,
+                        f"error must be {MIN_ERROR_PPM} .. {MAX_ERROR_PPM} ppm "
+                        "(14.5 % is the over-infusion hazard bound)",
+                    )
+                seq = c.log(EventKind.FAULT, int(FaultKind.DELIVERY_INACCURACY), err)
+                f.error_ppm = err
+            case CriticalMemoryError():
+                seq = c.log(EventKind.FAULT, int(FaultKind.CRITICAL_MEMORY_ERROR), 1)
+                self._raise(Alarm.CRITICAL_MEMORY_ERROR, source, command_id)
+            case NoncriticalMemoryError():
+                seq = c.log(EventKind.FAULT, int(FaultKind.NONCRITICAL_MEMORY_ERROR), 1)
+                self._raise(Alarm.NONCRITICAL_MEMORY_ERROR, source, command_id)
+            case MriExposure(duration_ms=dur, recovery_delay_ms=delay):
+                if dur <= 0 or delay < 0:
+                    c.reject(
+                        Reason.INVALID_VALUE, "MRI duration must be > 0 and recovery delay >= 0"
+                    )
+                seq = c.log(EventKind.MRI_EXPOSURE, int(prof.mri), dur)
+                self._mri(dur, delay, source, command_id)
+            case PrematureEri():
+                if s.battery is not BatteryState.OK:
+                    c.reject(Reason.INVALID_STATE, "the battery is already past ERI")
+                seq = c.log(EventKind.FAULT, int(FaultKind.PREMATURE_ERI), 1)
+                self._eri(source, command_id)
+            case PrematureEos():
+                seq = c.log(EventKind.FAULT, int(FaultKind.PREMATURE_EOS), 1)
+                self._eos(source, command_id)
+            case LowBatteryReset():
+                seq = c.log(EventKind.FAULT, int(FaultKind.LOW_BATTERY_RESET), 1)
+                if s.bolus is not None:
+                    self._end_bolus(cancelled=True, source=Source.PUMP, command_id=command_id)
+                s.safe_mode = True
+                self._raise(Alarm.LOW_BATTERY_RESET, source, command_id)
+            case _:
+                raise TypeError(f"not a fault: {fault!r}")
+        self._settle()
+        return seq
+
+    def clear_fault(
+        self, kind: FaultKind, *, source: Source = Source.CONTROL, command_id: bytes = NO_COMMAND
+    ) -> int:
+        """Ends a fault: motor recovery, occlusion or leak repaired, pending pocket fill
+        dropped, accuracy back to the profile's, Prometra valve reset, memory errors cleared
+        (service). Battery faults end only with a new pump: refused."""
+        c = self._command(Command.CLEAR_FAULT, command_id, source)
+        f = self._s.faults
+        if kind not in self.active_faults():
+            c.reject(Reason.INVALID_STATE, f"{kind.name} is not active")
+        if kind in (FaultKind.PREMATURE_ERI, FaultKind.PREMATURE_EOS, FaultKind.LOW_BATTERY_RESET):
+            c.reject(
+                Reason.INVALID_STATE,
+                f"{kind.name} ends with reprogramming or replacement, not a reset",
+            )
+        seq = c.log(EventKind.FAULT, int(kind), 0)
+        match kind:
+            case FaultKind.MOTOR_STALL:
+                self._recover(source, command_id)
+            case FaultKind.CATHETER_OCCLUSION:
+                f.occluded = False
+            case FaultKind.CATHETER_LEAK:
+                f.leak_ppm = 0
+            case FaultKind.POCKET_FILL:
+                f.pocket_fill_nl = 0
+            case FaultKind.DELIVERY_INACCURACY:
+                f.error_ppm = self._profile.accuracy_error_ppm
+            case FaultKind.FLOW_VALVE_CLOSED:
+                f.valve_closed = False
+                self._resolve(Alarm.FLOW_VALVE_CLOSED, source, command_id)
+            case FaultKind.CRITICAL_MEMORY_ERROR:
+                self._resolve(Alarm.CRITICAL_MEMORY_ERROR, source, command_id)
+            case FaultKind.NONCRITICAL_MEMORY_ERROR:
+                self._resolve(Alarm.NONCRITICAL_MEMORY_ERROR, source, command_id)
+            case _:  # pragma: no cover - every active fault kind is handled above
+                raise AssertionError(kind)
+        self._settle()
+        return seq
+
+    def _stall(self, recover_at: int, source: Source, command_id: bytes, cause: int) -> None:
+        s = self._s
+        f = s.faults
+        if not f.stalled:
+            f.stalled = True
+            f.stall_started_at = s.now
+            self._log(EventKind.MOTOR_STALL, Source.PUMP, command_id, cause, 0)
+        f.stall_recover_at = recover_at
+        self._raise(Alarm.MOTOR_STALL, source, command_id)
+
+    def _recover(self, source: Source, command_id: bytes) -> None:
+        s = self._s
+        f = s.faults
+        f.stalled = False
+        f.stall_recover_at = 0
+        self._log(EventKind.MOTOR_RECOVERED, Source.PUMP, command_id, s.now - f.stall_started_at, 0)
+        self._resolve(Alarm.MOTOR_STALL, source, command_id)
+
+    def _mri(self, duration: int, delay: int, source: Source, command_id: bytes) -> None:
+        s = self._s
+        match self._profile.mri:
+            case MriBehaviour.MOTOR_STALL:
+                self._stall(s.now + duration + delay, source, command_id, cause=1)
+            case MriBehaviour.VALVE_CLOSES:
+                # up to 10 uL escapes before the valve shuts (domain #30)
+                leak = min(
+                    self._profile.mri_valve_leak_nl,
+                    max(0, s.true_nl - self._profile.empty_threshold_nl),
+                )
+                if not s.faults.valve_closed and leak:
+                    self._physical(leak)
+                s.faults.valve_closed = True
+                self._raise(Alarm.FLOW_VALVE_CLOSED, source, command_id)
+            case MriBehaviour.UNAFFECTED:
+                pass

@@ -1,0 +1,98 @@
+"""The battery: use counted in battery units (idle, per nanolitre pumped, per telemetry frame),
+the elective replacement indicator (ERI), end of service (EOS) and the service-life stop, the
+analytic time the battery reaches ERI and the permille left.
+"""
+
+from __future__ import annotations
+
+from ._core import NEVER, PumpCore
+from ._types import DAY_MS, Alarm, BatteryState, EventKind, Source
+
+
+class BatteryMixin(PumpCore):
+    __slots__ = ()
+
+    @property
+    def battery(self) -> BatteryState:
+        return self._s.battery
+
+    def note_telemetry(self, frames: int = 1) -> None:
+        """Telemetry costs battery (frequent polling shortens pump life)."""
+        if frames < 0:
+            raise ValueError("frames must be >= 0")
+        s = self._s
+        s.telemetry_frames += frames
+        if self._profile.battery is not None and s.battery is BatteryState.OK:
+            s.battery_used_bu += frames * self._profile.battery.bu_per_telemetry_frame
+            self._settle()
+
+    def _eri(self, source: Source, command_id: bytes) -> None:
+        s = self._s
+        bat = self._profile.battery
+        assert bat is not None
+        s.battery = BatteryState.ELECTIVE_REPLACEMENT
+        s.eri_at = s.now
+        s.eos_at = min(s.now + bat.eri_to_eos_ms, self._service_end())
+        self._log(
+            EventKind.BATTERY, Source.PUMP, command_id, int(s.battery), self._battery_permille()
+        )
+        self._raise(Alarm.ELECTIVE_REPLACEMENT, source, command_id)
+
+    def _eos(self, source: Source, command_id: bytes) -> None:
+        s = self._s
+        if s.eri_at < 0:
+            s.eri_at = s.now
+        s.battery = BatteryState.END_OF_SERVICE
+        s.eos_at = s.now
+        if s.bolus is not None:
+            self._end_bolus(cancelled=True, source=Source.PUMP, command_id=command_id)
+        self._log(
+            EventKind.BATTERY, Source.PUMP, command_id, int(s.battery), self._battery_permille()
+        )
+        self._resolve(Alarm.ELECTIVE_REPLACEMENT, Source.PUMP, command_id, force=True)
+        self._raise(Alarm.END_OF_SERVICE, source, command_id)
+
+    def _service_end(self) -> int:
+        bat = self._profile.battery
+        return NEVER if bat is None else self._s.implanted_at + bat.service_life_ms
+
+    def _battery_reach(self, need: int, bound: int) -> int | None:
+        s = self._s
+        bat = self._profile.battery
+        assert bat is not None
+        if need <= 0:
+            return s.now
+        if bound >= NEVER:
+            return None
+
+        def used(x: int) -> int:
+            return bat.idle_bu_per_ms * (x - s.now) + bat.bu_per_nl * self._program_volume(x)
+
+        if used(bound) < need:
+            return None
+        lo, hi = s.now, bound
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if used(mid) >= need:
+                hi = mid
+            else:
+                lo = mid + 1
+        return lo
+
+    def _battery_permille(self) -> int:
+        bat = self._profile.battery
+        if bat is None:
+            return 1000
+        left = max(0, bat.capacity_bu - self._s.battery_used_bu)
+        return left * 1000 // bat.capacity_bu
+
+    def _eri_prediction(self) -> int | None:
+        s = self._s
+        bat = self._profile.battery
+        if bat is None:
+            return None
+        if s.eri_at >= 0:
+            return s.eri_at
+        per_day = bat.idle_bu_per_ms * DAY_MS + bat.bu_per_nl * self._daily_volume_nl()
+        need = bat.eri_used_bu - s.battery_used_bu
+        return min(s.now + -(-need * DAY_MS // per_day), self._service_end())

@@ -1,0 +1,142 @@
+"""Time: the model clock and the pump clock, advancing (`advance_to`: integrate to the next
+internal event, apply it), `next_event_time`, setting the pump clock, and `_settle`, which
+applies every condition due at the current instant until nothing changes.
+"""
+
+from __future__ import annotations
+
+from ._alarms import CATALOGUE
+from ._command import CommandMixin
+from ._core import NEVER, STOPPED_ALARM_MS
+from ._errors import ModelError, TimeWentBackwards
+from ._state import NO_COMMAND, Applied
+from ._types import Alarm, AlarmState, BatteryState, Command, Drug, EventKind, Mode, Reason, Source
+
+
+class ClockMixin(CommandMixin):
+    __slots__ = ()
+
+    @property
+    def now(self) -> int:
+        """Model time (ms)."""
+        return self._s.now
+
+    @property
+    def clock_ms(self) -> int:
+        """The pump clock (ms since the epoch, as the pump believes)."""
+        return self._s.now + self._s.clock_offset_ms
+
+    @property
+    def self_test_ends_at(self) -> int:
+        """Model time the power-on self test ends (commands are answered BUSY before it)."""
+        return self._s.post_until
+
+    def next_event_time(self) -> int | None:
+        """Model time of the next thing that happens on its own: an internal event or a
+        schedule step boundary. None: nothing will happen until a command arrives."""
+        t = self._next_internal()
+        sounding = self._sounding()
+        if sounding is not None:  # tones are counted analytically, but a runtime may beep
+            t = min(t, max(self._s.now, sounding.next_tone_at))
+        if self._basal is not None and not self._basal.is_constant:
+            step = self._basal.next_change(self.clock_ms)
+            if step is not None:
+                t = min(t, step - self._s.clock_offset_ms)
+        return None if t >= NEVER else t
+
+    def advance_to(self, t: int) -> int:
+        """Apply everything that happens up to model time t. Returns internal events processed."""
+        s = self._s
+        if t < s.now:
+            raise TimeWentBackwards(f"advance_to({t}) is before the model time {s.now}")
+        n = same = 0
+        while True:
+            e = self._next_internal()
+            if e > t:
+                self._flow(t)
+                return n
+            same = same + 1 if e == s.now else 0
+            if same > 64:  # a condition that settling does not consume: a model bug, loudly
+                raise ModelError(f"internal event at {e} is never consumed")
+            self._flow(e)
+            self._settle()
+            n += 1
+
+    def set_clock(
+        self, clock_ms: int, *, command_id: bytes = NO_COMMAND, source: Source = Source.PROGRAMMER
+    ) -> Applied:
+        """Sets the pump clock. A schedule follows the new time of day at once."""
+        c = self._begin(Command.SET_CLOCK, command_id, source, None, therapy=False)
+        if not 0 <= clock_ms < 1 << 53:
+            c.reject(Reason.INVALID_VALUE, "clock must be 0 .. 2^53 ms since the epoch")
+        s = self._s
+        old = self.clock_ms
+        s.clock_offset_ms = clock_ms - s.now
+        return c.commit(EventKind.CLOCK_SET, old, clock_ms, bump=False)
+
+    def _settle(self) -> None:
+        """Apply every condition due at the current time, until nothing changes."""
+        s = self._s
+        prof = self._profile
+        now = s.now
+        for _ in range(16):
+            self._replan()
+            before = (s.next_seq, len(s.alarms))
+            b = s.bolus
+            if b is not None and b.end_ms <= now:
+                self._end_bolus(cancelled=False, source=Source.PUMP, command_id=NO_COMMAND)
+            if s.mode is Mode.BRIDGE and s.bridge_left_nl <= 0:
+                s.mode = Mode.CONTINUOUS
+                self._log(
+                    EventKind.PROGRAM_CHANGED,
+                    Source.PUMP,
+                    NO_COMMAND,
+                    int(Mode.CONTINUOUS),
+                    s.dose_ng_per_day,
+                )
+            f = s.faults
+            if f.stalled and f.stall_recover_at and f.stall_recover_at <= now:
+                self._recover(Source.PUMP, NO_COMMAND)
+            if s.drug is not Drug.NONE:
+                if s.calc_nl <= prof.empty_threshold_nl:
+                    self._raise(Alarm.EMPTY_RESERVOIR, Source.PUMP, NO_COMMAND)
+                else:
+                    self._resolve(Alarm.EMPTY_RESERVOIR, Source.PUMP, NO_COMMAND)
+                if s.calc_nl <= s.low_threshold_nl:
+                    self._raise(Alarm.LOW_RESERVOIR, Source.PUMP, NO_COMMAND)
+                else:
+                    self._resolve(Alarm.LOW_RESERVOIR, Source.PUMP, NO_COMMAND)
+            bat = prof.battery
+            if bat is not None:
+                if s.battery is BatteryState.OK and (
+                    s.battery_used_bu >= bat.eri_used_bu or now >= self._service_end()
+                ):
+                    self._eri(Source.PUMP, NO_COMMAND)
+                if s.battery is BatteryState.ELECTIVE_REPLACEMENT and now >= s.eos_at:
+                    self._eos(Source.PUMP, NO_COMMAND)
+            stopped = (
+                s.drug is not Drug.NONE
+                and (s.mode is Mode.STOPPED or s.suspended)
+                and s.bolus is None
+                and s.battery is not BatteryState.END_OF_SERVICE
+            )
+            if not stopped:
+                s.stopped_since = -1
+                self._resolve(Alarm.PUMP_STOPPED, Source.PUMP, NO_COMMAND)
+            elif s.stopped_since < 0:
+                s.stopped_since = now
+            elif now >= s.stopped_since + STOPPED_ALARM_MS:
+                self._raise(Alarm.PUMP_STOPPED, Source.PUMP, NO_COMMAND)
+            for r in s.alarms:
+                if r.state is AlarmState.SILENCED and r.silenced_until <= now:
+                    r.state = AlarmState.ACTIVE
+                    r.silenced_until = 0
+            sounding = self._sounding()
+            if sounding is not None and sounding.next_tone_at <= now:
+                s.tones_sounded += 1
+                s.last_tone_at = now
+                s.last_tone = CATALOGUE[sounding.alarm].tone
+                sounding.next_tone_at = now + self._repeat(sounding.alarm)
+            if (s.next_seq, len(s.alarms)) == before:
+                break
+        self._replan()

@@ -1,0 +1,78 @@
+"""What every part of the pump shares: the one `State`, the profile, the drug library and the
+cached basal rate function (`PumpCore`), and the model-wide constants.
+
+`Pump` (in _pump.py) is assembled from mixins, one per concept (_delivery, _programs, _boluses,
+_refill, _alarms, _battery, _faults, _clock, _log, _command), each with `__slots__ = ()` over
+these attributes, so a call costs what it cost in one class. A mixin calls what another owns
+through `self`; the `TYPE_CHECKING` block below names those cross-concept calls for mypy only
+(at run time the method resolution order finds the real ones).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ._profiles import DrugLimits, Profile
+from ._rates import RateProfile
+from ._state import AlarmRecord, State
+from ._types import DAY_MS, MS_PER_HOUR, Alarm, ConcentrationUnit, Drug, EventKind, Source
+
+NEVER = 1 << 62  # beyond any time the model will be asked about
+STOPPED_ALARM_MS = 48 * MS_PER_HOUR  # domain.md section 3: pump stopped > 48 h
+HAZARD_PPM = 145_000  # +-14.5 %: over-infusion hazard bound (domain #13)
+MAX_ERROR_PPM = HAZARD_PPM
+MIN_ERROR_PPM = -500_000
+MAX_SILENCE_MS = DAY_MS
+CONTROL_TRUE_RESERVOIR = 10  # `a` of the CONTROL record of set_true_reservoir (b: old volume)
+
+
+class PumpCore:
+    """The attributes every mixin of `Pump` works on (one instance, no per-concept objects)."""
+
+    __slots__ = ("_basal", "_library", "_next", "_profile", "_s", "_step_cache")
+
+    _profile: Profile
+    _library: dict[Drug, DrugLimits]
+    _s: State
+    _basal: RateProfile | None  # the basal rate function now (None: no basal delivery)
+    _next: int | None  # cached next internal event (None: recompute)
+    _step_cache: dict[tuple[object, ...], RateProfile]
+
+    if TYPE_CHECKING:  # owned by one mixin, called from another
+
+        @property
+        def clock_ms(self) -> int: ...  # _clock
+        @property
+        def active_alarms(self) -> Alarm: ...  # _alarms
+        def _settle(self) -> None: ...  # _clock
+        def _log(  # _log
+            self, kind: EventKind, source: Source, command_id: bytes, a: int, b: int
+        ) -> int: ...
+        def _raise(self, alarm: Alarm, source: Source, command_id: bytes) -> None: ...  # _alarms
+        def _resolve(
+            self, alarm: Alarm, source: Source, command_id: bytes, *, force: bool = False
+        ) -> None: ...
+        def _repeat(self, alarm: Alarm) -> int: ...
+        def _sounding(self) -> AlarmRecord | None: ...
+        def _end_bolus(  # _boluses
+            self, *, cancelled: bool, source: Source, command_id: bytes
+        ) -> int: ...
+        def _recover(self, source: Source, command_id: bytes) -> None: ...  # _faults
+        def _eri(self, source: Source, command_id: bytes) -> None: ...  # _battery
+        def _eos(self, source: Source, command_id: bytes) -> None: ...
+        def _service_end(self) -> int: ...
+        def _battery_reach(self, need: int, bound: int) -> int | None: ...
+        def _apply_drug(  # _programs
+            self, drug: Drug, conc: int, unit: ConcentrationUnit, command_id: bytes
+        ) -> None: ...
+        def _replan(self) -> None: ...  # _delivery
+        def _next_internal(self) -> int: ...
+        def _flow(self, x: int) -> None: ...
+        def _physical(self, pumped: int) -> None: ...
+        def _program_volume(self, x: int) -> int: ...
+        def _program_reach(self, need: int, bound: int) -> int | None: ...
+        def _rate_for(self, dose_ng_per_day: int, conc: int) -> int: ...
+        def _fixed_daily_dose_x1440(self, conc: int) -> int: ...
+        def _daily_dose_x1440(self) -> int: ...
+        def _daily_volume_nl(self) -> int: ...
+        def _predict(self, threshold: int) -> int | None: ...

@@ -1,0 +1,406 @@
+"""Delivery: the basal rate function, the exact rate integral and what flows.
+
+Owns the three volumes (program volume, which drives the calculated reservoir; pumped volume,
+which truly leaves the reservoir; patient volume and dose, past the catheter's dead volume and
+any leak), the true versus calculated reservoir, the next internal event (`_next_internal`),
+the analytic reach of a volume (`_program_reach`) and the predictions of when a threshold is
+reached (`_predict`).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable
+
+from ._alarms import CATALOGUE
+from ._core import NEVER, STOPPED_ALARM_MS, PumpCore
+from ._rates import RateProfile
+from ._state import Segment
+from ._types import (
+    DAY_MS,
+    MINUTES_PER_DAY,
+    MS_PER_MIN,
+    NL_PER_ML,
+    PPM,
+    Alarm,
+    AlarmState,
+    BatteryState,
+    BolusKind,
+    Drug,
+    Mode,
+)
+
+
+class DeliveryMixin(PumpCore):
+    __slots__ = ()
+
+    def _flowing(self) -> bool:
+        s = self._s
+        f = s.faults
+        return (
+            (self._basal is not None or s.bolus is not None)
+            and not f.stalled
+            and not f.occluded
+            and not f.valve_closed
+            and not s.dry
+        )
+
+    def _halted(self) -> bool:
+        """The pump itself has stopped delivering (it knows: its calculated volume stops)."""
+        s = self._s
+        if s.drug is Drug.NONE or s.battery is BatteryState.END_OF_SERVICE:
+            return True
+        for r in s.alarms:
+            if r.alarm in (Alarm.EMPTY_RESERVOIR, Alarm.CRITICAL_MEMORY_ERROR):
+                return True
+        return False
+
+    def _replan(self) -> None:
+        """Recompute the basal rate function after any change of state."""
+        s = self._s
+        self._next = None
+        basal: RateProfile | None = None
+        priming = s.bolus is not None and s.bolus.kind is BolusKind.PRIMING
+        if not (s.mode is Mode.STOPPED or s.suspended or priming or self._halted()):
+            if s.safe_mode:
+                basal = self._constant(self._profile.safe_rate_nl_per_day)
+            elif s.mode is Mode.SCHEDULE:
+                basal = self._schedule_profile()
+            elif s.mode is Mode.BRIDGE:
+                basal = self._constant(s.bridge_rate_nl_per_day)
+            else:
+                basal = self._constant(s.rate_nl_per_day)
+        self._basal = basal
+
+    def _cache(self, key: tuple[object, ...], prof: RateProfile) -> None:
+        # Bounded. Clearing everything at once also drops every id()-keyed entry together with
+        # the profiles it names, so an id can never be reused while a key still points to it.
+        if len(self._step_cache) >= 256:
+            self._step_cache.clear()
+        self._step_cache[key] = prof
+
+    def _schedule_profile(self) -> RateProfile:
+        s = self._s
+        key = (s.conc_ng_per_ml, *s.steps)
+        prof = self._step_cache.get(key)
+        if prof is None:
+            prof = RateProfile.steps([(m, self._rate_for(d, s.conc_ng_per_ml)) for m, d in s.steps])
+            self._cache(key, prof)
+        return prof
+
+    def _plus(self, prof: RateProfile, extra: int) -> RateProfile:
+        """prof with `extra` nL/day added to every step (cached: prof lives in the cache)."""
+        key = (-1, id(prof), extra)
+        out = self._step_cache.get(key)
+        if out is None:
+            out = RateProfile.steps(
+                [
+                    (st // MS_PER_MIN, r + extra)
+                    for st, r in zip(prof.starts_ms, prof.rates, strict=True)
+                ]
+            )
+            self._cache(key, out)
+        return out
+
+    def _constant(self, rate: int) -> RateProfile:
+        key = (-2, rate)
+        prof = self._step_cache.get(key)
+        if prof is None:
+            prof = RateProfile.constant(rate)
+            self._cache(key, prof)
+        return prof
+
+    def _next_internal(self) -> int:
+        if self._next is not None:
+            return self._next
+        s = self._s
+        now = s.now
+        prof = self._profile
+        t = NEVER
+        b = s.bolus
+        if b is not None:
+            t = min(t, b.end_ms)
+        f = s.faults
+        if f.stalled and f.stall_recover_at:
+            t = min(t, f.stall_recover_at)
+        if (
+            s.stopped_since >= 0
+            and prof.alarms & Alarm.PUMP_STOPPED
+            and not self.active_alarms & Alarm.PUMP_STOPPED
+        ):
+            t = min(t, s.stopped_since + STOPPED_ALARM_MS)
+        for r in s.alarms:
+            if r.state is AlarmState.SILENCED:
+                t = min(t, r.silenced_until)
+        if now < s.post_until:
+            t = min(t, s.post_until)
+        bat = prof.battery
+        if bat is not None:
+            if s.battery is BatteryState.OK:
+                t = min(t, self._service_end())
+            elif s.battery is BatteryState.ELECTIVE_REPLACEMENT:
+                t = min(t, s.eos_at)
+        # volume thresholds: only when something is delivering before t
+        if self._basal is not None or b is not None:
+            if s.mode is Mode.BRIDGE:
+                x = self._program_reach(s.bridge_left_nl, t)
+                if x is not None:
+                    t = min(t, x)
+            if s.drug is not Drug.NONE:
+                for thr in (s.low_threshold_nl, prof.empty_threshold_nl):
+                    if s.calc_nl > thr:
+                        x = self._program_reach(s.calc_nl - thr, t)
+                        if x is not None:
+                            t = min(t, x)
+            if not s.dry and not f.stalled and not f.occluded and not f.valve_closed:
+                need_true = s.true_nl - prof.empty_threshold_nl
+                if need_true > 0:
+                    p = -(-(need_true * PPM - s.true_carry) // (PPM + f.error_ppm))
+                    x = self._program_reach(p, t)
+                    if x is not None:
+                        t = min(t, x)
+            if bat is not None and s.battery is BatteryState.OK:
+                x = self._battery_reach(bat.eri_used_bu - s.battery_used_bu, t)
+                if x is not None:
+                    t = min(t, x)
+        elif bat is not None and s.battery is BatteryState.OK:
+            x = self._battery_reach(bat.eri_used_bu - s.battery_used_bu, t)
+            if x is not None:
+                t = min(t, x)
+        self._next = t
+        return t
+
+    def _program_volume(self, x: int) -> int:
+        """Program volume delivered from now to model time x, with no state change between."""
+        s = self._s
+        vol = 0
+        if self._basal is not None:
+            off = s.clock_offset_ms
+            vol = (s.basal_carry + self._basal.integral(s.now + off, x + off)) // DAY_MS
+        b = s.bolus
+        if b is not None:
+            vol += b.due_at(x) - b.delivered_nl
+        return vol
+
+    def _program_reach(self, need: int, bound: int) -> int | None:
+        """Smallest model time x <= bound with program volume >= need; None if none."""
+        s = self._s
+        if need <= 0:
+            return s.now
+        if s.bolus is None and self._basal is not None:
+            off = s.clock_offset_ms
+            c = self._basal.reach(s.now + off, need * DAY_MS - s.basal_carry)
+            if c is None or c - off > bound:
+                return None
+            return c - off
+        if s.bolus is None:
+            return None
+        # a bolus is running: its end is an internal event, so search only up to it
+        hi = min(bound, s.bolus.end_ms)
+        if self._program_volume(hi) < need:
+            return None
+        lo = s.now
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if self._program_volume(mid) >= need:
+                hi = mid
+            else:
+                lo = mid + 1
+        return lo
+
+    def _flow(self, x: int) -> None:
+        """Integrate delivery from now to model time x (no internal event in between)."""
+        s = self._s
+        dt = x - s.now
+        if dt <= 0:
+            return
+        p = 0
+        if self._basal is not None:
+            off = s.clock_offset_ms
+            p, s.basal_carry = divmod(
+                s.basal_carry + self._basal.integral(s.now + off, x + off), DAY_MS
+            )
+        b = s.bolus
+        if b is not None:
+            due = b.due_at(x)
+            p += due - b.delivered_nl
+            b.delivered_nl = due
+        bat = self._profile.battery
+        if bat is not None and s.battery is not BatteryState.END_OF_SERVICE:
+            s.battery_used_bu += bat.idle_bu_per_ms * dt + bat.bu_per_nl * p
+        if s.alarms:
+            # tones repeat at a fixed interval between events: count them, do not tick them
+            r = self._sounding()
+            if r is not None and r.next_tone_at <= x:
+                rep = self._repeat(r.alarm)
+                k = (x - r.next_tone_at) // rep + 1
+                s.tones_sounded += k
+                s.last_tone_at = r.next_tone_at + (k - 1) * rep
+                s.last_tone = CATALOGUE[r.alarm].tone
+                r.next_tone_at += k * rep
+        s.now = x
+        if p:
+            # A bolus and the basal can each step a nanolitre in the same millisecond: the pump
+            # never counts below its empty threshold (the crossing itself is the next event).
+            room = s.calc_nl - self._profile.empty_threshold_nl
+            if p > room:
+                p = max(0, room)
+            s.calc_nl -= p
+            s.program_total_nl += p
+            if s.mode is Mode.BRIDGE:
+                s.bridge_left_nl = max(0, s.bridge_left_nl - p)
+            f = s.faults
+            if not (f.stalled or f.occluded or f.valve_closed or s.dry):
+                pumped, s.true_carry = divmod(p * (PPM + f.error_ppm) + s.true_carry, PPM)
+                self._physical(pumped)
+        self._next = None
+
+    def _physical(self, pumped: int) -> None:
+        """`pumped` nL truly leave the reservoir, push the catheter's contents forward."""
+        s = self._s
+        room = s.true_nl - self._profile.empty_threshold_nl
+        if pumped >= room:
+            pumped = max(0, room)
+            s.dry = True
+        if pumped <= 0:
+            return
+        s.true_nl -= pumped
+        s.pumped_total_nl += pumped
+        cath = s.catheter
+        if cath and cath[-1].conc_ng_per_ml == s.true_conc_ng_per_ml:
+            cath[-1].volume_nl += pumped
+        else:
+            cath.append(Segment(pumped, s.true_conc_ng_per_ml))
+        out = pumped
+        leak = s.faults.leak_ppm
+        while out:
+            head = cath[0]
+            take = min(out, head.volume_nl)
+            out -= take
+            if leak:
+                lost, s.leak_carry = divmod(take * leak + s.leak_carry, PPM)
+            else:
+                lost = 0
+            s.patient_total_nl += take - lost
+            s.patient_dose_fg += (take - lost) * head.conc_ng_per_ml
+            head.volume_nl -= take
+            if head.volume_nl == 0:
+                cath.pop(0)
+
+    # --- derived quantities ---------------------------------------------------------------------
+
+    def _rate_for(self, dose_ng_per_day: int, conc: int) -> int:
+        return dose_ng_per_day * NL_PER_ML // conc
+
+    def _fixed_daily_dose_x1440(self, conc: int) -> int:
+        return self._profile.fixed_rate_nl_per_day * conc * MINUTES_PER_DAY // NL_PER_ML
+
+    def _daily_dose_x1440(self) -> int:
+        """The basal program's daily dose, times 1440 (exact for schedules)."""
+        s = self._s
+        if s.mode is Mode.STOPPED:
+            return 0
+        if self._profile.fixed_rate_nl_per_day:
+            return self._fixed_daily_dose_x1440(s.conc_ng_per_ml)
+        if s.mode is Mode.SCHEDULE:
+            return _schedule_x1440(s.steps)
+        return s.dose_ng_per_day * MINUTES_PER_DAY
+
+    def _daily_volume_nl(self) -> int:
+        return 0 if self._basal is None else self._basal.day_total // DAY_MS
+
+    def _predict(self, threshold: int) -> int | None:
+        """Model time at which the calculated volume reaches `threshold`, integrating the
+        running bolus, the bridge, the schedule and, if patient boluses are enabled, every
+        allotted bolus taken (spread evenly: domain.md 2.7). None: never, as programmed."""
+        s = self._s
+        if s.drug is Drug.NONE:
+            return None
+        need = s.calc_nl - threshold
+        if need <= 0:
+            return s.now
+        if self._basal is None and s.bolus is None and not s.patient.enabled:
+            return None
+        p = s.patient
+        extra = 0
+        if p.enabled and s.conc_ng_per_ml:
+            extra = p.max_per_24h * (p.dose_ng * NL_PER_ML // s.conc_ng_per_ml)
+        off = s.clock_offset_ms
+        t = s.now
+        acc = s.basal_carry  # nL*ms/day
+        basal = self._basal
+        b = s.bolus
+        if b is not None:
+            left = b.volume_nl - b.delivered_nl
+            end = b.end_ms
+            got = (
+                acc + (basal.integral(t + off, end + off) if basal else 0) + extra * (end - t)
+            ) // DAY_MS + left
+            if got >= need:
+                lo, hi = t, end
+                while lo < hi:
+                    mid = (lo + hi) // 2
+                    v = (
+                        (
+                            acc
+                            + (basal.integral(t + off, mid + off) if basal else 0)
+                            + extra * (mid - t)
+                        )
+                        // DAY_MS
+                        + b.due_at(mid)
+                        - b.delivered_nl
+                    )
+                    if v >= need:
+                        hi = mid
+                    else:
+                        lo = mid + 1
+                return lo
+            acc += (basal.integral(t + off, end + off) if basal else 0) + extra * (end - t)
+            acc += left * DAY_MS
+            t = end
+            if b.kind is BolusKind.PRIMING and s.mode is not Mode.STOPPED and not s.suspended:
+                basal = self._program_profile()
+            elif b.kind is BolusKind.CLINICIAN_SINGLE:
+                basal = None
+        if s.mode is Mode.BRIDGE and basal is not None and s.bridge_left_nl > 0:
+            rate = s.bridge_rate_nl_per_day + extra
+            end = t + -(-s.bridge_left_nl * DAY_MS // rate)
+            got = acc + rate * (end - t)
+            if got >= need * DAY_MS:
+                return t + -(-(need * DAY_MS - acc) // rate)
+            acc = got
+            t = end
+            basal = self._constant(s.rate_nl_per_day) if not s.safe_mode else basal
+        if basal is None and not extra:
+            return None
+        steady = basal if basal is not None else self._constant(0)
+        if extra:
+            steady = self._plus(steady, extra)
+        c = steady.reach(t + off, need * DAY_MS - acc)
+        return None if c is None else c - off
+
+    def _program_profile(self) -> RateProfile | None:
+        """The basal profile the program will run once a priming bolus ends."""
+        s = self._s
+        if self._halted():
+            return None
+        if s.safe_mode:
+            return self._constant(self._profile.safe_rate_nl_per_day)
+        if s.mode is Mode.SCHEDULE:
+            return self._schedule_profile()
+        if s.mode is Mode.BRIDGE:
+            return self._constant(s.bridge_rate_nl_per_day)
+        return self._constant(s.rate_nl_per_day)
+
+
+def _schedule_x1440(steps: Iterable[tuple[int, int]]) -> int:
+    return _schedule_total(tuple(steps))
+
+
+@functools.lru_cache(maxsize=64)
+def _schedule_total(plan: tuple[tuple[int, int], ...]) -> int:
+    total = 0
+    for i, (m, dose) in enumerate(plan):
+        end = plan[i + 1][0] if i + 1 < len(plan) else MINUTES_PER_DAY
+        total += dose * (end - m)
+    return total

@@ -1,0 +1,70 @@
+"""The event log: appending a record (seq, pump-clock time, kind, source, command id, a, b),
+trimming it to the profile's capacity in batches, reading it by cursor, and its digest. Every
+other concept writes through `_log`; runtimes add their own kinds through `log_external`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from ._core import PumpCore
+from ._state import NO_COMMAND, Event
+from ._types import EventKind, Source
+
+
+class LogMixin(PumpCore):
+    __slots__ = ()
+
+    @property
+    def event_seq(self) -> int:
+        return self._s.next_seq - 1
+
+    @property
+    def oldest_seq(self) -> int:
+        ev = self._s.events
+        return ev[0].seq if ev else self._s.next_seq
+
+    def events(self, cursor: int = 0, max_count: int | None = None) -> list[Event]:
+        """Log records with seq >= cursor (0 = the oldest kept), oldest first."""
+        ev = self._s.events
+        if not ev:
+            return []
+        start = max(0, cursor - ev[0].seq)
+        end = None if max_count is None else start + max_count
+        return ev[start:end]
+
+    def log_digest(self) -> str:
+        """SHA-256 over every record kept: equal inputs give equal digests, byte for byte."""
+        h = hashlib.sha256()
+        for e in self._s.events:
+            h.update(e.pack())
+        return h.hexdigest()
+
+    def log_external(
+        self,
+        kind: EventKind,
+        source: Source,
+        a: int = 0,
+        b: int = 0,
+        command_id: bytes = NO_COMMAND,
+    ) -> int:
+        """A runtime records what the pump saw outside the model (sessions, security events,
+        control actions). Only those kinds are accepted."""
+        if kind not in (
+            EventKind.SECURITY,
+            EventKind.SESSION_OPENED,
+            EventKind.SESSION_CLOSED,
+            EventKind.CONTROL,
+        ):
+            raise ValueError(f"{kind.name} records are the model's own")
+        return self._log(kind, source, command_id, a, b)
+
+    def _log(self, kind: EventKind, source: Source, command_id: bytes, a: int, b: int) -> int:
+        s = self._s
+        seq = s.next_seq
+        s.events.append(Event(seq, s.now + s.clock_offset_ms, kind, source, command_id, a, b))
+        s.next_seq = seq + 1
+        cap = self._profile.event_log_capacity
+        if len(s.events) >= cap + cap // 8:  # trim in batches: amortised O(1)
+            del s.events[: len(s.events) - cap]
+        return seq
