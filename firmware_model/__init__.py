@@ -66,7 +66,8 @@ WHERE TO ADD
   bases of `Pump` in _pump.py) written as above: `_begin`, validate through `c`, apply, `commit`;
   a new record kind in `EventKind` and `_doc.EVENT_FIELDS`; new state in _state.py. A new time
   driven condition goes into `_next_internal` (when) and `_settle` (what). On the wire, the
-  emulator maps protocol messages to these methods (emulator/_device.py, outside this package).
+  emulator maps protocol messages to these methods (`CALLS` in emulator/_device_commands.py,
+  outside this package).
 """
 
 from ._alarms import CATALOGUE, AlarmSpec

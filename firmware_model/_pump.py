@@ -109,7 +109,8 @@ class Pump(
     LogMixin,
     CommandMixin,
 ):
-    """One implanted pump. Create with `Pump.create(...)`; restore with `Pump.restore(...)`."""
+    """One implanted pump. Create with `Pump.create(...)`; restore with
+    `firmware_model.restore(...)`."""
 
     __slots__ = ()
 

@@ -42,9 +42,10 @@ from typing import Any
 if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     atheris: Any = importlib.import_module("atheris")
-    # Not firmware_model: atheris 2.3.0 miscompiles firmware_model._pump.Pump.advance_to on
-    # CPython 3.11 (the `while True` loop jumps back one instruction past its head, so `self`
-    # is never loaded: AttributeError on the first loop turn). README.md, "Known tool issue".
+    # Not firmware_model: atheris 2.3.0 miscompiles Pump.advance_to
+    # (firmware_model._clock.ClockMixin.advance_to) on CPython 3.11 (the `while True` loop
+    # jumps back one instruction past its head, so `self` is never loaded: AttributeError on
+    # the first loop turn). README.md, "Known tool issue".
     _instrumented: Any = atheris.instrument_imports(include=["protocol", "emulator"])
 else:
     _instrumented = contextlib.nullcontext()
