@@ -31,7 +31,16 @@ from ._errors import (
 )
 from ._frame import BROADCAST_PUMP_ID, Frame, encode_frame
 from ._keys import NONCE_SIZE, RandBytes, SecretKey, handshake_tags, session_keys, transcript
-from ._messages import Challenge, Confirm, EndSession, Error, Hello, SessionEnded, SessionReady
+from ._messages import (
+    MAX_DETAIL_BYTES,
+    Challenge,
+    Confirm,
+    EndSession,
+    Error,
+    Hello,
+    SessionEnded,
+    SessionReady,
+)
 from ._schema import Access, Direction, Message
 
 RETIRED_SESSIONS: Final = 16  # ended sessions remembered to answer their late frames
@@ -380,7 +389,7 @@ class PumpSecurity:
 
 def _error_message(code: ErrorCode, detail: str, frame: Frame, message: Message | None) -> Error:
     cid = getattr(message, "command_id", None)
-    raw = detail.encode("utf-8")[:200].decode("utf-8", "ignore")
+    raw = detail.encode("utf-8")[:MAX_DETAIL_BYTES].decode("utf-8", "ignore")
     return Error(
         code=code,
         request_msg_id=frame.msg_id,
