@@ -3,6 +3,19 @@
 Bytes in, typed frames and messages out; messages in, bytes out. No sockets, serial ports,
 asyncio, clocks or global randomness: time and randomness are handed in by the caller.
 See docs/protocol.md (generated from the catalogue: `_messages.py` and its `_msg_*.py` parts).
+
+Where things live:
+- frames (layout, CRC, the hunting stream decoder): _frame.py; wire enums: _enums.py; error
+  codes and the exception hierarchy: _errors.py;
+- declaring a message: _fields.py (field specs and helpers), _schema.py (the `record` and
+  `message` decorators, registries, schema seeds), _codec.py (the generated codecs);
+- the catalogue: _msg_records.py (limits, records), _msg_session.py, _msg_read.py,
+  _msg_therapy.py, _msg_commands.py, _msg_patient.py, _msg_responses.py, gathered in catalogue
+  order by _messages.py;
+- sessions: _keys.py (role keys, HKDF, transcript, tags), _replay.py (the replay window),
+  _channel.py (one session's keys and counters), _pump_session.py (`PumpSecurity`),
+  _host_session.py (`HostSecurity`); _session.py holds the theory of operation;
+- gen.py (vectors and the command line) and _gen_docs.py (docs/protocol.md).
 """
 
 from ._enums import (
