@@ -150,6 +150,16 @@ CATALOGUE: dict[Alarm, AlarmSpec] = {
             ClearedBy.RESET,
             "Flow-activated valve closed by a magnetic field: no flow until reset.",
         ),
+        _spec(
+            Alarm.DOWNSTREAM_OCCLUSION,
+            True,
+            H,
+            True,
+            False,
+            ClearedBy.CONDITION,
+            "External pump: downstream pressure high (kinked line, closed clamp, blocked "
+            "catheter): no flow until the line is cleared.",
+        ),
     )
 }
 

@@ -44,8 +44,9 @@ class MotorStall:
 
 @dataclass(frozen=True, slots=True)
 class CatheterOcclusion:
-    """The catheter is blocked. No pump-side sensor: no alarm, the calculated volume keeps
-    falling while the true volume does not; only a refill discrepancy reveals it."""
+    """The catheter is blocked. An implant has no pump-side sensor: no alarm, the calculated
+    volume keeps falling while the true volume does not; only a refill discrepancy reveals it.
+    An external pump's pressure sensor raises DOWNSTREAM_OCCLUSION until it is cleared."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +180,8 @@ class FaultsMixin(CommandMixin):
             case CatheterOcclusion():
                 seq = c.log(EventKind.FAULT, int(FaultKind.CATHETER_OCCLUSION), 1)
                 f.occluded = True
+                # an external pump senses it (an implant does not: its mask lacks the bit)
+                self._raise(Alarm.DOWNSTREAM_OCCLUSION, source, command_id)
             case CatheterLeak(share_ppm=share):
                 if not 0 < share <= PPM:
                     c.reject(Reason.INVALID_VALUE, "leak share must be 1 .. 1000000 ppm")
@@ -254,6 +257,7 @@ class FaultsMixin(CommandMixin):
                 self._recover(source, command_id)
             case FaultKind.CATHETER_OCCLUSION:
                 f.occluded = False
+                self._resolve(Alarm.DOWNSTREAM_OCCLUSION, source, command_id)
             case FaultKind.CATHETER_LEAK:
                 f.leak_ppm = 0
             case FaultKind.POCKET_FILL:

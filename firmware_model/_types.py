@@ -80,6 +80,7 @@ class Alarm(enum.IntFlag):
     CRITICAL_MEMORY_ERROR = 1 << 7
     NONCRITICAL_MEMORY_ERROR = 1 << 8
     FLOW_VALVE_CLOSED = 1 << 9
+    DOWNSTREAM_OCCLUSION = 1 << 12  # external pump's pressure sensor (bits 10, 11: protocol's)
 
 
 class Priority(enum.IntEnum):
@@ -233,3 +234,4 @@ class ProfileId(enum.IntEnum):
     PROMETRA_II_20 = 3
     PROMETRA_II_40 = 4
     CONSTANT_FLOW = 5
+    EXTERNAL_TRIAL = 6  # external ambulatory pump on a trial catheter, before an implant
