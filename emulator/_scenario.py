@@ -17,14 +17,10 @@ from typing import Any
 
 import firmware_model as fm
 
-from ._scenario_units import (
-    ScenarioError,
-    _enum,
-    concentration,
-    duration_ms,
-    mass_ng,
-    volume_nl,
-)
+from . import _scenario_units
+from ._scenario_units import _enum, concentration, duration_ms, mass_ng, volume_nl
+
+ScenarioError = _scenario_units.ScenarioError  # the scenario format's error, re-exported
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z: scenarios start at a midnight
 NL_PER_ML = fm.NL_PER_ML
