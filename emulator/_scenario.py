@@ -45,6 +45,8 @@ FAULTS: dict[str, type] = {
     "premature_eri": fm.PrematureEri,
     "premature_eos": fm.PrematureEos,
     "low_battery_reset": fm.LowBatteryReset,
+    "air_in_line": fm.AirInLine,
+    "external_battery_low": fm.ExternalBatteryLow,
 }
 
 

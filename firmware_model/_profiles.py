@@ -189,7 +189,8 @@ PROFILES: dict[ProfileId, Profile] = {
         max_rate_nl_per_day=3_000 * NL_PER_ML,  # [U] also the priming rate
         fixed_rate_nl_per_day=0,
         max_schedule_steps=0,
-        # no battery milestones (replaceable cells); a downstream occlusion sensor (S)
+        # no battery milestones (replaceable cells: a low-cells warning); pressure and air
+        # sensors (S)
         alarms=(
             Alarm.LOW_RESERVOIR
             | Alarm.EMPTY_RESERVOIR
@@ -198,6 +199,8 @@ PROFILES: dict[ProfileId, Profile] = {
             | Alarm.CRITICAL_MEMORY_ERROR
             | Alarm.NONCRITICAL_MEMORY_ERROR
             | Alarm.DOWNSTREAM_OCCLUSION
+            | Alarm.AIR_IN_LINE
+            | Alarm.EXTERNAL_BATTERY_LOW
         ),
         battery=None,
         accuracy_error_ppm=0,  # bench acceptance +-6 % (S); nominal 0

@@ -88,6 +88,8 @@ class Alarm(enum.IntFlag):
     DOSE_LIMIT_EXCEEDED = 1 << 10
     WATCHDOG = 1 << 11
     DOWNSTREAM_OCCLUSION = 1 << 12  # an external pump's downstream pressure sensor tripped
+    AIR_IN_LINE = 1 << 13  # an external pump's air detector: delivery stopped
+    EXTERNAL_BATTERY_LOW = 1 << 14  # an external pump's replaceable cells are low
 
 
 class AlarmPriority(enum.IntEnum):

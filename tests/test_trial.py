@@ -149,6 +149,73 @@ def test_an_occlusion_alarms_on_the_external_pump_only() -> None:
     assert implant.status().active_alarms == fm.Alarm(0)
 
 
+def test_an_occlusion_stops_the_external_pumps_own_count() -> None:
+    """The external pump knows it stopped: 30 min of occlusion at 2 mL/day leave its calculated
+    volume where it was (an implant's would fall by 2,000,000 x 30 / 1,440 = 41,666 nL)."""
+    pump = external()
+    pump.set_continuous_dose(500_000)
+    pump.advance_to(pump.now + fm.MS_PER_HOUR)
+    pump.inject(fm.CatheterOcclusion())
+    before = pump.status()
+    pump.advance_to(pump.now + 30 * fm.MS_PER_MIN)
+    during = pump.status()
+    assert during.reservoir_nl == before.reservoir_nl
+    assert during.true_reservoir_nl == before.true_reservoir_nl
+
+
+def test_air_in_line_stops_the_external_pump_until_the_line_is_reprimed() -> None:
+    """Critical AIR_IN_LINE; an hour later neither volume moved; after clearing, one more hour
+    at 2 mL/day delivers floor(2,000,000 / 24) = 83,333 nL by the pump's count."""
+    pump = external()
+    pump.set_continuous_dose(500_000)
+    seq = pump.inject(fm.AirInLine())
+    assert pump.events(seq)[0].a == fm.FaultKind.AIR_IN_LINE
+    st = pump.status()
+    assert st.active_alarms == fm.Alarm.AIR_IN_LINE and not st.delivering
+    assert fm.FaultKind.AIR_IN_LINE in st.faults
+    assert fm.CATALOGUE[fm.Alarm.AIR_IN_LINE].critical
+    with pytest.raises(fm.Rejected) as exc:
+        pump.inject(fm.AirInLine())
+    assert exc.value.reason is fm.Reason.INVALID_STATE
+    pump.advance_to(pump.now + fm.MS_PER_HOUR)
+    assert pump.status().reservoir_nl == st.reservoir_nl == 50_000_000
+    pump.clear_fault(fm.FaultKind.AIR_IN_LINE)
+    assert pump.status().active_alarms == fm.Alarm(0) and pump.status().delivering
+    pump.advance_to(pump.now + fm.MS_PER_HOUR)
+    assert pump.status().reservoir_nl == 50_000_000 - 83_333
+
+
+def test_low_cells_warn_and_delivery_goes_on() -> None:
+    """Non-critical EXTERNAL_BATTERY_LOW: one day at 2 mL/day still leaves 48 mL."""
+    pump = external()
+    pump.set_continuous_dose(500_000)
+    pump.inject(fm.ExternalBatteryLow())
+    spec = fm.CATALOGUE[fm.Alarm.EXTERNAL_BATTERY_LOW]
+    assert not spec.critical and spec.priority is fm.Priority.MEDIUM
+    pump.advance_to(pump.now + fm.DAY_MS)
+    st = pump.status()
+    assert st.active_alarms == fm.Alarm.EXTERNAL_BATTERY_LOW and st.delivering
+    assert st.reservoir_nl == 48_000_000
+    pump.clear_fault(fm.FaultKind.EXTERNAL_BATTERY_LOW)
+    assert pump.status().active_alarms == fm.Alarm(0)
+
+
+@pytest.mark.parametrize(
+    ("fault", "missing"),
+    [(fm.AirInLine(), "air-in-line detector"), (fm.ExternalBatteryLow(), "replaceable cells")],
+)
+def test_an_implant_has_no_external_sensors(fault: fm.Fault, missing: str) -> None:
+    implant = fm.Pump.create(fm.ProfileId.SYNCHROMED_II_20, serial=43, now_ms=0)
+    implant.advance_to(implant.self_test_ends_at)
+    digest = implant.log_digest()
+    with pytest.raises(fm.Rejected) as exc:
+        implant.inject(fault)
+    assert exc.value.reason is fm.Reason.MODE_NOT_SUPPORTED
+    assert exc.value.detail == f"SynchroMed II 20 mL has no {missing}"
+    assert implant.events()[-1].kind is fm.EventKind.COMMAND_REJECTED
+    assert implant.active_faults() == frozenset() and implant.log_digest() != digest
+
+
 # --- the single trial injection ------------------------------------------------------------------
 
 
