@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,7 +22,9 @@ from emulator._narration import Narration
 from emulator._scenario import ScenarioError, load_scenario, run_scenario, summary
 
 from .emulator_helpers import http_request as http
-from .test_console import Sse, get_json
+from .test_console import Sse, browser, expect, get_json, open_console
+
+__all__ = ["browser"]  # the console tests' Chromium fixture, used here too
 
 MG, MCG = fm.ConcentrationUnit.MG_PER_ML, fm.ConcentrationUnit.MCG_PER_ML
 EXT = fm.ProfileId.EXTERNAL_TRIAL
@@ -361,3 +364,26 @@ async def test_narration_is_pushed_on_the_console_stream(tmp_path: Path) -> None
         assert status == 400 and b"1 .. 300" in body
         events = await get_json(cp.url, f"{base}/events?limit=4096", cp.token)
         assert not any("BP 120/80" in json.dumps(e) for e in events)
+
+
+async def test_the_console_page_shows_the_narration(tmp_path: Path, browser: Any) -> None:
+    """In the browser: no panel until a note is due; the scenario's 4 h note once pump time
+    reaches it; an instructor's note becomes the banner, the older one listed below it."""
+    options = ServerOptions(
+        control=("127.0.0.1", 0), console=True, scenario="trial-continuous-then-implant"
+    )
+    async with EmulatorServer(tmp_path / "pump", options) as server:
+        cp = server.control
+        assert cp is not None
+        base = f"/v1/pumps/{server.device.pump.serial}"
+        page = await open_console(browser, cp.console_url)
+        await expect(page.locator("#narration")).to_be_hidden()
+        await get_json(cp.url, f"{base}/advance", cp.token, "POST", {"ms": 5 * fm.MS_PER_HOUR})
+        latest = page.locator("#narration-latest")
+        await expect(latest).to_have_text("patient reports 60 % pain relief at 4 h")
+        await get_json(cp.url, f"{base}/narration", cp.token, "POST", {"text": "BP 120/80"})
+        await expect(latest).to_have_text("BP 120/80")
+        await expect(page.locator("#narration-list li")).to_have_count(1)
+        await expect(page.locator("#narration-list li")).to_contain_text("60 % pain relief")
+        await page.screenshot(path=tmp_path / "console-narration.png", full_page=True)
+        assert page.errors == []
