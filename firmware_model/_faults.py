@@ -135,7 +135,7 @@ Fault = (
     | ExternalBatteryLow
 )
 
-# faults of an external pump's own sensors: (their alarm, what a pump without it lacks)
+# faults of an external pump's own sensors: (alarm, fault kind, what a pump without it lacks)
 _EXTERNAL = {
     AirInLine: (Alarm.AIR_IN_LINE, FaultKind.AIR_IN_LINE, "air-in-line detector"),
     ExternalBatteryLow: (
