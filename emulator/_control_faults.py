@@ -23,6 +23,8 @@ FAULTS: dict[str, type] = {
     "PREMATURE_ERI": fm.PrematureEri,
     "PREMATURE_EOS": fm.PrematureEos,
     "LOW_BATTERY_RESET": fm.LowBatteryReset,
+    "AIR_IN_LINE": fm.AirInLine,
+    "EXTERNAL_BATTERY_LOW": fm.ExternalBatteryLow,
 }
 FAULT_PARAMS: dict[str, dict[str, Any]] = {
     "recover_after_ms": integer(0, MAX_ADVANCE_MS, "MOTOR_STALL: recovers by itself after this"),

@@ -73,10 +73,12 @@ WHERE TO ADD
 from ._alarms import CATALOGUE, AlarmSpec
 from ._errors import ModelError, Rejected, SnapshotError, TimeWentBackwards
 from ._faults import (
+    AirInLine,
     CatheterLeak,
     CatheterOcclusion,
     CriticalMemoryError,
     DeliveryInaccuracy,
+    ExternalBatteryLow,
     Fault,
     LowBatteryReset,
     MotorStall,
@@ -147,6 +149,7 @@ __all__ = [
     "PROFILES",
     "SNAPSHOT_VERSION",
     "YEAR_MS",
+    "AirInLine",
     "Alarm",
     "AlarmSpec",
     "AlarmState",
@@ -168,6 +171,7 @@ __all__ = [
     "DrugLimits",
     "Event",
     "EventKind",
+    "ExternalBatteryLow",
     "Fault",
     "FaultKind",
     "LowBatteryReset",
