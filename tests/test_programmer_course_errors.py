@@ -110,7 +110,7 @@ async def test_a_second_programmer_on_the_pty_is_told_the_line_is_held(
                 pass
         assert time.monotonic() - started < 1
         assert "is held by another programmer" in str(e.value)
-        assert server.port_path in str(e.value)
+        assert str(server.port_path) in str(e.value)
         rc, _, err = await cli(server, tmp_path, "interrogate")
         assert rc == 4 and "LineHeld" in err and "held by another programmer" in err
         assert (await first.status()).mode is p.ProgramMode.STOPPED  # the first is unharmed
@@ -154,6 +154,7 @@ async def test_a_paused_pump_in_its_self_test_says_how_to_advance(tmp_path: Path
         assert "POST /v1/pumps/1234/resume" in text and "advance --hours 1" in text
         assert e.value.code is p.ErrorCode.BUSY and e.value.exit_code == 6
         assert pump.resends == 0
+        assert server.runtime is not None
         server.runtime.set_speed(SPEED)
         ack = await pump.alarm_test()
         assert isinstance(ack, p.CommandAck)
