@@ -12,6 +12,8 @@ predicted millisecond) are exact.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from firmware_model import NG_PER_MG, NL_PER_ML, BatteryState, ConcentrationUnit, Drug, Pump
 from firmware_model._types import DAY_MS
 from tests.model_helpers import POST, T0, baclofen_pump, morphine_pump, new_pump
@@ -155,3 +157,56 @@ def test_the_hospital_stay_scenario_moves_the_replacement_date_by_2_1_days() -> 
     moved = seen[50][0]
     assert seen[50][1] == moved  # the restart: no jump
     assert abs(moved - e0 - 181_356_297) <= NL_ROUNDING_MS
+
+
+async def test_the_wire_status_follows_a_stop_and_restart(tmp_path: Path) -> None:
+    """The same morphine program through the emulator, over the pty, with pump time paused
+    once it is programmed (it moves only by the control plane's jump). STATUS's
+    replacement_due_at_ms does not jump at the stop, moves 30 * 3_120_000 * 86_400_000 /
+    89_520_000 = 90_337_801.6 ms over 30 stopped days and does not jump at the restart. The
+    session's own frames cost 10_000 bu each (section 10), which the program would spend in
+    10_000 * 86_400_000 / 89_520_000 = 9_651.5 ms: each frame charged between two reads moves
+    the date that much earlier."""
+    import programmer
+    import protocol as wire
+    from emulator import EmulatorServer, ServerOptions
+
+    per_frame = 9_652
+    async with (
+        EmulatorServer(tmp_path / "pump", ServerOptions(speed_milli=100_000)) as server,
+        programmer.connect(
+            f"serial://{server.port_path}",
+            key=server.key_files[wire.Role.CLINICIAN],
+            journal=tmp_path / "j",
+        ) as pump,
+    ):
+        refill = await pump.prepare_refill(
+            withdrawn_nl=0,
+            added_nl=20 * NL_PER_ML,
+            drug=wire.Drug.MORPHINE,
+            conc_ng_per_ml=25 * NG_PER_MG,
+        )
+        await refill.commit()
+        await (await pump.prepare_dose(3 * NG_PER_MG)).commit()
+        dev = server.device
+        assert server.runtime is not None
+        server.runtime.set_speed(0)
+
+        async def due() -> tuple[int, int]:
+            frames = dev.stats.frames_out
+            r = (await pump.status()).replacement_due_at_ms
+            return r, frames
+
+        r0, f0 = await due()
+        await pump.suspend()
+        r_stop, f1 = await due()
+        assert -(f1 - f0 + 1) * per_frame <= r_stop - r0 <= 0  # the old rule: 83 days later
+        dev.clock.jump_to(dev.pump.now + 30 * DAY_MS)
+        dev.advance()
+        r30, f2 = await due()
+        moved = r30 - r_stop
+        assert 90_337_801 - (f2 - f1 + 1) * per_frame - NL_ROUNDING_MS <= moved
+        assert moved <= 90_337_801 + NL_ROUNDING_MS
+        await pump.resume()
+        r_run, f3 = await due()
+        assert -(f3 - f2 + 1) * per_frame <= r_run - r30 <= 0  # no jump at the restart
