@@ -334,14 +334,17 @@ class MqttLink:
         message only: a status topic is anyone's claim."""
         if self._client is None:
             return None
-        self._online = {}
+        found: dict[int, bool] = {}
+        self._online = found
         try:
-            await self._client.subscribe("itp/v1/+/status", qos=1)
-            await asyncio.sleep(wait_s)
-            await self._client.unsubscribe("itp/v1/+/status")
-        except aiomqtt.MqttError:
+            async with asyncio.timeout(wait_s + 1):  # a broker going away must not hold us
+                await self._client.subscribe("itp/v1/+/status", qos=1)
+                await asyncio.sleep(wait_s)
+                await self._client.unsubscribe("itp/v1/+/status")
+        except (aiomqtt.MqttError, TimeoutError):
             return None
-        found, self._online = self._online, None
+        finally:
+            self._online = None
         return sorted(s for s, up in found.items() if up)
 
     async def send(self, data: bytes) -> None:
