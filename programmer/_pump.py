@@ -12,6 +12,11 @@ handshake runs and the same request goes again. When the retries are spent, a co
 asked with GET_COMMAND_STATUS; if that fails too, `OutcomeUnknown` is raised and the journal
 keeps the id for the next connection. Nothing is ever re-sent under a new id.
 
+When the course goes wrong (docs/programmer.md section 9; the wording in _diagnosis.py): a plain
+ERROR WRONG_PUMP from another serial ends the connection with `WrongPump` (never re-targeted);
+no answer on MQTT names the pumps online on the broker; the first BUSY of a request re-reads
+the pump's speed and raises `PumpTimePaused` if its self test cannot end soon.
+
 Changes follow the Finish-screen pattern: `prepare_*()` reads what it needs, returns a `Change`
 with the old and new settings side by side, the derived rate, daily dose and alarm dates and any
 warnings; `Change.commit()` sends it with compare-and-set on the program version it was
