@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ._core import NEVER, PumpCore
 from ._rates import RateProfile
-from ._types import DAY_MS, Alarm, BatteryState, EventKind, Mode, Source
+from ._types import DAY_MS, Alarm, BatteryState, BolusKind, EventKind, Mode, Source
 
 
 class BatteryMixin(PumpCore):
@@ -106,11 +106,14 @@ class BatteryMixin(PumpCore):
     def _forecast_profile(self) -> RateProfile | None:
         """The basal the battery forecast assumes from now on: the programmed therapy. A
         suspension or a priming bolus only interrupts it (the program resumes); an empty
-        reservoir, no drug, end of service or a pump with no program (STOPPED) drain nothing
-        but the idle current. A bridge is forecast at the rate that follows it."""
+        reservoir, no drug, end of service, a pump with no program (STOPPED) or one that stops
+        after its single bolus drain nothing but the idle current. A bridge is forecast at the
+        rate that follows it."""
         s = self._s
         if s.mode is Mode.STOPPED or self._halted():
             return None
+        if s.bolus is not None and s.bolus.kind is BolusKind.CLINICIAN_SINGLE:
+            return None  # the pump goes to STOPPED when it ends
         if s.safe_mode:
             return self._constant(self._profile.safe_rate_nl_per_day)
         if s.mode is Mode.SCHEDULE:

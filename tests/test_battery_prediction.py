@@ -210,3 +210,12 @@ async def test_the_wire_status_follows_a_stop_and_restart(tmp_path: Path) -> Non
         await pump.resume()
         r_run, f3 = await due()
         assert -(f3 - f2 + 1) * per_frame <= r_run - r30 <= 0  # no jump at the restart
+
+
+def test_a_single_bolus_that_ends_in_stopped_forecasts_idle_only() -> None:
+    """A clinician bolus "then stop" leaves no program behind: the forecast is the idle drain
+    (ERI = now + ERI_USED - used, to the millisecond), not the program the bolus replaced."""
+    p = morphine_pump()
+    p.start_clinician_bolus(NG_PER_MG // 2, 10 * 60_000, then_stop=True)
+    off = p.clock_ms - p.now
+    assert _eri(p) == p.now + off + ERI_USED - _used(p)
