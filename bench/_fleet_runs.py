@@ -21,7 +21,7 @@ from typing import Any
 
 from _fleet_children import PUBLISHER, REPO, SUBSCRIBER, Child, cpu_seconds, rss_kb
 from _processes import BenchError, stop_process, tail
-from _stats import pct
+from _report import pct
 
 from emulator.testing import Broker
 

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from types import FrameType
 
-from _stats import pct
+from _report import pct
 
 
 @dataclass

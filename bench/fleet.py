@@ -52,9 +52,6 @@ subscriber's and the broker's CPU use (shown below the table) compete with the f
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import shutil
 import signal
 import sys
@@ -67,7 +64,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for emulator.
 
 from _fleet_runs import RAW_PAYLOAD, FleetResult, RawResult, run_fleet, run_raw
 from _processes import BenchError, terminate
-from _stats import verdict
+from _report import finish, header, print_notes, verdict
 
 from emulator.testing import Broker
 
@@ -184,10 +181,7 @@ def report(fleets: list[FleetResult], raw: RawResult | None, notes: list[str]) -
             notes.append(f"N={r.pumps:,}: only {r.pumps_heard:,} pumps heard in the window")
         if r.bad_payloads:
             notes.append(f"N={r.pumps:,}: {r.bad_payloads} payloads were not one beacon frame")
-    if notes:
-        print()
-        for note in notes:
-            print(f"note: {note}")
+    print_notes(notes)
     return summary
 
 
@@ -250,8 +244,7 @@ def run(
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, terminate)
-    print("bench/fleet.py: N emulated pumps at 1 Hz in one fleet process, one MQTT connection")
-    print(f"python {platform.python_version()} on {platform.platform()}, {os.cpu_count()} CPUs")
+    header("bench/fleet.py: N emulated pumps at 1 Hz in one fleet process, one MQTT connection")
     print(
         f"fleet sizes {', '.join(f'{n:,}' for n in args.counts)}; warm-up {args.warmup:g} s, "
         f"window {args.window:g} s; raw baseline {args.raw_seconds:g} s"
@@ -271,28 +264,14 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     summary = report(fleets, raws[0] if raws else None, notes)
-    if args.json:
-        out = []
-        for r in fleets:
-            d = asdict(r)
-            d["bound_p99_ms"] = r.bound_p99_ms
-            d["corrected_bound_p99_ms"] = r.corrected_bound_p99_ms
-            out.append(d)
-        print(
-            json.dumps(
-                {
-                    "fleets": out,
-                    "baseline": asdict(raws[0]) if raws else None,
-                    "summary": summary,
-                    "error": failed,
-                },
-                indent=2,
-            )
-        )
-    if failed:
-        print(f"\nFAILED: {failed}", file=sys.stderr)
-        return 1
-    return 0
+    out = []
+    for r in fleets:
+        d = asdict(r)
+        d["bound_p99_ms"] = r.bound_p99_ms
+        d["corrected_bound_p99_ms"] = r.corrected_bound_p99_ms
+        out.append(d)
+    doc = {"fleets": out, "baseline": asdict(raws[0]) if raws else None, "summary": summary}
+    return finish(doc if args.json else None, failed)
 
 
 if __name__ == "__main__":

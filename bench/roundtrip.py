@@ -51,9 +51,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
-import platform
 import signal
 import sys
 import tempfile
@@ -65,11 +62,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for tests.e2e
 
 import aiomqtt
 from _processes import BenchError, terminate
+from _report import finish, header, print_notes, verdict
 from _roundtrip_emulator import broker, emulator, fs_type, state_parent
 from _roundtrip_mqtt import mqtt_rows
 from _roundtrip_pty import pty_rows
 from _roundtrip_timing import Series
-from _stats import verdict
 
 import protocol as p
 from tests.e2e_client import PumpError
@@ -139,10 +136,7 @@ def report(results: dict[str, Series], notes: list[str]) -> dict[str, Any]:
             f"(therapy / status = {extra:.2f}x; a durable SQLite commit per command, "
             "no target)"
         )
-    if notes:
-        print()
-        for note in notes:
-            print(f"note: {note}")
+    print_notes(notes)
     return ratios
 
 
@@ -220,8 +214,7 @@ def run(args: argparse.Namespace, results: dict[str, Series], notes: list[str]) 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, terminate)
-    print("bench/roundtrip.py: emulator round trips on pty and MQTT vs raw floors")
-    print(f"python {platform.python_version()} on {platform.platform()}, {os.cpu_count()} CPUs")
+    header("bench/roundtrip.py: emulator round trips on pty and MQTT vs raw floors")
     print(
         f"status rows: {args.n} round trips, therapy rows: {args.n_therapy}, "
         f"warm-up {args.warmup} (therapy {max(1, args.warmup // 10)}), "
@@ -245,21 +238,8 @@ def main(argv: list[str] | None = None) -> int:
         print("\ninterrupted; subprocesses stopped, state directories removed", file=sys.stderr)
         return 130
     ratios = report(results, notes)
-    if args.json:
-        print(
-            json.dumps(
-                {
-                    "results": {k: asdict(v) for k, v in results.items()},
-                    "ratios": ratios,
-                    "error": failed,
-                },
-                indent=2,
-            )
-        )
-    if failed:
-        print(f"\nFAILED: {failed}", file=sys.stderr)
-        return 1
-    return 0
+    doc = {"results": {k: asdict(v) for k, v in results.items()}, "ratios": ratios}
+    return finish(doc if args.json else None, failed)
 
 
 if __name__ == "__main__":
