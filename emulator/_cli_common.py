@@ -61,10 +61,35 @@ def setup_logging(level: str, as_json: bool) -> None:
 def speed_milli(text: str) -> int:
     try:
         value = round(float(text) * 1000)
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: "inf"
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
     if not 0 <= value <= MAX_SPEED_MILLI:
         raise argparse.ArgumentTypeError(f"the speed factor must be 0 .. {MAX_SPEED_MILLI // 1000}")
+    return value
+
+
+CATHETER_NL_PER_CM = 2_600  # Prometra catheter: 0.0026 mL/cm (domain.md #27)
+
+
+def catheter_cm(text: str) -> int:
+    """`--catheter-cm`: whole centimetres, 1 .. 200."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of cm") from None
+    if not 1 <= value <= 200:
+        raise argparse.ArgumentTypeError("the catheter length must be 1 .. 200 cm")
+    return value
+
+
+def catheter_ul_per_cm(text: str) -> int:
+    """`--catheter-ul-per-cm` in uL (0.5 .. 20), returned in nL per cm."""
+    try:
+        value = round(float(text) * 1000)
+    except (ValueError, OverflowError):  # OverflowError: "inf"
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number (uL per cm)") from None
+    if not 500 <= value <= 20_000:
+        raise argparse.ArgumentTypeError("the catheter volume must be 0.5 .. 20 uL per cm")
     return value
 
 

@@ -21,7 +21,10 @@ from pathlib import Path
 import firmware_model as fm
 
 from ._cli_common import (
+    CATHETER_NL_PER_CM,
     PROFILES,
+    catheter_cm,
+    catheter_ul_per_cm,
     control_address,
     serial_number,
     speed_milli,
@@ -48,6 +51,20 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="pump model (default: synchromed-ii-20, or the stored pump's)",
     )
     s.add_argument("--pump-serial", type=serial_number, help="pump serial number (default 1234)")
+    s.add_argument(
+        "--catheter-cm",
+        type=catheter_cm,
+        metavar="CM",
+        help="implanted catheter length of a new pump, 1 .. 200 cm (default 85: a 110 cm "
+        "catheter trimmed by 25 cm); the pump reports its volume (CATHETER_INFO)",
+    )
+    s.add_argument(
+        "--catheter-ul-per-cm",
+        type=catheter_ul_per_cm,
+        default=CATHETER_NL_PER_CM,
+        metavar="UL",
+        help="the catheter's internal volume per cm, uL (default 2.6: Prometra catheter)",
+    )
     s.add_argument("--state-dir", type=Path, help="where the pump's memory and keys live")
     s.add_argument(
         "--scenario",
@@ -170,6 +187,9 @@ def options(args: argparse.Namespace) -> ServerOptions:
         control_token=os.environ.get("ITP_CONTROL_TOKEN") or None,
         profile=PROFILES[args.profile] if args.profile else None,
         serial=args.pump_serial,
+        catheter_volume_nl=(
+            None if args.catheter_cm is None else args.catheter_cm * args.catheter_ul_per_cm
+        ),
         speed_milli=args.speed,
         pty=not args.no_serial,
         port=args.port,

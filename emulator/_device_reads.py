@@ -225,6 +225,14 @@ def alarm_settings(dev: PumpDevice, msg: p.GetAlarmSettings) -> p.AlarmSettings:
     )
 
 
+def catheter_info(dev: PumpDevice, msg: p.GetCatheterInfo) -> p.CatheterInfo:
+    pump = dev.pump
+    return p.CatheterInfo(
+        catheter_volume_nl=pump.catheter_volume_nl,
+        pump_tubing_nl=pump.profile.pump_tubing_nl,
+    )
+
+
 Reader = Callable[["PumpDevice", Any], p.Message]
 
 READS: dict[type[p.Message], Reader] = {
@@ -238,4 +246,5 @@ READS: dict[type[p.Message], Reader] = {
     p.GetClock: clock,
     p.GetCommandStatus: command_status,
     p.GetAlarmSettings: alarm_settings,
+    p.GetCatheterInfo: catheter_info,
 }

@@ -40,6 +40,7 @@ def open_device(
     *,
     profile: fm.ProfileId | None = None,
     serial: int | None = None,
+    catheter_volume_nl: int | None = None,
     speed_milli: int = 1000,
     stale_recovery_log: bool = True,
     policy: p.SessionPolicy | None = None,
@@ -49,6 +50,8 @@ def open_device(
 ) -> PumpDevice:
     """The pump kept in `state_dir`, or a new one there. A stored pump resumes where it was:
     the time that passed while the emulator was down is applied at the speed it ran at.
+    `catheter_volume_nl` is the implanted catheter of a new pump (default: the model's 85 cm);
+    a stored pump keeps its own, and naming another one is a StoreError.
 
     `wall`, `monotonic_ns` and `randbytes` are injected so tests and simulations control time
     and randomness."""
@@ -62,7 +65,12 @@ def open_device(
             prof = fm.ProfileId.SYNCHROMED_II_20 if profile is None else profile
             store.check_identity(serial, int(prof))
             now = wall()
-            pump = fm.Pump.create(prof, serial=serial, now_ms=now)
+            if catheter_volume_nl is None:
+                pump = fm.Pump.create(prof, serial=serial, now_ms=now)
+            else:
+                pump = fm.Pump.create(
+                    prof, serial=serial, now_ms=now, catheter_volume_nl=catheter_volume_nl
+                )
             clock = VirtualClock(now, speed_milli, monotonic_ns)
             downtime = 0
         else:
@@ -76,6 +84,11 @@ def open_device(
                 raise StoreError(
                     f"{state_dir} holds a {stored.name} pump, not {profile.name}: "
                     "use another --state-dir"
+                )
+            if catheter_volume_nl is not None and catheter_volume_nl != pump.catheter_volume_nl:
+                raise StoreError(
+                    f"{state_dir} holds a pump with a {pump.catheter_volume_nl} nL catheter, not "
+                    f"{catheter_volume_nl} nL: the catheter is set at implant (another --state-dir)"
                 )
             store.check_identity(pump.serial, int(stored))
             downtime = max(0, wall() - saved.wall_ms) * saved.speed_milli // 1000

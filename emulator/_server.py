@@ -45,6 +45,7 @@ class ServerOptions:
     control_token: str | None = None  # default: a fresh random token
     scenario: str | None = None  # start from this scenario's starting state (file or name)
     console: bool = False  # serve the instructor console on the control plane (docs/console.md)
+    catheter_volume_nl: int | None = None  # a new pump's catheter (default 85 cm x 2.6 uL/cm)
 
 
 class EmulatorServer:
@@ -78,6 +79,7 @@ class EmulatorServer:
             self.state_dir,
             profile=o.profile,
             serial=o.serial,
+            catheter_volume_nl=o.catheter_volume_nl,
             speed_milli=o.speed_milli,
             stale_recovery_log=o.stale_recovery_log,
             policy=o.policy,

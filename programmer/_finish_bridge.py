@@ -9,7 +9,7 @@ import protocol as p
 
 from . import calc
 from ._change import Change, command, limits, read_context
-from ._errors import BadInput
+from ._errors import BadInput, Refused
 from ._show import daily, ml
 
 if TYPE_CHECKING:
@@ -21,15 +21,36 @@ async def prepare_bridge(
     previous_conc_ng_per_ml: int,
     dose_ng_per_day: int,
     *,
-    catheter_length_cm: int,
-    pump_tubing_nl: int = 0,
+    catheter_length_cm: int | None = None,
+    pump_tubing_nl: int | None = None,
     nl_per_cm: int = calc.CATHETER_NL_PER_CM,
 ) -> Change:
-    """After a concentration change: the old concentration's rate until the dead volume
-    (catheter length x volume per cm, 2.6 uL/cm by default, + pump tubing) is flushed,
-    then the new rate."""
+    """After a concentration change: the old concentration's rate until the dead volume (the
+    catheter plus the pump tubing) is flushed, then the new rate.
+
+    By default both volumes come from the pump (CATHETER_INFO, protocol 1.1), so the bridge
+    flushes exactly what the fluid path holds. With `catheter_length_cm` the catheter is
+    length x `nl_per_cm` (2.6 uL/cm by default) plus `pump_tubing_nl` (default 0), as entered
+    by the clinician: the only way with a 1.0 pump."""
     st, drug = await read_context(pump)
-    dead = calc.catheter_volume_nl(catheter_length_cm, nl_per_cm) + pump_tubing_nl
+    if catheter_length_cm is None:
+        try:
+            info = await pump.catheter()
+        except Refused as exc:
+            if exc.code is not p.ErrorCode.UNKNOWN_MESSAGE:
+                raise
+            raise BadInput(
+                "this pump does not report its catheter (protocol 1.0): give the catheter "
+                "length (catheter_length_cm)"
+            ) from None
+        catheter_nl = info.catheter_volume_nl
+        tubing_nl = info.pump_tubing_nl if pump_tubing_nl is None else pump_tubing_nl
+        source = "from the pump"
+    else:
+        catheter_nl = calc.catheter_volume_nl(catheter_length_cm, nl_per_cm)
+        tubing_nl = pump_tubing_nl or 0
+        source = f"{catheter_length_cm} cm catheter"
+    dead = catheter_nl + tubing_nl
     try:
         b = calc.bridge(
             dead, previous_conc_ng_per_ml, drug.concentration_ng_per_ml, dose_ng_per_day
@@ -46,6 +67,7 @@ async def prepare_bridge(
             f"{ml(b.old_rate_nl_per_day)}/day for {b.duration_ms / calc.DAY_MS:.2f} days "
             f"({ml(dead)} dead volume)",
         ),
+        ("dead volume", "-", f"catheter {ml(catheter_nl)} + pump tubing {ml(tubing_nl)}, {source}"),
         ("then", "-", f"{ml(b.new_rate_nl_per_day)}/day"),
     ]
     msg = command(

@@ -447,6 +447,12 @@ class Pump:
         s: p.AlarmSettings = await self.request(p.GetAlarmSettings())
         return s
 
+    async def catheter(self) -> p.CatheterInfo:
+        """The fluid path's volumes the pump holds (protocol 1.1): catheter and pump tubing.
+        A 1.0 pump refuses it (`Refused`, UNKNOWN_MESSAGE)."""
+        c: p.CatheterInfo = await self.request(p.GetCatheterInfo())
+        return c
+
     async def clock(self) -> p.Clock:
         c: p.Clock = await self.request(p.GetClock())
         return c

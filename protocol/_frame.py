@@ -47,7 +47,7 @@ from ._schema import MAX_PAYLOAD, MESSAGES, Message
 MAGIC = b"\xe7\x1a"
 _MAGIC0 = MAGIC[0]
 PROTOCOL_MAJOR = 1
-PROTOCOL_MINOR = 0
+PROTOCOL_MINOR = 1
 
 FLAG_AUTH = 0x01
 FLAG_ENCRYPTED = 0x02  # reserved for v2 (AEAD); v1 peers reject it

@@ -291,6 +291,34 @@ class AlarmSettings(Message):
     noncritical_repeat_ms: int = u32("Repeat interval of non-critical tones.", unit="ms")
 
 
+@message(
+    0x0114,
+    direction=H2P,
+    access=Access.CLINICIAN,
+    kind=CommandKind.READ,
+    responses=("CATHETER_INFO",),
+)
+class GetCatheterInfo(Message):
+    """Reads the fluid path's volumes the pump holds (protocol 1.1; a 1.0 pump answers
+    UNKNOWN_MESSAGE)."""
+
+
+@message(0x0115, direction=P2H, access=Access.SESSION, kind=CommandKind.RESPONSE)
+class CatheterInfo(Message):
+    """The fluid path between the reservoir and the catheter tip: what a priming bolus must
+    push and what a bridge must flush after a concentration change (their sum)."""
+
+    catheter_volume_nl: int = u32(
+        "Implanted catheter's internal volume (implanted length x volume per cm), recorded at "
+        "implant.",
+        unit="nL",
+        max=MAX_VOLUME_NL,
+    )
+    pump_tubing_nl: int = u32(
+        "The pump's internal fluid path, reservoir to catheter port.", unit="nL", max=MAX_VOLUME_NL
+    )
+
+
 @message(0x01F0, direction=P2H, access=Access.OPEN, kind=CommandKind.RESPONSE)
 class TelemetryBeacon(Message):
     """Pushed periodically by the pump (MQTT telemetry topic). No patient data, unauthenticated."""
