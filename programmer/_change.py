@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import protocol as p
 
 from . import calc
-from ._errors import BadInput, ConfirmationNeeded
+from ._errors import BadInput, ConfirmationNeeded, Refused
 from ._show import date, mass
 
 if TYPE_CHECKING:
@@ -110,3 +110,26 @@ def alarm_rows(st: p.Status, low: int | None, empty: int | None) -> list[Row]:
         ("low-reservoir alarm", date(st.low_reservoir_at_ms), date(low)),
         ("empty", date(st.empty_at_ms), date(empty)),
     ]
+
+
+async def fluid_path(
+    pump: Pump, catheter_length_cm: int | None, pump_tubing_nl: int | None, nl_per_cm: int
+) -> tuple[int, int, str]:
+    """The catheter's and the pump tubing's volumes, and where they came from: the pump's own
+    (CATHETER_INFO, protocol 1.1) when no length is given, else length x `nl_per_cm` plus
+    `pump_tubing_nl` (default 0) as the clinician entered them (the only way with a 1.0 pump).
+    """
+    if catheter_length_cm is None:
+        try:
+            info = await pump.catheter()
+        except Refused as exc:
+            if exc.code is not p.ErrorCode.UNKNOWN_MESSAGE:
+                raise
+            raise BadInput(
+                "this pump does not report its catheter (protocol 1.0): give the catheter "
+                "length (catheter_length_cm)"
+            ) from None
+        tubing = info.pump_tubing_nl if pump_tubing_nl is None else pump_tubing_nl
+        return info.catheter_volume_nl, tubing, "from the pump"
+    catheter = calc.catheter_volume_nl(catheter_length_cm, nl_per_cm)
+    return catheter, pump_tubing_nl or 0, f"{catheter_length_cm} cm catheter"

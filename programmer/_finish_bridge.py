@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 import protocol as p
 
 from . import calc
-from ._change import Change, command, limits, read_context
-from ._errors import BadInput, Refused
+from ._change import Change, command, fluid_path, limits, read_context
+from ._errors import BadInput
 from ._show import daily, ml
 
 if TYPE_CHECKING:
@@ -33,23 +33,9 @@ async def prepare_bridge(
     length x `nl_per_cm` (2.6 uL/cm by default) plus `pump_tubing_nl` (default 0), as entered
     by the clinician: the only way with a 1.0 pump."""
     st, drug = await read_context(pump)
-    if catheter_length_cm is None:
-        try:
-            info = await pump.catheter()
-        except Refused as exc:
-            if exc.code is not p.ErrorCode.UNKNOWN_MESSAGE:
-                raise
-            raise BadInput(
-                "this pump does not report its catheter (protocol 1.0): give the catheter "
-                "length (catheter_length_cm)"
-            ) from None
-        catheter_nl = info.catheter_volume_nl
-        tubing_nl = info.pump_tubing_nl if pump_tubing_nl is None else pump_tubing_nl
-        source = "from the pump"
-    else:
-        catheter_nl = calc.catheter_volume_nl(catheter_length_cm, nl_per_cm)
-        tubing_nl = pump_tubing_nl or 0
-        source = f"{catheter_length_cm} cm catheter"
+    catheter_nl, tubing_nl, source = await fluid_path(
+        pump, catheter_length_cm, pump_tubing_nl, nl_per_cm
+    )
     dead = catheter_nl + tubing_nl
     try:
         b = calc.bridge(

@@ -160,6 +160,11 @@ async def test_the_pump_reports_its_catheter_and_the_bridge_uses_it(
         info = await pump.catheter()
         assert (info.catheter_volume_nl, info.pump_tubing_nl) == (156_000, 12_000)
         assert pump.device is not None and pump.device.protocol_minor == 1
+        priming = await pump.prepare_priming()  # the path from the pump: 156 + 12 uL
+        assert priming.message.volume_nl == 168_000
+        assert {n: v for n, _, v in priming.diff}["fluid path"] == (
+            "catheter 0.156 mL + pump tubing 0.012 mL, from the pump"
+        )
         await _fill_then_concentrate(pump)
         bridge = await pump.prepare_bridge(10 * MG, 2 * MG)
         rows = {name: new for name, _, new in bridge.diff}
