@@ -71,8 +71,11 @@ WHERE TO ADD
 """
 
 from ._alarms import CATALOGUE, AlarmSpec
+from ._catheter import FINDING_TEXT, CapAspiration, CapFinding
 from ._errors import ModelError, Rejected, SnapshotError, TimeWentBackwards
 from ._faults import (
+    CatheterGranuloma,
+    CatheterKink,
     CatheterLeak,
     CatheterOcclusion,
     CriticalMemoryError,
@@ -135,6 +138,7 @@ __all__ = [
     "CATALOGUE",
     "DAY_MS",
     "DEFAULT_LIBRARY",
+    "FINDING_TEXT",
     "MINUTES_PER_DAY",
     "MS_PER_HOUR",
     "MS_PER_MIN",
@@ -156,7 +160,11 @@ __all__ = [
     "BatteryState",
     "BolusKind",
     "BolusRun",
+    "CapAspiration",
+    "CapFinding",
     "Capability",
+    "CatheterGranuloma",
+    "CatheterKink",
     "CatheterLeak",
     "CatheterOcclusion",
     "ClearedBy",

@@ -50,9 +50,33 @@ class CatheterOcclusion:
 
 @dataclass(frozen=True, slots=True)
 class CatheterLeak:
-    """A share of what leaves the catheter goes to the tissue, not the intrathecal space."""
+    """A share of what leaves the catheter goes to the tissue, not the intrathecal space: a tear
+    (share < 100 %) or a disconnection (share_ppm = 1000000). The drug did leave the reservoir:
+    no refill discrepancy, no alarm; the patient is under-dosed (_catheter.py)."""
 
     share_ppm: int
+
+
+@dataclass(frozen=True, slots=True)
+class CatheterKink:
+    """A kink or partial occlusion holds back `restriction_ppm` of the flow: that share stays
+    in the reservoir (a refill discrepancy), the patient gets the rest. No sensor, no alarm.
+    Injecting it again sets the new share."""
+
+    restriction_ppm: int
+
+
+@dataclass(frozen=True, slots=True)
+class CatheterGranuloma:
+    """A catheter-tip mass: the share of the flow it holds back grows from `start_ppm` to
+    `end_ppm`, one equal step a day (rounded down) over `days` days, then stays."""
+
+    end_ppm: int
+    days: int
+    start_ppm: int = 0
+
+
+MAX_GRANULOMA_DAYS = 3650
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +134,8 @@ Fault = (
     MotorStall
     | CatheterOcclusion
     | CatheterLeak
+    | CatheterKink
+    | CatheterGranuloma
     | PocketFill
     | CriticalMemoryError
     | NoncriticalMemoryError
@@ -138,6 +164,10 @@ class FaultsMixin(CommandMixin):
             kinds.add(FaultKind.CATHETER_OCCLUSION)
         if f.leak_ppm:
             kinds.add(FaultKind.CATHETER_LEAK)
+        if f.kink_ppm:
+            kinds.add(FaultKind.CATHETER_KINK)
+        if f.granuloma_since >= 0:
+            kinds.add(FaultKind.CATHETER_GRANULOMA)
         if f.pocket_fill_nl:
             kinds.add(FaultKind.POCKET_FILL)
         if f.valve_closed:
@@ -167,7 +197,7 @@ class FaultsMixin(CommandMixin):
         if isinstance(fault, (MotorStall, LowBatteryReset)) and prof.fixed_rate_nl_per_day:
             c.reject(Reason.MODE_NOT_SUPPORTED, "a propellant-driven pump has no motor")
         if s.battery is BatteryState.END_OF_SERVICE and not isinstance(
-            fault, (CatheterOcclusion, CatheterLeak, PocketFill)
+            fault, (CatheterOcclusion, CatheterLeak, CatheterKink, CatheterGranuloma, PocketFill)
         ):
             c.reject(Reason.PUMP_STOPPED, "the pump is at end of service")
         match fault:
@@ -184,6 +214,25 @@ class FaultsMixin(CommandMixin):
                     c.reject(Reason.INVALID_VALUE, "leak share must be 1 .. 1000000 ppm")
                 seq = c.log(EventKind.FAULT, int(FaultKind.CATHETER_LEAK), share)
                 f.leak_ppm = share
+            case CatheterKink(restriction_ppm=held):
+                if not 0 < held <= PPM:
+                    c.reject(Reason.INVALID_VALUE, "kink restriction must be 1 .. 1000000 ppm")
+                seq = c.log(EventKind.FAULT, int(FaultKind.CATHETER_KINK), held)
+                f.kink_ppm = held
+            case CatheterGranuloma(end_ppm=end, days=days, start_ppm=start):
+                if not 0 <= start < end <= PPM:
+                    c.reject(
+                        Reason.INVALID_VALUE,
+                        "granuloma: 0 <= start_ppm < end_ppm <= 1000000 (it only grows)",
+                    )
+                if not 1 <= days <= MAX_GRANULOMA_DAYS:
+                    c.reject(
+                        Reason.INVALID_VALUE, f"granuloma days must be 1 .. {MAX_GRANULOMA_DAYS}"
+                    )
+                if f.granuloma_since >= 0:
+                    c.reject(Reason.INVALID_STATE, "a granuloma is already growing: clear it first")
+                seq = c.log(EventKind.FAULT, int(FaultKind.CATHETER_GRANULOMA), end)
+                self._start_granuloma(start, end, days)
             case PocketFill(volume_nl=vol):
                 if not 0 < vol <= prof.reservoir_nl:
                     c.reject(
@@ -236,7 +285,8 @@ class FaultsMixin(CommandMixin):
     def clear_fault(
         self, kind: FaultKind, *, source: Source = Source.CONTROL, command_id: bytes = NO_COMMAND
     ) -> int:
-        """Ends a fault: motor recovery, occlusion or leak repaired, pending pocket fill
+        """Ends a fault: motor recovery, occlusion, kink, granuloma or leak repaired (catheter
+        revision), pending pocket fill
         dropped, accuracy back to the profile's, Prometra valve reset, memory errors cleared
         (service). Battery faults end only with a new pump: refused."""
         c = self._command(Command.CLEAR_FAULT, command_id, source)
@@ -256,6 +306,10 @@ class FaultsMixin(CommandMixin):
                 f.occluded = False
             case FaultKind.CATHETER_LEAK:
                 f.leak_ppm = 0
+            case FaultKind.CATHETER_KINK:
+                f.kink_ppm = 0
+            case FaultKind.CATHETER_GRANULOMA:
+                self._end_granuloma()
             case FaultKind.POCKET_FILL:
                 f.pocket_fill_nl = 0
             case FaultKind.DELIVERY_INACCURACY:

@@ -215,6 +215,8 @@ class FaultKind(enum.IntEnum):
     PREMATURE_EOS = 10
     LOW_BATTERY_RESET = 11
     FLOW_VALVE_CLOSED = 12  # Prometra II valve latched shut (after MRI); cleared by reset
+    CATHETER_KINK = 13  # partial obstruction: a share of the flow held back
+    CATHETER_GRANULOMA = 14  # catheter-tip mass: an obstruction growing day by day
 
 
 class MriBehaviour(enum.IntEnum):
