@@ -71,7 +71,8 @@ WHERE TO ADD
 """
 
 from ._alarms import CATALOGUE, AlarmSpec
-from ._catheter import FINDING_TEXT, CapAspiration, CapFinding
+from ._catheter import FINDING_TEXT, CapAspiration, CapFinding, CatheterView
+from ._core import CONTROL_CAP_ASPIRATION
 from ._errors import ModelError, Rejected, SnapshotError, TimeWentBackwards
 from ._faults import (
     CatheterGranuloma,
@@ -136,6 +137,7 @@ from ._types import (
 
 __all__ = [
     "CATALOGUE",
+    "CONTROL_CAP_ASPIRATION",
     "DAY_MS",
     "DEFAULT_LIBRARY",
     "FINDING_TEXT",
@@ -167,6 +169,7 @@ __all__ = [
     "CatheterKink",
     "CatheterLeak",
     "CatheterOcclusion",
+    "CatheterView",
     "ClearedBy",
     "Command",
     "ConcentrationUnit",

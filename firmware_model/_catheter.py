@@ -66,8 +66,41 @@ class CapAspiration:
     drug_ng: int
 
 
+@dataclass(frozen=True, slots=True)
+class CatheterView:
+    """The catheter's true state (ground truth for trainers: the pump knows none of it)."""
+
+    restriction_ppm: int  # share of the pumped flow held back now (kink and granuloma)
+    kink_ppm: int
+    granuloma_ppm: int
+    granuloma_final_ppm: int  # where the growing granuloma ends (0: none)
+    granuloma_full_at_ms: int | None  # pump clock of its last daily step
+    leak_ppm: int  # share lost to the tissue (100 %: disconnected)
+    occluded: bool
+    dead_volume_nl: int  # fluid in the catheter and pump tubing
+    cap_finding: CapFinding  # what a CAP aspiration would show now
+
+
 class CatheterMixin(PumpCore):
     __slots__ = ()
+
+    def catheter(self) -> CatheterView:
+        s = self._s
+        f = s.faults
+        full = None
+        if f.granuloma_since >= 0:
+            full = f.granuloma_since + f.granuloma_days * DAY_MS + s.clock_offset_ms
+        return CatheterView(
+            restriction_ppm=self._restriction_ppm(),
+            kink_ppm=f.kink_ppm,
+            granuloma_ppm=f.granuloma_ppm,
+            granuloma_final_ppm=f.granuloma_to_ppm,
+            granuloma_full_at_ms=full,
+            leak_ppm=f.leak_ppm,
+            occluded=f.occluded,
+            dead_volume_nl=sum(seg.volume_nl for seg in s.catheter),
+            cap_finding=self.cap_finding(),
+        )
 
     def _restriction_ppm(self) -> int:
         """Share of the pumped flow the catheter holds back now (kink and granuloma in series:

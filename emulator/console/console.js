@@ -288,7 +288,9 @@
       },
       history: (msg) => {
         if (msg.reset) app.history = [];
-        app.history.push(...msg.samples);
+        // each sample with its ground-truth volumes beside it: program, pumped, patient nL
+        const flows = msg.flows || [];
+        app.history.push(...msg.samples.map((r, i) => [...r, ...(flows[i] || [null, null, null])]));
         renderHistory();
       },
     });
@@ -613,10 +615,11 @@
       const after = pts[0];
       const f = after ? (start - before[0]) / (after[0] - before[0]) : 0;
       const lerp = (i) => (after ? before[i] + (after[i] - before[i]) * f : before[i]);
-      pts.unshift([start, lerp(1), lerp(2), before[3], lerp(4), before[5]]);
+      pts.unshift([start, lerp(1), lerp(2), before[3], lerp(4), before[5], lerp(6), lerp(7), lerp(8)]);
     }
     const S = st.status;
-    pts.push([end, S.reservoir_nl, S.true_reservoir_nl, S.current_rate_nl_per_day, S.patient_dose_ng, S.daily_volume_nl]);
+    pts.push([end, S.reservoir_nl, S.true_reservoir_nl, S.current_rate_nl_per_day, S.patient_dose_ng, S.daily_volume_nl,
+      S.program_total_nl, S.pumped_total_nl, S.patient_total_nl]);
     const unit = massUnit(st);
     const W = 900; const L = 90; const R = 20;
     const x = (t) => L + ((t - start) / (end - start)) * (W - L - R);
@@ -627,13 +630,16 @@
         ? { top: 214, h: 85, label: "rate, mL/day (program's daily mean)", head: 1.25, scale: 1e6, series: [[5, "#3b3b3b", null]], step: true }
         : { top: 214, h: 85, label: "rate, mL/day", head: 1.25, scale: 1e6, series: [[3, "#3b3b3b", null]], step: true },
       { top: 329, h: 85, label: `delivered to the patient, ${unit}`, head: 1.15, scale: unit === "mcg" ? 1000 : 1e6, series: [[4, "#5b21b6", null]] },
+      // The ground truth: a kink or granuloma parts pumped from counted, a leak parts patient from pumped.
+      { top: 444, h: 85, label: "mL counted by the pump (grey), pumped (orange), to the patient (purple)", head: 1.15, scale: 1e6, zoom: true,
+        series: [[6, "#3b3b3b", null], [7, "#c2410c", "10 6"], [8, "#5b21b6", "2 4"]] },
     ];
     const kids = [title];
     for (const p of panels) {
-      const values = pts.flatMap((r) => p.series.map(([i]) => r[i]));
+      const values = pts.flatMap((r) => p.series.map(([i]) => r[i])).filter((v) => v !== null && v !== undefined);
       let max = p.max || Math.max(...values, 1);
       let min = 0;
-      if (p.series[0][0] === 4 || (p.max && end - start <= 7 * DAY)) {
+      if (p.series[0][0] === 4 || p.zoom || (p.max && end - start <= 7 * DAY)) {
         // cumulative dose, and the reservoir over a few days: zoom on what changed
         min = Math.min(...values);
         max = Math.max(...values, min + (p.max ? 100000 : 1));
@@ -651,9 +657,12 @@
       }
       for (const [i, color, dash] of p.series) {
         let d = "";
+        let started = false;
         pts.forEach((r, k) => {
-          if (p.step && k) d += `L${x(r[0])},${y(pts[k - 1][i])} `;
-          d += `${k ? "L" : "M"}${x(r[0]).toFixed(1)},${y(r[i]).toFixed(1)} `;
+          if (r[i] === null || r[i] === undefined) return; // a sample from before the ground truth was sent
+          if (p.step && started) d += `L${x(r[0])},${y(pts[k - 1][i])} `;
+          d += `${started ? "L" : "M"}${x(r[0]).toFixed(1)},${y(r[i]).toFixed(1)} `;
+          started = true;
         });
         kids.push(s("path", { d, fill: "none", stroke: color, "stroke-width": 3, "stroke-dasharray": dash }));
       }
@@ -668,7 +677,7 @@
       }
       if (!mark) continue;
       const mx = x(e.time_ms);
-      kids.push(s("line", { class: `mark mark-${e.kind}`, x1: mx, x2: mx, y1: 24, y2: 414, stroke: mark.color, "stroke-width": 2, "stroke-dasharray": mark.dash }));
+      kids.push(s("line", { class: `mark mark-${e.kind}`, x1: mx, x2: mx, y1: 24, y2: 529, stroke: mark.color, "stroke-width": 2, "stroke-dasharray": mark.dash }));
       if (e.kind !== "CONTROL") {
         const right = mx > W - 200;
         kids.push(s("text", { x: right ? mx - 4 : mx + 4, y: 42 + (labelRow % 6) * 17, "font-size": 15, fill: mark.color, "font-weight": "bold", "text-anchor": right ? "end" : "start" }, words(mark.label(e))));
@@ -679,12 +688,12 @@
     const span = end - start;
     const stepMs = span > 120 * DAY ? 30 * DAY : span > 20 * DAY ? 7 * DAY : span > 3 * DAY ? DAY : span > 12 * HOUR ? 3 * HOUR : HOUR;
     for (let t = Math.ceil(start / stepMs) * stepMs; t <= end; t += stepMs) {
-      kids.push(s("line", { x1: x(t), x2: x(t), y1: 414, y2: 422, stroke: "#000" }));
+      kids.push(s("line", { x1: x(t), x2: x(t), y1: 529, y2: 537, stroke: "#000" }));
       const text = stepMs >= DAY ? fmtDate(t).slice(5, 10) : fmtDate(t).slice(11);
-      kids.push(s("text", { x: x(t), y: 440, "font-size": 14, "text-anchor": "middle" }, text));
+      kids.push(s("text", { x: x(t), y: 555, "font-size": 14, "text-anchor": "middle" }, text));
     }
-    kids.push(s("text", { x: W - R, y: 462, "font-size": 14, "text-anchor": "end" }, `now ${fmtDate(end)} (pump clock)`));
-    title.textContent = `Reservoir, rate and dose from ${fmtDate(start)} to ${fmtDate(end)}`;
+    kids.push(s("text", { x: W - R, y: 577, "font-size": 14, "text-anchor": "end" }, `now ${fmtDate(end)} (pump clock)`));
+    title.textContent = `Reservoir, rate, dose and the volumes pumped and delivered from ${fmtDate(start)} to ${fmtDate(end)}`;
     svg.replaceChildren(...kids);
     svg.dataset.samples = String(samples.length);
   }
