@@ -171,6 +171,6 @@ class CatheterMixin(PumpCore):
                 volume += seg.volume_nl
                 drug_fg += seg.volume_nl * seg.conc_ng_per_ml
             s.catheter = [Segment(volume, 0)] if volume else []
-        seq = self._log(EventKind.CONTROL, source, NO_COMMAND, CONTROL_CAP_ASPIRATION, finding)
+        seq = self._log(EventKind.CONTROL, source, NO_COMMAND, CONTROL_CAP_ASPIRATION, int(finding))
         self._settle()
         return CapAspiration(seq, finding, FINDING_TEXT[finding], volume, drug_fg // 1_000_000)
