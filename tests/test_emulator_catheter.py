@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,6 +17,7 @@ from emulator._console import History, describe
 from emulator._control import FAULTS, openapi
 from emulator._scenario import load_scenario, starting_pump
 
+from .test_console import browser, expect, open_console  # noqa: F401 - the fixture
 from .test_emulator_control import SERIAL, http, running
 
 pytest_plugins = ["pytester"]
@@ -139,3 +141,35 @@ def test_the_plugin_injects_catheter_faults(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_catheter_example=PLUGIN_EXAMPLE)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q")
     result.assert_outcomes(passed=1)
+
+
+# --- in the instructor console ----------------------------------------------------------------
+
+
+async def test_the_console_injects_a_kink_aspirates_and_plots_the_ground_truth(
+    tmp_path: Path,
+    browser: Any,  # noqa: F811 - the fixture of tests/test_console.py
+) -> None:
+    """Inject a 40 % kink from the page, jump 20 days, aspirate: the page says partial
+    obstruction, the catheter's truth line says 40 %, and the plot has its fourth panel with
+    the counted, pumped and patient volumes."""
+    options = ServerOptions(
+        speed_milli=0, control=("127.0.0.1", 0), console=True, scenario="routine-refill"
+    )
+    async with EmulatorServer(tmp_path / "pump", options) as srv:
+        assert srv.control is not None
+        page = await open_console(browser, srv.control.console_url)
+        await page.select_option("#fault-kind", "CATHETER_KINK")
+        await page.fill("#fp-restriction_ppm", "40")
+        await page.click("#inject")
+        await expect(page.locator("#faults-active")).to_have_attribute(
+            "data-value", "CATHETER_KINK"
+        )
+        await expect(page.locator("#catheter-truth")).to_contain_text("holds back 40.0 %")
+        await page.fill("#advance-days", "20")
+        await page.click("#advance-btn")
+        await page.click("#confirm-ok")
+        await page.click("#aspirate")
+        await expect(page.locator("#cap-finding")).to_contain_text("partial obstruction")
+        await expect(page.locator("#history-chart")).to_contain_text("pumped (orange)")
+        assert not page.errors

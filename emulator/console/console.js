@@ -762,6 +762,7 @@
       const answer = await api(method, `/v1/pumps/${app.serial}${path}`, body);
       if (answer && answer.status && answer.serial === app.serial) render(answer);
       result(`${label}: done`, "ok");
+      return answer;
     } catch (e) {
       result(`${label}: refused${e.status ? ` (${e.status})` : ""}: ${e.message}`, "error");
     } finally {
@@ -792,6 +793,15 @@
     if (!st.paused && document.activeElement !== slider) {
       slider.value = String(speedIndex(st.speed_factor));
       showSpeed();
+    }
+    // the catheter's true state (the pump knows none of it)
+    const c = st.catheter;
+    if (c) {
+      const parts = [`holds back ${(c.restriction_ppm / 10000).toFixed(1)} % of the flow`];
+      if (c.granuloma_final_ppm) parts.push(`granuloma growing to ${(c.granuloma_final_ppm / 10000).toFixed(0)} % by ${fmtDate(c.granuloma_full_at_ms)}`);
+      if (c.leak_ppm) parts.push(c.leak_ppm >= 1e6 ? "disconnected" : `leaks ${(c.leak_ppm / 10000).toFixed(1)} %`);
+      if (c.occluded) parts.push("occluded");
+      $("catheter-truth").textContent = `Truly: ${parts.join(", ")}.`;
     }
     // faults: clear buttons for the active ones
     const faults = st.status.faults;
@@ -842,6 +852,10 @@
     duration_ms: { label: "Scan duration (min)", scale: MIN },
     recovery_delay_ms: { label: "Recovery after the scan (hours)", scale: HOUR },
     error_ppm: { label: "Delivery error (%; + over, - under)", scale: 10000 },
+    restriction_ppm: { label: "Share of the flow held back (%)", scale: 10000 },
+    start_ppm: { label: "Share held back at first (%)", scale: 10000 },
+    end_ppm: { label: "Share held back at the end (%)", scale: 10000 },
+    days: { label: "Grows over (days, one step a day)", scale: 1 },
   };
 
   function inject() {
@@ -900,6 +914,15 @@
       act(`jump to ${text}`, "POST", "/advance", { until }, `Jump pump time forward to ${text}? Time cannot be moved back.`);
     });
     $("fault-kind").addEventListener("change", faultParams);
+    $("aspirate").addEventListener("click", async () => {
+      // The CSF / dye check: its answer follows the true catheter (docs/firmware_model.md 16).
+      const answer = await act("catheter access port aspiration", "POST", "/catheter/aspirate");
+      if (answer && answer.aspiration) {
+        const a = answer.aspiration;
+        $("cap-finding").textContent = `${words(a.finding)}: ${a.text}` +
+          (a.aspirated_nl ? ` (${fmtMl(a.aspirated_nl)} drawn off with its drug: prime the catheter before therapy)` : "");
+      }
+    });
     $("inject").addEventListener("click", inject);
     $("set-true").addEventListener("click", () => {
       const ml = Number($("true-ml").value);
