@@ -56,8 +56,9 @@ FINDING_TEXT: dict[CapFinding, str] = {
 @dataclass(frozen=True, slots=True)
 class CapAspiration:
     """The answer of a CAP aspiration. When CSF comes back, the catheter's contents were drawn
-    off (`aspirated_nl` holding `drug_ng`) and the catheter now holds CSF: the next catheter
-    volume the pump pushes carries no drug until a priming bolus refills it."""
+    off (`aspirated_nl` holding `drug_ng`; the pump tubing, before the port, keeps its fluid)
+    and the catheter now holds CSF: the next catheter volume the pump pushes carries no drug
+    until a priming bolus refills it."""
 
     event_seq: int
     finding: CapFinding
@@ -167,10 +168,16 @@ class CatheterMixin(PumpCore):
         finding = self.cap_finding()
         volume = drug_fg = 0
         if finding in (CapFinding.PARTIAL_OBSTRUCTION, CapFinding.LEAK, CapFinding.PATENT):
-            for seg in s.catheter:
-                volume += seg.volume_nl
-                drug_fg += seg.volume_nl * seg.conc_ng_per_ml
-            s.catheter = [Segment(volume, 0)] if volume else []
+            # the port opens into the catheter past the pump: the pump tubing keeps its fluid
+            want = sum(seg.volume_nl for seg in s.catheter) - self._profile.pump_tubing_nl
+            kept: list[Segment] = []
+            for seg in s.catheter:  # from the tip
+                take = min(seg.volume_nl, max(0, want - volume))
+                volume += take
+                drug_fg += take * seg.conc_ng_per_ml
+                if seg.volume_nl > take:
+                    kept.append(Segment(seg.volume_nl - take, seg.conc_ng_per_ml))
+            s.catheter = ([Segment(volume, 0)] if volume else []) + kept
         seq = self._log(EventKind.CONTROL, source, NO_COMMAND, CONTROL_CAP_ASPIRATION, int(finding))
         self._settle()
         return CapAspiration(seq, finding, FINDING_TEXT[finding], volume, drug_fg // 1_000_000)

@@ -313,16 +313,18 @@ def test_a_second_granuloma_is_refused() -> None:
 
 
 def test_cap_aspiration_of_a_patent_catheter_draws_its_contents() -> None:
-    """Patent catheter full of morphine after 10 days (1.2 mL pushed through 233 uL of dead
-    volume): the aspiration draws 233 uL = 233 x 25 / 1000 = 5.825 mg of morphine back and
-    leaves CSF in the catheter: the next 233 uL pumped carry no drug to the patient."""
+    """Patent catheter full of morphine after 10 days (1.2 mL pushed through 221 uL of catheter
+    and the pump tubing): the aspiration draws the catheter's 221 uL = 221 x 25 / 1000 =
+    5.525 mg of morphine back (the tubing, before the port, keeps its drug) and leaves CSF in
+    the catheter: the next 221 uL pumped carry no drug to the patient."""
     p = pump()
     t = p.now
     p.advance_to(t + 10 * DAY_MS)
-    dead = 221_000 + p.profile.pump_tubing_nl
+    dead = 221_000
     r = p.aspirate_cap()
     assert r.finding is CapFinding.PATENT
-    assert r.aspirated_nl == dead and r.drug_ng == dead * MORPHINE // NL_PER_ML
+    assert r.aspirated_nl == dead and r.drug_ng == 5_525_000
+    assert p.catheter().dead_volume_nl == dead + p.profile.pump_tubing_nl
     assert r.text == fm.FINDING_TEXT[CapFinding.PATENT]
     last = p.events()[-1]
     assert (last.kind, last.source, last.a, last.b) == (
