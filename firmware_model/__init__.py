@@ -15,11 +15,10 @@ Time is handed in. `advance_to(t)` (_clock.py) repeatedly finds the next *intern
 bolus or bridge ending, a threshold crossed, an alarm tone, a battery milestone, a stall
 recovering, a silence expiring, 48 h in stopped mode, a granuloma's daily step:
 `_next_internal` in _delivery.py), integrates delivery analytically up to it (`_flow`), and
-applies it (`_settle`, which applies
-every condition due at the current instant until nothing changes). Between internal events the
-basal rate is a fixed periodic function of the time of day (`RateProfile`, _rates.py), so
-crossing any number of schedule steps costs O(1): the cost of advancing grows with events, not
-with time. Alarm tones are counted, not ticked. `next_event_time()` also reports schedule step
+applies it (`_settle`, which applies every condition due at the current instant until nothing
+changes). Between internal events the basal rate is a fixed periodic function of the time of
+day (`RateProfile`, _rates.py), so crossing any number of schedule steps costs O(1): the cost
+of advancing grows with events, not with time. Alarm tones are counted, not ticked. `next_event_time()` also reports schedule step
 boundaries, so a runtime that wants to publish each rate change can wake for them.
 
 The integral. Three volumes are tracked, all exact integers (_delivery.py):
