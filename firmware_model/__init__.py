@@ -18,8 +18,9 @@ recovering, a silence expiring, 48 h in stopped mode, a granuloma's daily step:
 applies it (`_settle`, which applies every condition due at the current instant until nothing
 changes). Between internal events the basal rate is a fixed periodic function of the time of
 day (`RateProfile`, _rates.py), so crossing any number of schedule steps costs O(1): the cost
-of advancing grows with events, not with time. Alarm tones are counted, not ticked. `next_event_time()` also reports schedule step
-boundaries, so a runtime that wants to publish each rate change can wake for them.
+of advancing grows with events, not with time. Alarm tones are counted, not ticked.
+`next_event_time()` also reports schedule step boundaries, so a runtime that wants to publish
+each rate change can wake for them.
 
 The integral. Three volumes are tracked, all exact integers (_delivery.py):
 - program volume: what the pump believes it delivered (drives the *calculated* reservoir volume);
