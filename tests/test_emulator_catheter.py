@@ -5,6 +5,7 @@ volumes beside each history sample, and the log's sentence for an aspiration."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,9 @@ import firmware_model as fm
 from emulator import EmulatorServer, ServerOptions
 from emulator._console import History, describe
 from emulator._control import FAULTS, openapi
+from emulator._runtime import STORE_FILE, open_device
 from emulator._scenario import load_scenario, starting_pump
+from emulator._store import Store
 
 from .test_console import browser, expect, open_console  # noqa: F401 - the fixture
 from .test_emulator_control import SERIAL, http, running
@@ -173,3 +176,39 @@ async def test_the_console_injects_a_kink_aspirates_and_plots_the_ground_truth(
         await expect(page.locator("#cap-finding")).to_contain_text("partial obstruction")
         await expect(page.locator("#history-chart")).to_contain_text("pumped (orange)")
         assert not page.errors
+
+
+def test_a_pump_stored_before_the_catheter_faults_resumes(tmp_path: Path) -> None:
+    """A state directory whose SQLite store holds a version-1 snapshot (the model before this
+    change) opens: the pump resumes with its volumes, log and leak, and stores version 2."""
+    data = json.loads((Path(__file__).parent / "data" / "snapshot_v1.json").read_text())
+    old = fm.restore(json.loads(json.dumps(data)))  # to read the values it holds
+    store = Store(tmp_path / STORE_FILE)
+    store.check_identity(old.serial, int(old.profile.id))
+    events = [
+        fm.Event(
+            e["seq"],
+            e["time_ms"],
+            fm.EventKind(e["kind"]),
+            fm.Source(e["source"]),
+            bytes.fromhex(e["command_id"]),
+            e["a"],
+            e["b"],
+        )
+        for e in data["state"]["events"]
+    ]
+    store.commit(data, events, events[0].seq, old.now, 0, 0)  # speed 0: no downtime applied
+    store.close()
+    dev = open_device(tmp_path, wall=lambda: 10**13)
+    try:
+        st = dev.pump.status()
+        assert (st.true_reservoir_nl, st.pumped_total_nl) == (18_788_004, 1_211_996)
+        assert fm.FaultKind.CATHETER_LEAK in st.faults
+        assert dev.pump.catheter().leak_ppm == 250_000
+        assert dev.pump.events(0)[: len(events)] == events
+        assert dev.store is not None
+        saved = dev.store.load()
+        assert saved is not None and saved.snapshot["version"] == fm.SNAPSHOT_VERSION
+    finally:
+        if dev.store is not None:
+            dev.store.close()
