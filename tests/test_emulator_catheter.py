@@ -212,3 +212,12 @@ def test_a_pump_stored_before_the_catheter_faults_resumes(tmp_path: Path) -> Non
     finally:
         if dev.store is not None:
             dev.store.close()
+
+
+def test_ctl_aspirate_is_the_aspiration_route() -> None:
+    import argparse
+
+    from emulator._cli_ctl import _request
+
+    args = argparse.Namespace(action="aspirate")
+    assert _request(args, "/v1/pumps/7") == ("POST", "/v1/pumps/7/catheter/aspirate", None)
