@@ -286,9 +286,9 @@ class FaultsMixin(CommandMixin):
         self, kind: FaultKind, *, source: Source = Source.CONTROL, command_id: bytes = NO_COMMAND
     ) -> int:
         """Ends a fault: motor recovery, occlusion, kink, granuloma or leak repaired (catheter
-        revision), pending pocket fill
-        dropped, accuracy back to the profile's, Prometra valve reset, memory errors cleared
-        (service). Battery faults end only with a new pump: refused."""
+        revision), pending pocket fill dropped, accuracy back to the profile's, Prometra valve
+        reset, memory errors cleared (service). Battery faults end only with a new pump:
+        refused."""
         c = self._command(Command.CLEAR_FAULT, command_id, source)
         f = self._s.faults
         if kind not in self.active_faults():
