@@ -68,6 +68,20 @@ def speed_milli(text: str) -> int:
     return value
 
 
+def control_address(text: str) -> tuple[str, int]:
+    """`--control [HOST:]PORT`: loopback unless a host is given; an IPv6 host in brackets
+    (`[::1]:8080`). ValueError if it is not that."""
+    host, sep, port = text.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host or (sep and not host):
+        raise ValueError(f"{text!r}: an IPv6 host goes in brackets, e.g. [::1]:8080")
+    value = int(port)
+    if not 0 <= value <= 65535:
+        raise ValueError(f"{text!r}: the port must be 0 .. 65535")
+    return (host or "127.0.0.1", value)
+
+
 def serial_number(text: str) -> int:
     try:
         value = int(text)

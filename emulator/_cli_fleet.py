@@ -15,7 +15,14 @@ import os
 import sys
 from pathlib import Path
 
-from ._cli_common import PROFILES, serial_number, speed_milli, stop_on_signals, write_ready_file
+from ._cli_common import (
+    PROFILES,
+    control_address,
+    serial_number,
+    speed_milli,
+    stop_on_signals,
+    write_ready_file,
+)
 from ._control import ControlPlane
 from ._fleet import Fleet
 from ._keys import KeyFileError
@@ -47,6 +54,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 async def fleet(args: argparse.Namespace) -> int:
     try:
+        control_at = control_address(args.control or "0")
         settings = MqttSettings.from_url(
             args.mqtt,
             username=args.mqtt_username,
@@ -70,11 +78,10 @@ async def fleet(args: argparse.Namespace) -> int:
     await fleet.start()
     control = None
     if args.control is not None or args.console:
-        host, _, port = (args.control or "0").rpartition(":")
         control = ControlPlane(
             fleet.runtimes, os.environ.get("ITP_CONTROL_TOKEN") or None, console=args.console
         )
-        await control.start(host or "127.0.0.1", int(port))
+        await control.start(*control_at)
     info = {
         "pid": os.getpid(),
         "pumps": args.count,
@@ -82,7 +89,7 @@ async def fleet(args: argparse.Namespace) -> int:
         "mqtt": args.mqtt,
         "fleet_status_topic": f"itp/v1/fleet/{args.name}/status",
         "keys_dir": str(args.keys_dir) if args.keys_dir else None,
-        "control": f"http://{control.address[0]}:{control.address[1]}" if control else None,
+        "control": control.url if control else None,
         "control_token": control.token if control else None,
         "console": control.console_url if control and args.console else None,
     }

@@ -20,7 +20,14 @@ from pathlib import Path
 
 import firmware_model as fm
 
-from ._cli_common import PROFILES, serial_number, speed_milli, stop_on_signals, write_ready_file
+from ._cli_common import (
+    PROFILES,
+    control_address,
+    serial_number,
+    speed_milli,
+    stop_on_signals,
+    write_ready_file,
+)
 from ._keys import KeyFileError
 from ._mqtt import MqttSettings, topics
 from ._scenario import ScenarioError
@@ -151,9 +158,8 @@ def options(args: argparse.Namespace) -> ServerOptions:
             raise SystemExit(2) from None
     control = None
     if args.control is not None:
-        host, _, port = args.control.rpartition(":")
         try:
-            control = (host or "127.0.0.1", int(port))
+            control = control_address(args.control)
         except ValueError:
             print("pump-emulator: error: --control takes [HOST:]PORT", file=sys.stderr)
             raise SystemExit(2) from None
@@ -198,11 +204,7 @@ async def serve(args: argparse.Namespace) -> int:
             "mqtt": f"{args.mqtt}" if args.mqtt else None,
             "mqtt_topics": topics(pump.serial) if args.mqtt else None,
             "trace": str(args.trace) if args.trace else None,
-            "control": (
-                f"http://{server.control.address[0]}:{server.control.address[1]}"
-                if server.control
-                else None
-            ),
+            "control": (server.control.url if server.control else None),
             "control_token": server.control.token if server.control else None,
             "console": server.control.console_url if args.console and server.control else None,
             "pid": os.getpid(),

@@ -22,6 +22,7 @@ import firmware_model as fm
 import protocol as p
 
 from ._control_api import Call, ControlError, Route
+from ._narration import Narration, as_json
 
 if TYPE_CHECKING:
     from ._runtime import Runtime
@@ -230,7 +231,7 @@ def record(e: fm.Event) -> dict[str, Any]:
 Sample = tuple[int, int, int, int, int, int]
 # beside each sample, the ground truth of the volumes: counted by the pump (program), truly out
 # of the reservoir (pumped), into the intrathecal space (patient), nL; a catheter complication
-# parts them (docs/firmware_model.md section 16)
+# parts them (docs/firmware_model.md section 18)
 Flow = tuple[int, int, int]
 
 
@@ -376,6 +377,7 @@ class Hub:
         self._state = state
         self._summary = summary
         self.histories: dict[int, History] = {}
+        self.narration: dict[int, Narration] = {}  # instructor notes, beside each pump
         self._viewers: set[_Viewer] = set()
         self._closing = False
         self._sampler: asyncio.Task[None] | None = None
@@ -389,6 +391,12 @@ class Hub:
             rt.device.advance()
             h.note(rt.device.pump)
         return h
+
+    def narration_of(self, serial: int) -> Narration:
+        found = self.narration.get(serial)
+        if found is None:
+            found = self.narration[serial] = Narration()
+        return found
 
     def start(self) -> None:
         """Keep the histories of a small number of pumps from now on, viewed or not."""
@@ -474,6 +482,7 @@ class Hub:
         pump_id = 0
         cursor = 0
         sent_generation, sent_samples = -1, 0
+        notes_generation, sent_notes = -1, 0
         last_state = ""
         quiet = 0.0
         while not (viewer.gone or self._closing):
@@ -520,6 +529,16 @@ class Hub:
                     },
                 )
                 sent_samples = len(history.samples)
+            narration = self.narration_of(rt.serial)
+            due = narration.due(pump.now)
+            offset = pump.clock_ms - pump.now
+            if narration.generation != notes_generation:
+                out += sse("narration", {"reset": True, "notes": as_json(due, offset)})
+                notes_generation, sent_notes = narration.generation, len(due)
+            elif len(due) > sent_notes:
+                fresh = as_json(due[sent_notes:], offset)
+                out += sse("narration", {"reset": False, "notes": fresh})
+                sent_notes = len(due)
             if out:
                 quiet = 0.0
                 yield out

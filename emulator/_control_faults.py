@@ -35,6 +35,8 @@ FAULTS: dict[str, type] = {
     "PREMATURE_ERI": fm.PrematureEri,
     "PREMATURE_EOS": fm.PrematureEos,
     "LOW_BATTERY_RESET": fm.LowBatteryReset,
+    "AIR_IN_LINE": fm.AirInLine,
+    "EXTERNAL_BATTERY_LOW": fm.ExternalBatteryLow,
 }
 FAULT_PARAMS: dict[str, dict[str, Any]] = {
     "recover_after_ms": integer(0, MAX_ADVANCE_MS, "MOTOR_STALL: recovers by itself after this"),
@@ -106,7 +108,10 @@ async def _reservoir(call: Call) -> Any:
 async def _aspirate(call: Call) -> Any:
     dev = call.rt.device
     dev.advance()
-    r = dev.pump.aspirate_cap()
+    try:
+        r = dev.pump.aspirate_cap()
+    except ValueError as exc:
+        raise ControlError(409, str(exc)) from None
     return {
         **done(call),
         "aspiration": {

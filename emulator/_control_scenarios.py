@@ -1,17 +1,24 @@
 """The control plane's `scenarios` resource: replacing a pump by a new one in a training
-scenario's starting state."""
+scenario's starting state (its narration scheduled), and the instructor's narration notes."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from ._control_api import Call, ControlError, Route, obj
+from ._control_api import Call, ControlError, Route, answer, obj
 from ._control_state import STATE, done
 from ._device import ControlCode
+from ._narration import MAX_TEXT, as_json
 
 
 async def _reset(call: Call) -> Any:
-    from ._scenario import ScenarioError, builtin_scenarios, load_scenario, starting_pump
+    from ._scenario import (
+        ScenarioError,
+        builtin_scenarios,
+        load_scenario,
+        narration,
+        starting_pump,
+    )
 
     name = call.body["scenario"]
     if name not in builtin_scenarios():
@@ -19,14 +26,52 @@ async def _reset(call: Call) -> Any:
     dev = call.rt.device
     dev.advance()
     try:
-        pump = starting_pump(load_scenario(name), now_ms=dev.pump.now, serial=dev.pump.serial)
+        scenario = load_scenario(name)
+        pump = starting_pump(scenario, now_ms=dev.pump.now, serial=dev.pump.serial)
     except ScenarioError as exc:
         raise ControlError(409, str(exc)) from None
     dev.clock.jump_to(pump.now)
     failure = dev.replace_pump(pump)
     if failure is not None:
         raise ControlError(409, failure)
+    call.plane.hub.narration_of(call.rt.serial).schedule(narration(scenario), pump.now)
     return done(call, ControlCode.RESET, 0)
+
+
+def _notes(call: Call) -> dict[str, Any]:
+    dev = call.rt.device
+    pump = dev.pump
+    notes = call.plane.hub.narration_of(call.rt.serial).due(pump.now)
+    return {"notes": as_json(notes, pump.clock_ms - pump.now)}
+
+
+async def _get_narration(call: Call) -> Any:
+    call.rt.device.advance()
+    return _notes(call)
+
+
+async def _narrate(call: Call) -> Any:
+    """A note for the instructor, now: kept beside the pump, never in its log or on the wire."""
+    dev = call.rt.device
+    dev.advance()
+    try:
+        call.plane.hub.narration_of(call.rt.serial).add(dev.pump.now, call.body["text"])
+    except ValueError as exc:
+        raise ControlError(400, str(exc)) from None
+    call.plane.hub.changed(call.rt)
+    return _notes(call)
+
+
+NOTES = answer(
+    notes={
+        "type": "array",
+        "items": answer(
+            time_ms={"type": "integer", "description": "pump clock, ms"},
+            text={"type": "string"},
+            source={"type": "string", "enum": ["scenario", "instructor"]},
+        ),
+    },
+)
 
 
 ROUTES = [
@@ -38,5 +83,25 @@ ROUTES = [
         _reset,
         obj(["scenario"], scenario={"type": "string", "description": "built-in name"}),
         STATE,
+    ),
+    Route(
+        "GET",
+        "/v1/pumps/{serial}/narration",
+        "The instructor's narration notes pump time has reached (a scenario's and added ones); "
+        "never part of the pump's log.",
+        _get_narration,
+        answer=NOTES,
+    ),
+    Route(
+        "POST",
+        "/v1/pumps/{serial}/narration",
+        "Add a narration note for the instructor now (shown on the console, not to the "
+        "programmer).",
+        _narrate,
+        obj(
+            ["text"],
+            text={"type": "string", "minLength": 1, "maxLength": MAX_TEXT},
+        ),
+        NOTES,
     ),
 ]

@@ -8,26 +8,31 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import re
 import tomllib
 from collections.abc import Callable
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import firmware_model as fm
 
+from . import _scenario_units
+from ._scenario_units import _enum, concentration, duration_ms, mass_ng, volume_nl
+
+ScenarioError = _scenario_units.ScenarioError  # the scenario format's error, re-exported
+
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z: scenarios start at a midnight
 NL_PER_ML = fm.NL_PER_ML
-_MASS = {"ng": 1, "mcg": fm.NG_PER_MCG, "ug": fm.NG_PER_MCG, "mg": fm.NG_PER_MG}
 PROFILES = {
     "synchromed-ii-20": fm.ProfileId.SYNCHROMED_II_20,
     "synchromed-ii-40": fm.ProfileId.SYNCHROMED_II_40,
     "prometra-ii-20": fm.ProfileId.PROMETRA_II_20,
     "prometra-ii-40": fm.ProfileId.PROMETRA_II_40,
     "constant-flow": fm.ProfileId.CONSTANT_FLOW,
+    "external-trial": fm.ProfileId.EXTERNAL_TRIAL,
 }
+NARRATION_MAX = 300  # characters of one narration line
 FAULTS: dict[str, type] = {
     "motor_stall": fm.MotorStall,
     "catheter_occlusion": fm.CatheterOcclusion,
@@ -42,73 +47,9 @@ FAULTS: dict[str, type] = {
     "premature_eri": fm.PrematureEri,
     "premature_eos": fm.PrematureEos,
     "low_battery_reset": fm.LowBatteryReset,
+    "air_in_line": fm.AirInLine,
+    "external_battery_low": fm.ExternalBatteryLow,
 }
-
-
-class ScenarioError(ValueError):
-    """A scenario file that cannot be used: the message names the entry and the field."""
-
-
-# --- units -----------------------------------------------------------------------------------
-
-
-def duration_ms(value: Any, where: str) -> int:
-    """'30d', '2d 6h', '90m', '45s' or a number of ms."""
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return value
-    if not isinstance(value, str):
-        raise ScenarioError(f"{where}: a duration like '30d', '2d 6h' or '90m'")
-    total = Decimal(0)
-    units = {"d": fm.DAY_MS, "h": fm.MS_PER_HOUR, "m": fm.MS_PER_MIN, "s": 1000, "ms": 1}
-    parts = re.findall(r"(\d+(?:\.\d+)?)\s*(ms|d|h|m|s)", value)
-    if not parts or re.sub(r"(\d+(?:\.\d+)?)\s*(ms|d|h|m|s)|\s", "", value):
-        raise ScenarioError(f"{where}: {value!r} is not a duration like '30d' or '2d 6h'")
-    for number, unit in parts:
-        total += Decimal(number) * units[unit]
-    return int(total)
-
-
-def mass_ng(value: Any, where: str) -> int:
-    """'3mg', '500mcg', '0.1 mg'."""
-    text = str(value).strip().lower().replace(" ", "").removesuffix("/day")
-    for unit in sorted(_MASS, key=len, reverse=True):
-        if text.endswith(unit):
-            try:
-                ng = Decimal(text[: -len(unit)]) * _MASS[unit]
-            except InvalidOperation:
-                break
-            if ng >= 0 and ng == ng.to_integral_value():
-                return int(ng)
-            break
-    raise ScenarioError(f"{where}: {value!r} is not a dose like '3mg' or '500mcg'")
-
-
-def volume_nl(value: Any, where: str) -> int:
-    try:
-        nl = Decimal(str(value)) * NL_PER_ML
-    except InvalidOperation:
-        raise ScenarioError(f"{where}: {value!r} is not a volume in mL") from None
-    if nl < 0 or nl != nl.to_integral_value():
-        raise ScenarioError(f"{where}: {value!r} is not a volume in mL")
-    return int(nl)
-
-
-def concentration(value: Any, where: str) -> tuple[int, fm.ConcentrationUnit]:
-    text = str(value).strip().lower().replace(" ", "").removesuffix("/ml")
-    unit = (
-        fm.ConcentrationUnit.MCG_PER_ML
-        if text.endswith(("mcg", "ug"))
-        else fm.ConcentrationUnit.MG_PER_ML
-    )
-    return mass_ng(text, where), unit
-
-
-def _enum(enum: Any, value: Any, where: str) -> Any:
-    try:
-        return enum[str(value).upper()]
-    except KeyError:
-        names = ", ".join(m.name.lower() for m in enum)
-        raise ScenarioError(f"{where}: {value!r} is not one of {names}") from None
 
 
 # --- the scenario ------------------------------------------------------------------------------
@@ -149,7 +90,10 @@ ACTIONS = {
     "bridge": {"previous_concentration", "dose", "catheter_cm", "tubing_ul"},
     "patient_bolus_settings": {"dose", "duration_min", "lockout_min", "max_per_day"},
     "patient_bolus": {"count", "every_min"},
-    "clinician_bolus": {"dose", "minutes"},
+    "clinician_bolus": {"dose", "minutes", "then_stop"},
+    "priming_bolus": {"volume_ul", "catheter_cm", "tubing_ul"},
+    "narrate": {"text"},
+    "implant": {"profile", "serial"},
     "fault": {"kind", "recover_after", "share_ppm", "volume_ml", "duration", "recovery_delay",
               "error_ppm", "restriction_ppm", "start_ppm", "end_ppm", "days"},
     "clear_fault": {"kind"},
@@ -213,7 +157,9 @@ def parse_scenario(data: dict[str, Any]) -> Scenario:
         unknown = set(params) - ACTIONS[action]
         if unknown:
             raise ScenarioError(f"{where}: {action} takes no {', '.join(sorted(unknown))}")
-        steps.append(Step(duration_ms(entry["at"], f"{where}.at"), action, params, where))
+        step = Step(duration_ms(entry["at"], f"{where}.at"), action, params, where)
+        _check_step(step)
+        steps.append(step)
     expectations = []
     for i, entry in enumerate(data.get("expect", []), 1):
         where = f"expect[{i}]"
@@ -255,6 +201,25 @@ def parse_scenario(data: dict[str, Any]) -> Scenario:
     return scenario
 
 
+def _check_step(step: Step) -> None:
+    """What can be checked before a run: narration text, the implant's new pump."""
+    p, w = step.params, step.where
+    if step.action == "narrate":
+        text = p.get("text")
+        if not isinstance(text, str) or not text.strip() or len(text) > NARRATION_MAX:
+            raise ScenarioError(f"{w}: narrate needs text, 1 .. {NARRATION_MAX} characters")
+    elif step.action == "implant":
+        if p.get("profile") not in PROFILES:
+            raise ScenarioError(f"{w}.profile must be one of {', '.join(PROFILES)}")
+        serial = p.get("serial", 1)
+        if not isinstance(serial, int) or not 0 < serial < 0xFFFF_FFFF:
+            raise ScenarioError(f"{w}.serial must be 1 .. 4294967294")
+        if step.at_ms == 0:
+            raise ScenarioError(
+                f"{w}: an implant at 0d is the starting pump: set [pump] profile instead"
+            )
+
+
 def builtin_scenarios() -> list[str]:
     folder = resources.files("emulator") / "scenarios"
     return sorted(
@@ -272,8 +237,10 @@ class Report:
     alarms: list[tuple[float, str]]  # day raised, alarm
     refills: list[dict[str, Any]]
     results: list[dict[str, Any]]  # one per expectation
-    events: list[fm.Event]
+    events: list[fm.Event]  # every pump's, oldest pump first (an implant starts a new log)
     final: dict[str, Any]
+    narration: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # day, text
+    pumps: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # day, profile, serial
 
     @property
     def passed(self) -> bool:
@@ -289,9 +256,27 @@ def starting_pump(scenario: Scenario, *, now_ms: int, serial: int | None = None)
     )
     pump.advance_to(pump.self_test_ends_at)
     for step in scenario.steps:
-        if step.at_ms == 0:
+        if step.at_ms == 0 and step.action != "narrate":  # narration is the trainer's
             _apply(pump, step, [], pump.now)
     return pump
+
+
+def narration(scenario: Scenario) -> list[tuple[int, str]]:
+    """The scenario's narration: (ms after the start, text), in timeline order."""
+    return [(s.at_ms, str(s.params["text"])) for s in scenario.steps if s.action == "narrate"]
+
+
+def implant(pump: fm.Pump, step: Step, serial: int) -> fm.Pump:
+    """The `implant` action: a new pump of the step's profile replaces the trial pump at the
+    same instant and on the same clock; its log starts fresh (POWER_ON), empty and unprimed."""
+    new = fm.Pump.create(
+        PROFILES[step.params["profile"]],
+        serial=int(step.params.get("serial", serial)),
+        now_ms=pump.now,
+        clock_ms=pump.clock_ms,
+    )
+    new.advance_to(new.self_test_ends_at)
+    return new
 
 
 def run_scenario(scenario: Scenario, *, progress: Callable[[float], None] | None = None) -> Report:
@@ -301,6 +286,10 @@ def run_scenario(scenario: Scenario, *, progress: Callable[[float], None] | None
     pump.advance_to(start)
     samples: list[tuple[float, float, float, float, float]] = []
     refills: list[dict[str, Any]] = []
+    notes: list[dict[str, Any]] = []
+    pumps = [{"day": 0.0, "profile": pump.profile.name, "serial": pump.serial}]
+    earlier_events: list[fm.Event] = []  # the pumps an implant replaced
+    earlier_dose_ng = 0
     end = start + scenario.duration_ms
     next_sample = start
 
@@ -319,7 +308,7 @@ def run_scenario(scenario: Scenario, *, progress: Callable[[float], None] | None
                     st.reservoir_nl / NL_PER_ML,
                     st.true_reservoir_nl / NL_PER_ML,
                     st.current_rate_nl_per_day / NL_PER_ML,
-                    st.patient_dose_ng / fm.NG_PER_MG if conc else 0.0,
+                    (st.patient_dose_ng + earlier_dose_ng) / fm.NG_PER_MG if conc else 0.0,
                 )
             )
             next_sample += scenario.sample_ms
@@ -329,9 +318,18 @@ def run_scenario(scenario: Scenario, *, progress: Callable[[float], None] | None
 
     for step in scenario.steps:
         sample_until(start + step.at_ms)
-        _apply(pump, step, refills, start)
+        day = (pump.now - start) / fm.DAY_MS
+        if step.action == "narrate":
+            notes.append({"day": day, "text": str(step.params["text"])})
+        elif step.action == "implant":
+            earlier_events += pump.events()
+            earlier_dose_ng += pump.status().patient_dose_ng
+            pump = implant(pump, step, pump.serial + 1)
+            pumps.append({"day": day, "profile": pump.profile.name, "serial": pump.serial})
+        else:
+            _apply(pump, step, refills, start)
     sample_until(end)
-    events = pump.events()
+    events = earlier_events + pump.events()
     alarms = [
         ((e.time_ms - (pump.clock_ms - pump.now) - start) / fm.DAY_MS, fm.Alarm(e.a).name or "?")
         for e in events
@@ -345,14 +343,16 @@ def run_scenario(scenario: Scenario, *, progress: Callable[[float], None] | None
         "true_reservoir_ml": st.true_reservoir_nl / NL_PER_ML,
         "active_alarms": [a.name for a in fm.Alarm if a in st.active_alarms],
         "battery": st.battery.name,
-        "delivered_mg": st.patient_dose_ng / fm.NG_PER_MG,
-        # the ground truth: what the pump counted, what left the reservoir, what reached
-        # the patient (a catheter complication parts them: docs/firmware_model.md 16)
+        "delivered_mg": (st.patient_dose_ng + earlier_dose_ng) / fm.NG_PER_MG,
+        "profile": pump.profile.name,
+        # the ground truth of the pump now implanted: what it counted, what left its
+        # reservoir, what reached the patient (a catheter complication parts them:
+        # docs/firmware_model.md section 18)
         "program_ml": st.program_total_nl / NL_PER_ML,
         "pumped_ml": st.pumped_total_nl / NL_PER_ML,
         "patient_ml": st.patient_total_nl / NL_PER_ML,
     }
-    report = Report(scenario, samples, alarms, refills, [], events, final)
+    report = Report(scenario, samples, alarms, refills, [], events, final, notes, pumps)
     report.results = [_check(x, report, start, pump) for x in scenario.expectations]
     return report
 
@@ -430,7 +430,15 @@ def _apply(pump: fm.Pump, step: Step, refills: list[dict[str, Any]], start: int)
             pump.start_clinician_bolus(
                 mass_ng(p["dose"], f"{w}.dose"),
                 int(p.get("minutes", 10)) * fm.MS_PER_MIN,
+                then_stop=bool(p.get("then_stop", False)),
                 confirm_soft_limit=True,
+            )
+        elif step.action == "priming_bolus":
+            pump.start_priming_bolus(
+                volume_nl(Decimal(str(p["volume_ul"])) / 1000, f"{w}.volume_ul")
+                if "volume_ul" in p
+                else int(p.get("catheter_cm", 85)) * 2_600
+                + (int(p["tubing_ul"]) * 1_000 if "tubing_ul" in p else pump.profile.pump_tubing_nl)
             )
         elif step.action == "fault":
             kind = str(p["kind"]).lower()
@@ -560,6 +568,8 @@ def summary(report: Report) -> dict[str, Any]:
         "expectations": report.results,
         "alarms": [{"day": round(d, 3), "alarm": a} for d, a in report.alarms],
         "refills": report.refills,
+        "narration": [{"day": round(n["day"], 4), "text": n["text"]} for n in report.narration],
+        "pumps": report.pumps,
         "final": report.final,
     }
 
@@ -603,6 +613,8 @@ def _plot(report: Report, path: Path) -> Path:
                          va="top", color="red")  # fmt: skip
     for r in report.refills:
         axes[0].axvline(r["day"], color="green", alpha=0.4)
+    for n in report.narration:  # the instructor's notes: blue, dotted
+        axes[2].axvline(n["day"], color="blue", alpha=0.4, linestyle=":")
     fig.suptitle(report.scenario.name)
     fig.tight_layout()
     fig.savefig(path, dpi=80)

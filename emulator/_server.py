@@ -22,7 +22,7 @@ from ._device import PumpDevice
 from ._keys import key_path
 from ._mqtt import MqttLink, MqttSettings
 from ._runtime import Runtime, Trace, open_device
-from ._scenario import load_scenario, starting_pump
+from ._scenario import load_scenario, narration, starting_pump
 from ._serial import PtyLink, SerialPortLink
 from ._store import StoreError
 
@@ -82,11 +82,12 @@ class EmulatorServer:
             stale_recovery_log=o.stale_recovery_log,
             policy=o.policy,
         )
+        notes: list[tuple[int, str]] = []
         if o.scenario is not None:
             try:
-                pump = starting_pump(
-                    load_scenario(o.scenario), now_ms=device.pump.now, serial=device.pump.serial
-                )
+                scenario = load_scenario(o.scenario)
+                notes = narration(scenario)
+                pump = starting_pump(scenario, now_ms=device.pump.now, serial=device.pump.serial)
                 device.clock.jump_to(pump.now)
                 failure = device.replace_pump(pump)
             except BaseException:
@@ -115,6 +116,8 @@ class EmulatorServer:
                 self.control = ControlPlane(
                     {device.pump.serial: rt}, o.control_token, console=o.console
                 )
+                if notes:  # the scenario's narration, timed from its start
+                    self.control.hub.narration_of(rt.serial).schedule(notes, device.pump.now)
                 await self.control.start(*control)
         except BaseException:
             await self.aclose()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from importlib import metadata
 
@@ -44,6 +45,16 @@ def main(argv: list[str] | None = None) -> int:
     _cli_fleet.add_parser(sub)
     _cli_demo.add_parser(sub)
     args = parser.parse_args(argv)
+    try:
+        code = _run(parser, args)
+        sys.stdout.flush()  # a reader that left shows here, not as an error at exit
+        return code
+    except BrokenPipeError:  # `pump-emulator scenario list | head`: the reader left
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no 2nd error at exit
+        return 141  # 128 + SIGPIPE, as a shell tool killed by the pipe
+
+
+def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if args.command == "serve":
         if args.baud is not None and args.baud <= 0:
             parser.error("--baud must be > 0")

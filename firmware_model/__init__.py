@@ -78,12 +78,14 @@ from ._catheter import FINDING_TEXT, CapAspiration, CapFinding, CatheterView
 from ._core import CONTROL_CAP_ASPIRATION
 from ._errors import ModelError, Rejected, SnapshotError, TimeWentBackwards
 from ._faults import (
+    AirInLine,
     CatheterGranuloma,
     CatheterKink,
     CatheterLeak,
     CatheterOcclusion,
     CriticalMemoryError,
     DeliveryInaccuracy,
+    ExternalBatteryLow,
     Fault,
     LowBatteryReset,
     MotorStall,
@@ -156,6 +158,7 @@ __all__ = [
     "PROFILES",
     "SNAPSHOT_VERSION",
     "YEAR_MS",
+    "AirInLine",
     "Alarm",
     "AlarmSpec",
     "AlarmState",
@@ -182,6 +185,7 @@ __all__ = [
     "DrugLimits",
     "Event",
     "EventKind",
+    "ExternalBatteryLow",
     "Fault",
     "FaultKind",
     "LowBatteryReset",

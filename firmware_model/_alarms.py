@@ -150,6 +150,34 @@ CATALOGUE: dict[Alarm, AlarmSpec] = {
             ClearedBy.RESET,
             "Flow-activated valve closed by a magnetic field: no flow until reset.",
         ),
+        _spec(
+            Alarm.DOWNSTREAM_OCCLUSION,
+            True,
+            H,
+            True,
+            False,
+            ClearedBy.CONDITION,
+            "External pump: downstream pressure high (kinked line, closed clamp, blocked "
+            "catheter): no flow until the line is cleared.",
+        ),
+        _spec(
+            Alarm.AIR_IN_LINE,
+            True,
+            H,
+            True,
+            False,
+            ClearedBy.CONDITION,
+            "External pump: air at the air detector: the pump stops until the line is re-primed.",
+        ),
+        _spec(
+            Alarm.EXTERNAL_BATTERY_LOW,
+            False,
+            M,
+            False,
+            False,
+            ClearedBy.CONDITION,
+            "External pump: its cells are low: replace them (delivery goes on meanwhile).",
+        ),
     )
 }
 

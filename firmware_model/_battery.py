@@ -1,12 +1,16 @@
 """The battery: use counted in battery units (idle, per nanolitre pumped, per telemetry frame),
 the elective replacement indicator (ERI), end of service (EOS) and the service-life stop, the
-analytic time the battery reaches ERI and the permille left.
+analytic time the battery reaches ERI (`_battery_reach`: the real drain of the state now, which
+drives the event), the predicted ERI date (`_eri_prediction`: the real use so far plus the
+forecast drain of the programmed therapy, which a suspension does not change) and the permille
+left.
 """
 
 from __future__ import annotations
 
 from ._core import NEVER, PumpCore
-from ._types import DAY_MS, Alarm, BatteryState, EventKind, Source
+from ._rates import RateProfile
+from ._types import DAY_MS, Alarm, BatteryState, BolusKind, EventKind, Mode, Source
 
 
 class BatteryMixin(PumpCore):
@@ -87,12 +91,59 @@ class BatteryMixin(PumpCore):
         return left * 1000 // bat.capacity_bu
 
     def _eri_prediction(self) -> int | None:
+        """When ERI is reached (or was): the battery's real use so far plus the forecast drain
+        of the programmed therapy (docs/firmware_model.md, "Battery predictions")."""
         s = self._s
         bat = self._profile.battery
         if bat is None:
             return None
         if s.eri_at >= 0:
             return s.eri_at
-        per_day = bat.idle_bu_per_ms * DAY_MS + bat.bu_per_nl * self._daily_volume_nl()
-        need = bat.eri_used_bu - s.battery_used_bu
-        return min(s.now + -(-need * DAY_MS // per_day), self._service_end())
+        end = self._service_end()
+        x = self._forecast_reach(bat.eri_used_bu - s.battery_used_bu, end)
+        return end if x is None else x
+
+    def _forecast_profile(self) -> RateProfile | None:
+        """The basal the battery forecast assumes from now on: the programmed therapy. A
+        suspension or a priming bolus only interrupts it (the program resumes); an empty
+        reservoir, no drug, end of service, a pump with no program (STOPPED) or one that stops
+        after its single bolus drain nothing but the idle current. A bridge is forecast at the
+        rate that follows it."""
+        s = self._s
+        if s.mode is Mode.STOPPED or self._halted():
+            return None
+        if s.bolus is not None and s.bolus.kind is BolusKind.CLINICIAN_SINGLE:
+            return None  # the pump goes to STOPPED when it ends
+        if s.safe_mode:
+            return self._constant(self._profile.safe_rate_nl_per_day)
+        if s.mode is Mode.SCHEDULE:
+            return self._schedule_profile()
+        return self._constant(s.rate_nl_per_day)
+
+    def _forecast_reach(self, need: int, bound: int) -> int | None:
+        """Smallest model time x <= bound at which the forecast drain from now reaches `need`
+        battery units: idle current plus the forecast basal's nanolitres, counted exactly as
+        `_flow` counts them (the basal carry included); None if not by `bound`."""
+        s = self._s
+        bat = self._profile.battery
+        assert bat is not None
+        if need <= 0:
+            return s.now
+        prof = self._forecast_profile()
+        off = s.clock_offset_ms
+        now, carry = s.now, s.basal_carry
+
+        def used(x: int) -> int:
+            nl = 0 if prof is None else (carry + prof.integral(now + off, x + off)) // DAY_MS
+            return bat.idle_bu_per_ms * (x - now) + bat.bu_per_nl * nl
+
+        if bound <= now or used(bound) < need:
+            return None
+        lo, hi = now, bound
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if used(mid) >= need:
+                hi = mid
+            else:
+                lo = mid + 1
+        return lo

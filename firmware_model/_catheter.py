@@ -16,7 +16,11 @@ from dataclasses import dataclass
 
 from ._core import CONTROL_CAP_ASPIRATION, PumpCore
 from ._state import NO_COMMAND, Segment
-from ._types import DAY_MS, PPM, EventKind, Source
+from ._types import DAY_MS, PPM, EventKind, ProfileId, Source
+
+# Implants have a catheter access port (SynchroMed II, Prometra II #36; the constant-flow
+# pump's bolus port leads into the catheter too); the external trial pump's line has none.
+NO_ACCESS_PORT = frozenset({ProfileId.EXTERNAL_TRIAL})
 
 
 class CapFinding(enum.IntEnum):
@@ -163,8 +167,11 @@ class CatheterMixin(PumpCore):
     def aspirate_cap(self, *, source: Source = Source.CONTROL) -> CapAspiration:
         """A clinician aspirates through the catheter access port (trainers and tests: the pump
         itself cannot see it). Logs a CONTROL record (a = 11, b = the CapFinding). Where CSF
-        comes back, the catheter's contents are drawn off and replaced by CSF."""
+        comes back, the catheter's contents are drawn off and replaced by CSF. A pump without
+        an access port (the external trial pump) raises ValueError and changes nothing."""
         s = self._s
+        if self._profile.id in NO_ACCESS_PORT:
+            raise ValueError(f"a {self._profile.name} has no catheter access port")
         finding = self.cap_finding()
         volume = drug_fg = 0
         if finding in (CapFinding.PARTIAL_OBSTRUCTION, CapFinding.LEAK, CapFinding.PATENT):

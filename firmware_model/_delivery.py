@@ -30,6 +30,14 @@ from ._types import (
     Mode,
 )
 
+# Alarms whose cause the pump itself sees and stops for (an external pump's sensors included).
+_HALTING = (
+    Alarm.EMPTY_RESERVOIR,
+    Alarm.CRITICAL_MEMORY_ERROR,
+    Alarm.DOWNSTREAM_OCCLUSION,
+    Alarm.AIR_IN_LINE,
+)
+
 
 class DeliveryMixin(PumpCore):
     __slots__ = ()
@@ -51,10 +59,7 @@ class DeliveryMixin(PumpCore):
         s = self._s
         if s.drug is Drug.NONE or s.battery is BatteryState.END_OF_SERVICE:
             return True
-        for r in s.alarms:
-            if r.alarm in (Alarm.EMPTY_RESERVOIR, Alarm.CRITICAL_MEMORY_ERROR):
-                return True
-        return False
+        return any(r.alarm in _HALTING for r in s.alarms)
 
     def _replan(self) -> None:
         """Recompute the basal rate function after any change of state."""

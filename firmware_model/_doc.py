@@ -72,7 +72,7 @@ def profiles_table() -> str:
             else f"{_ml(p.min_rate_nl_per_day)} .. {_ml(p.max_rate_nl_per_day)}"
         )
         life = (
-            "none (propellant)"
+            ("none (propellant)" if p.fixed_rate_nl_per_day else "none (external, replaceable)")
             if p.battery is None
             else (f"{p.battery.service_life_ms / YEAR_MS:g} years")
         )

@@ -44,8 +44,9 @@ class MotorStall:
 
 @dataclass(frozen=True, slots=True)
 class CatheterOcclusion:
-    """The catheter is blocked. No pump-side sensor: no alarm, the calculated volume keeps
-    falling while the true volume does not; only a refill discrepancy reveals it."""
+    """The catheter is blocked. An implant has no pump-side sensor: no alarm, the calculated
+    volume keeps falling while the true volume does not; only a refill discrepancy reveals it.
+    An external pump's pressure sensor raises DOWNSTREAM_OCCLUSION until it is cleared."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,8 +61,9 @@ class CatheterLeak:
 @dataclass(frozen=True, slots=True)
 class CatheterKink:
     """A kink or partial occlusion holds back `restriction_ppm` of the flow: that share stays
-    in the reservoir (a refill discrepancy), the patient gets the rest. No sensor, no alarm.
-    Injecting it again sets the new share."""
+    in the reservoir (a refill discrepancy), the patient gets the rest. An implant has no
+    sensor: no alarm. An external pump's pressure sensor raises DOWNSTREAM_OCCLUSION (and
+    stops) until it is cleared. Injecting it again sets the new share."""
 
     restriction_ppm: int
 
@@ -125,6 +127,18 @@ class PrematureEos:
 
 
 @dataclass(frozen=True, slots=True)
+class AirInLine:
+    """External pump only: air reaches its air detector; critical alarm, the pump stops (and
+    knows it: its calculated volume stops too) until the line is re-primed (`clear_fault`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ExternalBatteryLow:
+    """External pump only: its replaceable cells run low; a non-critical alarm, delivery goes
+    on; replacing the cells (`clear_fault`) ends it."""
+
+
+@dataclass(frozen=True, slots=True)
 class LowBatteryReset:
     """Battery voltage collapse and reset: critical alarm, rate forced to the profile's safe
     minimum until reprogrammed (domain #11-#12)."""
@@ -144,7 +158,19 @@ Fault = (
     | PrematureEri
     | PrematureEos
     | LowBatteryReset
+    | AirInLine
+    | ExternalBatteryLow
 )
+
+# faults of an external pump's own sensors: (alarm, fault kind, what a pump without it lacks)
+_EXTERNAL = {
+    AirInLine: (Alarm.AIR_IN_LINE, FaultKind.AIR_IN_LINE, "air-in-line detector"),
+    ExternalBatteryLow: (
+        Alarm.EXTERNAL_BATTERY_LOW,
+        FaultKind.EXTERNAL_BATTERY_LOW,
+        "replaceable cells",
+    ),
+}
 
 
 # --- the fault logic ----------------------------------------------------------------------------
@@ -179,6 +205,9 @@ class FaultsMixin(CommandMixin):
             kinds.add(FaultKind.CRITICAL_MEMORY_ERROR)
         if raised & Alarm.NONCRITICAL_MEMORY_ERROR:
             kinds.add(FaultKind.NONCRITICAL_MEMORY_ERROR)
+        for alarm, kind, _ in _EXTERNAL.values():
+            if raised & alarm:
+                kinds.add(kind)
         if self._s.safe_mode:
             kinds.add(FaultKind.LOW_BATTERY_RESET)
         return frozenset(kinds)
@@ -196,6 +225,9 @@ class FaultsMixin(CommandMixin):
             c.reject(Reason.MODE_NOT_SUPPORTED, "this pump has no battery")
         if isinstance(fault, (MotorStall, LowBatteryReset)) and prof.fixed_rate_nl_per_day:
             c.reject(Reason.MODE_NOT_SUPPORTED, "a propellant-driven pump has no motor")
+        external = _EXTERNAL.get(type(fault))
+        if external is not None and not external[0] & prof.alarms:
+            c.reject(Reason.MODE_NOT_SUPPORTED, f"{prof.name} has no {external[2]}")
         if s.battery is BatteryState.END_OF_SERVICE and not isinstance(
             fault, (CatheterOcclusion, CatheterLeak, CatheterKink, CatheterGranuloma, PocketFill)
         ):
@@ -209,6 +241,8 @@ class FaultsMixin(CommandMixin):
             case CatheterOcclusion():
                 seq = c.log(EventKind.FAULT, int(FaultKind.CATHETER_OCCLUSION), 1)
                 f.occluded = True
+                # an external pump senses it (an implant does not: its mask lacks the bit)
+                self._raise(Alarm.DOWNSTREAM_OCCLUSION, source, command_id)
             case CatheterLeak(share_ppm=share):
                 if not 0 < share <= PPM:
                     c.reject(Reason.INVALID_VALUE, "leak share must be 1 .. 1000000 ppm")
@@ -219,6 +253,8 @@ class FaultsMixin(CommandMixin):
                     c.reject(Reason.INVALID_VALUE, "kink restriction must be 1 .. 1000000 ppm")
                 seq = c.log(EventKind.FAULT, int(FaultKind.CATHETER_KINK), held)
                 f.kink_ppm = held
+                # an external pump's line-pressure sensor sees a kinked line; an implant cannot
+                self._raise(Alarm.DOWNSTREAM_OCCLUSION, source, command_id)
             case CatheterGranuloma(end_ppm=end, days=days, start_ppm=start):
                 if not 0 <= start < end <= PPM:
                     c.reject(
@@ -271,6 +307,13 @@ class FaultsMixin(CommandMixin):
             case PrematureEos():
                 seq = c.log(EventKind.FAULT, int(FaultKind.PREMATURE_EOS), 1)
                 self._eos(source, command_id)
+            case AirInLine() | ExternalBatteryLow():
+                assert external is not None
+                alarm, kind, _ = external
+                if self.active_alarms & alarm:
+                    c.reject(Reason.INVALID_STATE, f"{kind.name} is already active")
+                seq = c.log(EventKind.FAULT, int(kind), 1)
+                self._raise(alarm, source, command_id)
             case LowBatteryReset():
                 seq = c.log(EventKind.FAULT, int(FaultKind.LOW_BATTERY_RESET), 1)
                 if s.bolus is not None:
@@ -304,10 +347,14 @@ class FaultsMixin(CommandMixin):
                 self._recover(source, command_id)
             case FaultKind.CATHETER_OCCLUSION:
                 f.occluded = False
+                if not f.kink_ppm:
+                    self._resolve(Alarm.DOWNSTREAM_OCCLUSION, source, command_id)
             case FaultKind.CATHETER_LEAK:
                 f.leak_ppm = 0
             case FaultKind.CATHETER_KINK:
                 f.kink_ppm = 0
+                if not f.occluded:
+                    self._resolve(Alarm.DOWNSTREAM_OCCLUSION, source, command_id)
             case FaultKind.CATHETER_GRANULOMA:
                 self._end_granuloma()
             case FaultKind.POCKET_FILL:
@@ -321,6 +368,10 @@ class FaultsMixin(CommandMixin):
                 self._resolve(Alarm.CRITICAL_MEMORY_ERROR, source, command_id)
             case FaultKind.NONCRITICAL_MEMORY_ERROR:
                 self._resolve(Alarm.NONCRITICAL_MEMORY_ERROR, source, command_id)
+            case FaultKind.AIR_IN_LINE:
+                self._resolve(Alarm.AIR_IN_LINE, source, command_id)
+            case FaultKind.EXTERNAL_BATTERY_LOW:
+                self._resolve(Alarm.EXTERNAL_BATTERY_LOW, source, command_id)
             case _:  # pragma: no cover - every active fault kind is handled above
                 raise AssertionError(kind)
         self._settle()

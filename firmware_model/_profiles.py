@@ -174,6 +174,46 @@ PROFILES: dict[ProfileId, Profile] = {
         post_ms=0,
         event_log_capacity=4_096,
     ),
+    ProfileId.EXTERNAL_TRIAL: Profile(
+        id=ProfileId.EXTERNAL_TRIAL,
+        name="External trial pump (CADD-Legacy 1 class) 100 mL",
+        reservoir_nl=100 * NL_PER_ML,  # 50 or 100 mL Medication Cassette reservoir (S)
+        # a continuous rate, clinician boluses (the single trial injection) and priming
+        capabilities=(
+            Capability.CONTINUOUS
+            | Capability.CLINICIAN_BOLUS
+            | Capability.PRIMING_BOLUS
+            | Capability.VARIABLE_RATE
+        ),
+        min_rate_nl_per_day=1 * NL_PER_ML,  # [U] rate in mL/24 h, from 1 mL/24 h
+        max_rate_nl_per_day=3_000 * NL_PER_ML,  # [U] also the priming rate
+        fixed_rate_nl_per_day=0,
+        max_schedule_steps=0,
+        # no battery milestones (replaceable cells: a low-cells warning); pressure and air
+        # sensors (S)
+        alarms=(
+            Alarm.LOW_RESERVOIR
+            | Alarm.EMPTY_RESERVOIR
+            | Alarm.MOTOR_STALL
+            | Alarm.PUMP_STOPPED
+            | Alarm.CRITICAL_MEMORY_ERROR
+            | Alarm.NONCRITICAL_MEMORY_ERROR
+            | Alarm.DOWNSTREAM_OCCLUSION
+            | Alarm.AIR_IN_LINE
+            | Alarm.EXTERNAL_BATTERY_LOW
+        ),
+        battery=None,
+        accuracy_error_ppm=0,  # bench acceptance +-6 % (S); nominal 0
+        mri=MriBehaviour.MOTOR_STALL,  # [U] an external pump is taken off for a scan
+        mri_valve_leak_nl=0,
+        default_low_threshold_nl=5 * NL_PER_ML,  # [U]
+        empty_threshold_nl=0,
+        discrepancy_limit_nl=2 * NL_PER_ML,  # [U]
+        pump_tubing_nl=300 * NL_PER_UL,  # [U] extension set with anti-siphon valve
+        safe_rate_nl_per_day=1 * NL_PER_ML,  # unused: no battery, no low-battery reset
+        post_ms=2_000,
+        event_log_capacity=4_096,
+    ),
 }
 
 

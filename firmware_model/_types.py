@@ -80,6 +80,9 @@ class Alarm(enum.IntFlag):
     CRITICAL_MEMORY_ERROR = 1 << 7
     NONCRITICAL_MEMORY_ERROR = 1 << 8
     FLOW_VALVE_CLOSED = 1 << 9
+    DOWNSTREAM_OCCLUSION = 1 << 12  # external pump's pressure sensor (bits 10, 11: protocol's)
+    AIR_IN_LINE = 1 << 13  # external pump's air detector
+    EXTERNAL_BATTERY_LOW = 1 << 14  # external pump's replaceable cells running low
 
 
 class Priority(enum.IntEnum):
@@ -215,8 +218,10 @@ class FaultKind(enum.IntEnum):
     PREMATURE_EOS = 10
     LOW_BATTERY_RESET = 11
     FLOW_VALVE_CLOSED = 12  # Prometra II valve latched shut (after MRI); cleared by reset
-    CATHETER_KINK = 13  # partial obstruction: a share of the flow held back
-    CATHETER_GRANULOMA = 14  # catheter-tip mass: an obstruction growing day by day
+    AIR_IN_LINE = 13  # external pump: air at its detector; cleared by re-priming the line
+    EXTERNAL_BATTERY_LOW = 14  # external pump: cells low; cleared by replacing them
+    CATHETER_KINK = 15  # partial obstruction: a share of the flow held back
+    CATHETER_GRANULOMA = 16  # catheter-tip mass: an obstruction growing day by day
 
 
 class MriBehaviour(enum.IntEnum):
@@ -235,3 +240,4 @@ class ProfileId(enum.IntEnum):
     PROMETRA_II_20 = 3
     PROMETRA_II_40 = 4
     CONSTANT_FLOW = 5
+    EXTERNAL_TRIAL = 6  # external ambulatory pump on a trial catheter, before an implant

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import fcntl
 import os
 import secrets
 import socket
@@ -30,9 +31,10 @@ import aiomqtt
 
 import protocol as p
 
-from ._errors import BadInput, Unreachable
+from ._errors import BadInput, LineHeld, Unreachable
 
 DEFAULT_BAUD = 9600
+STATUS_WAIT_S = 0.5  # retained status messages arrive right after the subscription
 NODELAY = (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
@@ -170,6 +172,14 @@ class SerialDeviceLink:
         except OSError as exc:
             raise Unreachable(f"cannot open {path}: {exc.strerror}") from None
         try:
+            # One wand, one programmer: an exclusive lock on the open port, released by the
+            # kernel when this process closes it or dies (TIOCEXCL would outlive a crash on a
+            # pty the emulator keeps open, and does not bind root).
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(self.fd)
+            raise LineHeld(path) from None
+        try:
             tty.setraw(self.fd)
             attrs = termios.tcgetattr(self.fd)
             speed = getattr(termios, f"B{baud}", None)
@@ -269,6 +279,7 @@ class MqttLink:
         self._in: asyncio.Queue[p.Frame] = asyncio.Queue()
         self._client: aiomqtt.Client | None = None
         self._task: asyncio.Task[None] | None = None
+        self._online: dict[int, bool] | None = None  # retained status topics, when asked
 
     def _tls(self) -> ssl.SSLContext | None:
         a = self.address
@@ -308,9 +319,33 @@ class MqttLink:
                 payload = m.payload
                 if not isinstance(payload, bytes | bytearray):
                     continue
+                parts = str(m.topic).split("/")
+                if len(parts) == 4 and parts[3] == "status":
+                    if self._online is not None and parts[2].isdigit():
+                        self._online[int(parts[2])] = bytes(payload) == b"online"
+                    continue
                 items = p.FrameDecoder().feed(bytes(payload))
                 if len(items) == 1 and isinstance(items[0], p.Frame):
                     self._in.put_nowait(items[0])
+
+    async def online_pumps(self, wait_s: float = STATUS_WAIT_S) -> list[int] | None:
+        """Serials whose retained status topic says `online` (docs/protocol.md section 12),
+        read for `wait_s` after subscribing; None if the broker cannot be asked. For an error
+        message only: a status topic is anyone's claim."""
+        if self._client is None:
+            return None
+        found: dict[int, bool] = {}
+        self._online = found
+        try:
+            async with asyncio.timeout(wait_s + 1):  # a broker going away must not hold us
+                await self._client.subscribe("itp/v1/+/status", qos=1)
+                await asyncio.sleep(wait_s)
+                await self._client.unsubscribe("itp/v1/+/status")
+        except (aiomqtt.MqttError, TimeoutError):
+            return None
+        finally:
+            self._online = None
+        return sorted(s for s, up in found.items() if up)
 
     async def send(self, data: bytes) -> None:
         if self._client is None:

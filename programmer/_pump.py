@@ -12,6 +12,11 @@ handshake runs and the same request goes again. When the retries are spent, a co
 asked with GET_COMMAND_STATUS; if that fails too, `OutcomeUnknown` is raised and the journal
 keeps the id for the next connection. Nothing is ever re-sent under a new id.
 
+When the course goes wrong (docs/programmer.md section 9; the wording in _diagnosis.py): a plain
+ERROR WRONG_PUMP from another serial ends the connection with `WrongPump` (never re-targeted);
+no answer on MQTT names the pumps online on the broker; the first BUSY of a request re-reads
+the pump's speed and raises `PumpTimePaused` if its self test cannot end soon.
+
 Changes follow the Finish-screen pattern: `prepare_*()` reads what it needs, returns a `Change`
 with the old and new settings side by side, the derived rate, daily dose and alarm dates and any
 warnings; `Change.commit()` sends it with compare-and-set on the program version it was
@@ -44,7 +49,16 @@ from . import (
     _finish_schedule,
 )
 from ._change import Change  # noqa: F401 (its old home: programmer._pump.Change)
-from ._errors import BadInput, KeyMismatch, OutcomeUnknown, Refused, Unreachable
+from ._diagnosis import BUSY_LIMIT_S, busy_stuck, foreign_answer, online_listing
+from ._errors import (
+    BadInput,
+    KeyMismatch,
+    OutcomeUnknown,
+    PumpTimePaused,
+    Refused,
+    Unreachable,
+    WrongPump,
+)
 from ._finish_refill import REFILL_KIND  # noqa: F401 (its old home)
 from ._journal import APPLIED, NOT_APPLIED, REJECTED, Journal
 from ._links import Address, Link
@@ -53,7 +67,6 @@ NETWORK_TIMEOUT_S = 2.0
 PUMP_ACT_S = 0.5  # docs/protocol.md section 11: time a pump may take to act
 RETRIES = 4
 BUSY_WAIT_S = 0.25
-BUSY_LIMIT_S = 10.0  # the power-on self test takes 2 s at real time
 _SESSION_LOST = {
     p.ErrorCode.SESSION_EXPIRED,
     p.ErrorCode.AUTH_FAILED,
@@ -131,6 +144,7 @@ class Pump:
         self._lock = asyncio.Lock()
         self.handshakes = 0
         self.resends = 0
+        self._foreign: int | None = None  # serial of a pump that said our frame was not for it
 
     # --- session --------------------------------------------------------------------------
 
@@ -178,10 +192,13 @@ class Pump:
 
     async def _plain(self, msg: p.Message) -> p.Message:
         target = self.serial or p.BROADCAST_PUMP_ID
+        self._foreign = None
         for _ in range(self.retries + 1):
             seq = self._next_seq()
             data = p.encode_frame(msg, pump_id=target, seq=seq, from_pump=False)
             frame = await self._exchange(data, {seq})
+            if self.serial and self._foreign is not None:
+                raise WrongPump(self.serial, self._foreign, str(self.address))
             if frame is not None and not frame.authenticated:
                 try:
                     answer = frame.decode()
@@ -192,7 +209,9 @@ class Pump:
                 if isinstance(answer, p.Error):
                     raise Refused(answer, msg.NAME)
                 return answer
-        raise Unreachable(f"no answer from a pump on {self.address}")
+        online = getattr(self.link, "online_pumps", None)
+        hint = online_listing(self.serial, await online()) if online and self.serial else ""
+        raise Unreachable(f"no answer from a pump on {self.address}{hint}")
 
     async def _exchange(self, data: bytes, seqs: set[int]) -> p.Frame | None:
         """Send; the first pump frame answering one of `seqs`, or None after the timeout.
@@ -207,6 +226,10 @@ class Pump:
                     if frame.seq not in seqs or not frame.from_pump:
                         continue
                     if self.serial and frame.pump_id != self.serial:
+                        foreign = foreign_answer(frame)
+                        if foreign is not None and sec is None:
+                            self._foreign = foreign  # reported, never switched to
+                            return None
                         continue
                     if frame.authenticated and session and frame.session_id != session.session_id:
                         continue
@@ -313,6 +336,7 @@ class Pump:
                 answer = _plain_error(frame)  # the pump could not use our session
             if isinstance(answer, p.Error) and answer.code is p.ErrorCode.BUSY:
                 if busy_until is None:
+                    await self._busy_can_end(answer, msg)
                     busy_until = time.monotonic() + BUSY_LIMIT_S
                 if time.monotonic() < busy_until:  # the self test: wait, do not count it
                     await asyncio.sleep(BUSY_WAIT_S)
@@ -327,6 +351,20 @@ class Pump:
                 raise Refused(answer, msg.NAME)
             return answer
         raise Unreachable(f"pump {self.serial} did not answer {msg.NAME} on {self.address}")
+
+    async def _busy_can_end(self, busy: p.Error, msg: p.Message) -> None:
+        """First BUSY of a request: read the pump's speed afresh (the trainer may have paused
+        it since we connected); raise PumpTimePaused if its self test cannot end soon."""
+        try:
+            info = await self._plain(p.GetDeviceInfo())
+            if isinstance(info, p.DeviceInfo):
+                self.device = info
+        except (Unreachable, Refused):
+            pass  # keep what DEVICE_INFO said at connect
+        speed = self.device.speed_factor_milli if self.device else 1000
+        why = busy_stuck(speed, busy.detail)
+        if why is not None:
+            raise PumpTimePaused(busy, msg.NAME, self.serial, why)
 
     async def send_command(self, msg: p.Message) -> Any:
         """A state-changing command, exactly once: journaled before the first send, retried

@@ -475,17 +475,23 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.command == "decode":
-        return decode(" ".join(args.hex) if args.hex else sys.stdin.read())
-    if args.command == "replay":
-        return replay(args.trace, args.json)
     try:
-        return asyncio.run(_run(args))
+        if args.command == "decode":
+            code = decode(" ".join(args.hex) if args.hex else sys.stdin.read())
+        elif args.command == "replay":
+            code = replay(args.trace, args.json)
+        else:
+            code = asyncio.run(_run(args))
+        sys.stdout.flush()  # a reader that left shows here, not as an error at exit
+        return code
     except ProgrammerError as exc:
         print(f"pump-programmer: {type(exc).__name__}: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `pump-programmer ... | head`: the reader left
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no 2nd error at exit
+        return 141  # 128 + SIGPIPE, as a shell tool killed by the pipe
 
 
 if __name__ == "__main__":

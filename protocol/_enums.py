@@ -18,6 +18,7 @@ class PumpModel(enum.IntEnum):
     PROMETRA_II_20 = 3
     PROMETRA_II_40 = 4
     CONSTANT_FLOW = 5
+    EXTERNAL_TRIAL = 6  # external ambulatory pump on a trial catheter (before an implant)
 
 
 class Capability(enum.IntFlag):
@@ -86,6 +87,9 @@ class Alarm(enum.IntFlag):
     FLOW_VALVE_CLOSED = 1 << 9
     DOSE_LIMIT_EXCEEDED = 1 << 10
     WATCHDOG = 1 << 11
+    DOWNSTREAM_OCCLUSION = 1 << 12  # an external pump's downstream pressure sensor tripped
+    AIR_IN_LINE = 1 << 13  # an external pump's air detector: delivery stopped
+    EXTERNAL_BATTERY_LOW = 1 << 14  # an external pump's replaceable cells are low
 
 
 class AlarmPriority(enum.IntEnum):

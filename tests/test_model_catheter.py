@@ -1,5 +1,5 @@
 """Catheter complications with their real signatures: kink, disconnection or tear, tip granuloma,
-and the catheter access port (CAP) aspiration (docs/firmware_model.md section 16).
+and the catheter access port (CAP) aspiration (docs/firmware_model.md section 18).
 
 Every number below is worked by hand in the docstring from the manuals' figures: morphine
 25 mg/mL at 3 mg/day is 0.12 mL/day (domain.md 2.5); baclofen 2000 mcg/mL at 500 mcg/day is
@@ -109,9 +109,12 @@ def test_kink_40_percent_for_30_days_found_at_refill() -> None:
     assert r.beyond_limits
 
 
-@pytest.mark.parametrize("profile", list(ProfileId))
-def test_no_pump_raises_an_alarm_for_a_kink(profile: ProfileId) -> None:
-    """No profile has a catheter sensor (SynchroMed II: occlusions show only as a refill
+IMPLANTS = [p for p in ProfileId if p is not ProfileId.EXTERNAL_TRIAL]
+
+
+@pytest.mark.parametrize("profile", IMPLANTS)
+def test_no_implant_raises_an_alarm_for_a_kink(profile: ProfileId) -> None:
+    """No implant has a catheter sensor (SynchroMed II: occlusions show only as a refill
     discrepancy; Prometra II and the constant-flow pump: none documented either)."""
     p = Pump.create(profile, serial=5, now_ms=T0)
     p.advance_to(T0 + POST)
@@ -182,6 +185,21 @@ def test_bad_kink_is_refused_and_changes_nothing(bad: int) -> None:
     # only the COMMAND_REJECTED record is new
     assert after["state"]["events"][:-1] == before["state"]["events"]
     assert after["state"]["faults"] == before["state"]["faults"]
+
+
+def test_the_external_trial_pump_senses_a_kinked_line() -> None:
+    """The external pump's pressure sensor (docs/firmware_model.md section 16) sees a kinked
+    line: DOWNSTREAM_OCCLUSION, and it stops until the kink is cleared."""
+    p = Pump.create(ProfileId.EXTERNAL_TRIAL, serial=5, now_ms=T0)
+    p.advance_to(p.self_test_ends_at)
+    p.inject(CatheterKink(restriction_ppm=400_000))
+    assert fm.Alarm.DOWNSTREAM_OCCLUSION in p.active_alarms
+    p.clear_fault(FaultKind.CATHETER_KINK)
+    assert fm.Alarm.DOWNSTREAM_OCCLUSION not in p.active_alarms
+    before = p.event_seq
+    with pytest.raises(ValueError, match="no catheter access port"):
+        p.aspirate_cap()
+    assert p.event_seq == before
 
 
 # --- disconnection or tear: CatheterLeak -----------------------------------------------------

@@ -110,6 +110,7 @@
     stateAt: 0, // performance.now() when `state` arrived
     log: [],
     history: [],
+    narration: [], // the instructor's notes (never the pump's: not in its log)
     source: null, // the EventSource
     ready: false,
     lastTones: null,
@@ -274,6 +275,8 @@
     app.state = null;
     app.log = [];
     app.history = [];
+    app.narration = [];
+    renderNarration();
     app.lastTones = null;
     $("pump-title").textContent = `pump ${serial}`;
     document.title = `Pump ${serial} · instructor console`;
@@ -293,7 +296,25 @@
         app.history.push(...msg.samples.map((r, i) => [...r, ...(flows[i] || [null, null, null])]));
         renderHistory();
       },
+      narration: (msg) => {
+        if (msg.reset) app.narration = [];
+        app.narration.push(...msg.notes);
+        renderNarration();
+      },
     });
+  }
+
+  // The newest note large (a banner for the room), the earlier ones listed below it.
+  function renderNarration() {
+    const notes = app.narration;
+    $("narration").hidden = notes.length === 0;
+    const latest = notes[notes.length - 1];
+    $("narration-latest").textContent = latest ? latest.text : "";
+    $("narration-time").textContent = latest ? `pump clock ${fmtClock(latest.time_ms)}` : "";
+    $("narration-list").replaceChildren(
+      ...notes.slice(0, -1).reverse().map((n) =>
+        h("li", {}, h("span", { class: "muted", text: `${fmtDate(n.time_ms)} ` }), n.text)),
+    );
   }
 
   function markReady() {
@@ -915,7 +936,7 @@
     });
     $("fault-kind").addEventListener("change", faultParams);
     $("aspirate").addEventListener("click", async () => {
-      // The CSF / dye check: its answer follows the true catheter (docs/firmware_model.md 16).
+      // The CSF / dye check: its answer follows the true catheter (docs/firmware_model.md section 18).
       const answer = await act("catheter access port aspiration", "POST", "/catheter/aspirate");
       if (answer && answer.aspiration) {
         const a = answer.aspiration;
