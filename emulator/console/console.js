@@ -771,6 +771,7 @@
   }
 
   let busy = false;
+  let pausePending = false; // a pause toggle pressed while busy, run once it is done
   async function act(label, method, path, body, confirmText) {
     if (!app.serial || busy) return;
     if (confirmText && !(await confirmAction(confirmText))) {
@@ -789,6 +790,10 @@
     } finally {
       busy = false;
       delete document.body.dataset.busy;
+      if (pausePending) {
+        pausePending = false;
+        setTimeout(() => $("pause").click(), 0);
+      }
     }
   }
 
@@ -909,6 +914,8 @@
     });
     $("pause").addEventListener("click", () => {
       if (!app.state) return;
+      // A toggle pressed while another action is answered is kept, not lost (P, P quickly).
+      if (busy) { pausePending = true; return; }
       act(app.state.paused ? "resume" : "pause", "POST", app.state.paused ? "/resume" : "/pause");
     });
     $("next-event").addEventListener("click", () => {
