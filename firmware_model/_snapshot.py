@@ -21,7 +21,21 @@ from ._state import Event, State
 from ._types import Drug
 
 SNAPSHOT_FORMAT = "itp-firmware-model"
-SNAPSHOT_VERSION = 1
+SNAPSHOT_VERSION = 2
+# Fields a version lacks, with the value that reproduces that version's pump exactly.
+# 2: the catheter's partial obstructions (kink, granuloma: _catheter.py), absent = none.
+_ADDED_FAULTS: dict[int, dict[str, int]] = {
+    1: {
+        "kink_ppm": 0,
+        "granuloma_ppm": 0,
+        "granuloma_from_ppm": 0,
+        "granuloma_to_ppm": 0,
+        "granuloma_days": 0,
+        "granuloma_since": -1,
+        "granuloma_steps": 0,
+        "restriction_carry": 0,
+    },
+}
 
 _HINTS: dict[type, dict[str, Any]] = {}
 
@@ -127,16 +141,31 @@ def encode_events(events: Iterable[Event]) -> list[dict[str, Any]]:
     return [_enc(e) for e in events]
 
 
+def _upgrade(data: Mapping[str, Any], added: Mapping[str, int]) -> dict[str, Any]:
+    """An older snapshot with the fields it lacks (a field it already has is an error)."""
+    state = data["state"]
+    faults = state.get("faults") if isinstance(state, Mapping) else None
+    if not isinstance(faults, Mapping):
+        raise SnapshotError("state.faults: expected an object")
+    if set(added) & set(faults):
+        raise SnapshotError(f"state.faults: version {data['version']} has no {sorted(added)}")
+    return {**data, "state": {**state, "faults": {**faults, **added}}}
+
+
 def restore(data: Mapping[str, Any]) -> Pump:
-    """The pump a snapshot describes. Raises SnapshotError on anything unexpected."""
+    """The pump a snapshot describes (this version or an older one, upgraded: an old pump
+    restores to exactly the pump it was). Raises SnapshotError on anything unexpected."""
     if not isinstance(data, Mapping):
         raise SnapshotError("a snapshot is an object")
     if data.get("format") != SNAPSHOT_FORMAT:
         raise SnapshotError("not a firmware-model snapshot")
-    if data.get("version") != SNAPSHOT_VERSION:
-        raise SnapshotError(f"snapshot version {data.get('version')!r} is not {SNAPSHOT_VERSION}")
+    version = data.get("version")
+    if version != SNAPSHOT_VERSION and version not in _ADDED_FAULTS:
+        raise SnapshotError(f"snapshot version {version!r} is not {SNAPSHOT_VERSION}")
     if set(data) != {"format", "version", "profile", "library", "state"}:
         raise SnapshotError("snapshot has missing or unknown sections")
+    if version != SNAPSHOT_VERSION:
+        data = _upgrade(data, _ADDED_FAULTS[version])
     try:
         profile = _dec(Profile, data["profile"], "profile")
         entries = _dec(list[DrugLimits], data["library"], "library")
