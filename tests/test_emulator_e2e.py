@@ -433,6 +433,7 @@ async def every_message(server: EmulatorServer, c: Client) -> set[str]:
         (p.GetAlarms(), p.AlarmList),
         (p.GetEvents(cursor=0, max_count=16), p.EventPage),
         (p.GetClock(), p.Clock),
+        (p.GetCatheterInfo(), p.CatheterInfo),  # protocol 1.1
         (p.GetCommandStatus(command_id=uuid.uuid4().bytes), p.CommandStatus),
         (p.GetAlarmSettings(), p.AlarmSettings),
     ]:
