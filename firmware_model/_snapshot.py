@@ -127,6 +127,13 @@ def encode_events(events: Iterable[Event]) -> list[dict[str, Any]]:
     return [_enc(e) for e in events]
 
 
+def _clinic_clock_defaults(state: Any) -> Any:
+    """A snapshot from before the clinic's clock (issue 15): the pump ran on UTC."""
+    if isinstance(state, Mapping) and "utc_offset_ms" not in state and "zone" not in state:
+        return {**state, "utc_offset_ms": 0, "zone": "UTC"}
+    return state
+
+
 def restore(data: Mapping[str, Any]) -> Pump:
     """The pump a snapshot describes. Raises SnapshotError on anything unexpected."""
     if not isinstance(data, Mapping):
@@ -140,7 +147,7 @@ def restore(data: Mapping[str, Any]) -> Pump:
     try:
         profile = _dec(Profile, data["profile"], "profile")
         entries = _dec(list[DrugLimits], data["library"], "library")
-        state = _dec(State, data["state"], "state")
+        state = _dec(State, _clinic_clock_defaults(data["state"]), "state")
     except (TypeError, KeyError) as exc:
         raise SnapshotError(str(exc)) from exc
     library: dict[Drug, DrugLimits] = {e.drug: e for e in entries}
