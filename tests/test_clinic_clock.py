@@ -198,3 +198,21 @@ def test_snapshot_round_trip_keeps_the_offset_and_zone() -> None:
     q = fm.restore(fm.snapshot(p))
     assert (q.status().utc_offset_ms, q.status().zone) == (CET, "Europe/Paris")
     assert q.next_event_time() == p.next_event_time()
+
+
+def test_the_shipped_dst_scenario_runs_an_hour_off_until_the_sync() -> None:
+    """emulator/scenarios/dst-change-clock-sync.toml starts 2026-01-01 (day 0) synced to
+    Europe/Paris (UTC+1). Day 88 is Monday 30 March, after the change: at 05:00 UTC (07:00
+    CEST) the pump, still on UTC+1 (06:00 local), runs the low rate, 0.24 mL/day; the sync on
+    day 89 12:00 UTC makes day 90's 07:00 step start at 05:00 UTC: 0.36 mL/day."""
+    from emulator._scenario import load_scenario, run_scenario
+
+    report = run_scenario(load_scenario("dst-change-clock-sync"))
+    assert all(r["passed"] for r in report.results)
+
+    def rate_at(day: float) -> float:
+        (rate,) = [s[3] for s in report.samples if abs(s[0] - day) < 1e-4]
+        return rate
+
+    assert rate_at(88 + 5 / 24) == 0.24 and rate_at(88 + 6 / 24) == 0.36
+    assert rate_at(90 + 5 / 24) == 0.36 and rate_at(90 + 4 / 24) == 0.24
