@@ -1,7 +1,7 @@
 """`pump-emulator ctl`: the control plane of a running emulator, from the shell.
 
-Each action (`state`, `speed`, `pause`, `resume`, `advance`, `fault`, `reservoir`, `link`) is
-one HTTP JSON call on `--url` with the bearer `--token` (or ITP_CONTROL_URL and
+Each action (`state`, `speed`, `pause`, `resume`, `advance`, `fault`, `reservoir`, `aspirate`,
+`link`) is one HTTP JSON call on `--url` with the bearer `--token` (or ITP_CONTROL_URL and
 ITP_CONTROL_TOKEN, as printed by `serve --control`); `_request` maps an action and its options to
 that call's method, path and body. Without `--serial` the first pump listed is steered. The
 answer is printed as JSON; the exit code is 0 for 200, 2 for 400 or missing options, 4 when the
@@ -43,6 +43,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     fa.add_argument("--clear", action="store_true")
     rs = acts.add_parser("reservoir", help="set the true reservoir volume, mL")
     rs.add_argument("ml", type=float)
+    acts.add_parser("aspirate", help="the catheter access port check (CSF / dye): its finding")
     li = acts.add_parser("link", help="impair the link (no options: a clean link)")
     li.add_argument("--drop", type=float)
     li.add_argument("--duplicate", type=float)
@@ -112,6 +113,8 @@ def _request(args: argparse.Namespace, base: str) -> tuple[str, str, object]:
         return "POST", base + "/faults", params
     if a == "reservoir":
         return "PUT", base + "/reservoir", {"true_volume_nl": round(args.ml * 1e6)}
+    if a == "aspirate":
+        return "POST", base + "/catheter/aspirate", None
     impairment: dict[str, object] = {}  # link
     for key in ("drop", "duplicate", "corrupt"):
         if getattr(args, key) is not None:

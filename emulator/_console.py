@@ -157,6 +157,10 @@ CONTROL_TEXT: dict[int, Callable[[int], str]] = {
     5: lambda b: "link cut" if b < 0 else f"link impaired ({b / 10_000:g} % dropped)",
     6: lambda b: "pump reset to a training scenario",
     10: lambda b: f"true reservoir set (was {_ml(b)})",
+    fm.CONTROL_CAP_ASPIRATION: lambda b: (
+        "catheter access port aspirated: "
+        + next((t for f, t in fm.FINDING_TEXT.items() if f == b), f"finding {b}")
+    ),
 }
 
 
@@ -225,6 +229,15 @@ def record(e: fm.Event) -> dict[str, Any]:
 
 # pump clock, calculated nL, true nL, rate now nL/day, delivered ng, program's mean nL/day
 Sample = tuple[int, int, int, int, int, int]
+# beside each sample, the ground truth of the volumes: counted by the pump (program), truly out
+# of the reservoir (pumped), into the intrathecal space (patient), nL; a catheter complication
+# parts them (docs/firmware_model.md section 18)
+Flow = tuple[int, int, int]
+
+
+def _flow(pump: fm.Pump) -> Flow:
+    st = pump.status()
+    return (st.program_total_nl, st.pumped_total_nl, st.patient_total_nl)
 
 
 def _sample(pump: fm.Pump) -> Sample:
@@ -245,6 +258,7 @@ class History:
 
     def __init__(self) -> None:
         self.samples: list[Sample] = []
+        self.flows: list[Flow] = []  # one per sample
         self.generation = 0  # bumped whenever samples already sent change
         self._pump_id = 0
 
@@ -252,13 +266,16 @@ class History:
         if id(pump) != self._pump_id:
             self._pump_id = id(pump)
             self.samples = []
+            self.flows = []
             self.generation += 1
 
-    def _add(self, row: Sample) -> None:
+    def _add(self, row: Sample, pump: fm.Pump) -> None:
         self.samples.append(row)
+        self.flows.append(_flow(pump))
         if len(self.samples) > HISTORY_MAX:
             half = len(self.samples) // 2
             self.samples = self.samples[:half:2] + self.samples[half:]
+            self.flows = self.flows[:half:2] + self.flows[half:]
             self.generation += 1
 
     def note(self, pump: fm.Pump, *, force: bool = False) -> None:
@@ -267,12 +284,12 @@ class History:
         row = _sample(pump)
         last = self.samples[-1] if self.samples else None
         if last is None:
-            self._add(row)
+            self._add(row, pump)
         elif row[0] > last[0]:
             if force or row[0] - last[0] >= LIVE_STEP_MS or row[3] != last[3]:
-                self._add(row)
+                self._add(row, pump)
         elif force and row[1:] != last[1:]:  # a step at one instant (a control action)
-            self._add(row)
+            self._add(row, pump)
 
     def fill(self, pump: fm.Pump, target: int) -> None:
         """Before a jump of pump time to model time `target`: bring the pump there in steps,
@@ -300,7 +317,7 @@ class History:
                 self.note(pump)
                 due += step
             elif self.samples and _sample(pump)[3] != self.samples[-1][3]:
-                self._add(_sample(pump))
+                self._add(_sample(pump), pump)
 
 
 # --- streams -----------------------------------------------------------------------------------
@@ -497,10 +514,20 @@ class Hub:
                 )
                 cursor = pump.event_seq + 1
             if history.generation != sent_generation:
-                out += sse("history", {"reset": True, "samples": history.samples})
+                out += sse(
+                    "history",
+                    {"reset": True, "samples": history.samples, "flows": history.flows},
+                )
                 sent_generation, sent_samples = history.generation, len(history.samples)
             elif len(history.samples) > sent_samples:
-                out += sse("history", {"reset": False, "samples": history.samples[sent_samples:]})
+                out += sse(
+                    "history",
+                    {
+                        "reset": False,
+                        "samples": history.samples[sent_samples:],
+                        "flows": history.flows[sent_samples:],
+                    },
+                )
                 sent_samples = len(history.samples)
             narration = self.narration_of(rt.serial)
             due = narration.due(pump.now)

@@ -8,13 +8,25 @@ from typing import Any
 
 import firmware_model as fm
 
-from ._control_api import MAX_ADVANCE_MS, Call, ControlError, Route, integer, obj
+from ._control_api import (
+    INT,
+    MAX_ADVANCE_MS,
+    STRING,
+    Call,
+    ControlError,
+    Route,
+    answer,
+    integer,
+    obj,
+)
 from ._control_state import STATE, done
 
 FAULTS: dict[str, type] = {
     "MOTOR_STALL": fm.MotorStall,
     "CATHETER_OCCLUSION": fm.CatheterOcclusion,
     "CATHETER_LEAK": fm.CatheterLeak,
+    "CATHETER_KINK": fm.CatheterKink,
+    "CATHETER_GRANULOMA": fm.CatheterGranuloma,
     "POCKET_FILL": fm.PocketFill,
     "CRITICAL_MEMORY_ERROR": fm.CriticalMemoryError,
     "NONCRITICAL_MEMORY_ERROR": fm.NoncriticalMemoryError,
@@ -28,7 +40,13 @@ FAULTS: dict[str, type] = {
 }
 FAULT_PARAMS: dict[str, dict[str, Any]] = {
     "recover_after_ms": integer(0, MAX_ADVANCE_MS, "MOTOR_STALL: recovers by itself after this"),
-    "share_ppm": integer(0, 1_000_000, "CATHETER_LEAK: share of the flow lost, ppm"),
+    "share_ppm": integer(
+        0, 1_000_000, "CATHETER_LEAK: share of the flow lost, ppm (1000000: disconnected)"
+    ),
+    "restriction_ppm": integer(0, 1_000_000, "CATHETER_KINK: share of the flow held back, ppm"),
+    "start_ppm": integer(0, 1_000_000, "CATHETER_GRANULOMA: share held back at first, ppm"),
+    "end_ppm": integer(0, 1_000_000, "CATHETER_GRANULOMA: share held back at the end, ppm"),
+    "days": integer(0, 3650, "CATHETER_GRANULOMA: days it grows, one step a day"),
     "volume_nl": integer(0, 100_000_000, "POCKET_FILL: volume of the next refill that misses"),
     "duration_ms": integer(0, fm.DAY_MS, "MRI_EXPOSURE: scan duration"),
     "recovery_delay_ms": integer(0, MAX_ADVANCE_MS, "MRI_EXPOSURE: delay before recovery"),
@@ -87,6 +105,29 @@ async def _reservoir(call: Call) -> Any:
     return done(call)
 
 
+async def _aspirate(call: Call) -> Any:
+    dev = call.rt.device
+    dev.advance()
+    try:
+        r = dev.pump.aspirate_cap()
+    except ValueError as exc:
+        raise ControlError(409, str(exc)) from None
+    return {
+        **done(call),
+        "aspiration": {
+            "finding": r.finding.name,
+            "text": r.text,
+            "aspirated_nl": r.aspirated_nl,
+            "drug_ng": r.drug_ng,
+        },
+    }
+
+
+ASPIRATION = answer(
+    **STATE["properties"],
+    aspiration=answer(finding=STRING, text=STRING, aspirated_nl=INT, drug_ng=INT),
+)
+
 ROUTES = [
     Route(
         "POST",
@@ -102,6 +143,14 @@ ROUTES = [
         "End a fault (motor recovers, occlusion repaired, ...). Battery faults cannot end.",
         _clear,
         answer=STATE,
+    ),
+    Route(
+        "POST",
+        "/v1/pumps/{serial}/catheter/aspirate",
+        "Aspirate through the catheter access port (the CSF / dye check): the finding follows "
+        "the true catheter; where CSF comes back the catheter's drug is drawn off.",
+        _aspirate,
+        answer=ASPIRATION,
     ),
     Route(
         "PUT",

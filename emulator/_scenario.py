@@ -40,6 +40,8 @@ FAULTS: dict[str, type] = {
     "motor_stall": fm.MotorStall,
     "catheter_occlusion": fm.CatheterOcclusion,
     "catheter_leak": fm.CatheterLeak,
+    "catheter_kink": fm.CatheterKink,
+    "catheter_granuloma": fm.CatheterGranuloma,
     "pocket_fill": fm.PocketFill,
     "critical_memory_error": fm.CriticalMemoryError,
     "noncritical_memory_error": fm.NoncriticalMemoryError,
@@ -66,7 +68,7 @@ class Step:
 
 @dataclasses.dataclass(frozen=True)
 class Expectation:
-    kind: str  # alarm, no_alarm, event, refill, bolus_denied
+    kind: str  # alarm, no_alarm, event, refill, bolus_denied, delivered, cap_finding
     params: dict[str, Any]
     where: str
 
@@ -96,9 +98,10 @@ ACTIONS = {
     "narrate": {"text"},
     "implant": {"profile", "serial"},
     "fault": {"kind", "recover_after", "share_ppm", "volume_ml", "duration", "recovery_delay",
-              "error_ppm"},
+              "error_ppm", "restriction_ppm", "start_ppm", "end_ppm", "days"},
     "clear_fault": {"kind"},
     "true_reservoir": {"ml"},
+    "cap_aspiration": set(),
     "suspend": set(),
     "resume": set(),
     "clock_sync": {"zone"},
@@ -109,6 +112,8 @@ EXPECTATIONS = {
     "event": {"event", "after_day", "by_day", "min_count"},
     "refill": {"refill", "beyond_limits", "discrepancy_min_ml", "discrepancy_max_ml"},
     "bolus_denied": {"reason", "min_count", "max_count"},
+    "delivered": {"delivered", "min_share", "max_share"},
+    "cap_finding": {"cap_finding", "after_day", "by_day"},
 }
 
 
@@ -166,6 +171,8 @@ def parse_scenario(data: dict[str, Any]) -> Scenario:
             raise ScenarioError(f"{where}: a table of fields")
         if "reason" in entry:
             kind = "bolus_denied"
+        elif "delivered" in entry or "cap_finding" in entry:
+            kind = "delivered" if "delivered" in entry else "cap_finding"
         elif "refill" in entry:
             kind = "refill"
         elif "event" in entry:
@@ -173,7 +180,10 @@ def parse_scenario(data: dict[str, Any]) -> Scenario:
         elif "alarm" in entry:
             kind = "no_alarm" if "before_day" in entry else "alarm"
         else:
-            raise ScenarioError(f"{where}: say what to expect: alarm, event, refill or reason")
+            raise ScenarioError(
+                f"{where}: say what to expect: alarm, event, refill, reason, delivered or "
+                "cap_finding"
+            )
         unknown = set(entry) - EXPECTATIONS[kind]
         if unknown:
             raise ScenarioError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
@@ -339,6 +349,12 @@ def run_scenario(scenario: Scenario, *, progress: Callable[[float], None] | None
         "battery": st.battery.name,
         "delivered_mg": (st.patient_dose_ng + earlier_dose_ng) / fm.NG_PER_MG,
         "profile": pump.profile.name,
+        # the ground truth of the pump now implanted: what it counted, what left its
+        # reservoir, what reached the patient (a catheter complication parts them:
+        # docs/firmware_model.md section 18)
+        "program_ml": st.program_total_nl / NL_PER_ML,
+        "pumped_ml": st.pumped_total_nl / NL_PER_ML,
+        "patient_ml": st.patient_total_nl / NL_PER_ML,
     }
     report = Report(scenario, samples, alarms, refills, [], events, final, notes, pumps)
     report.results = [_check(x, report, start, pump) for x in scenario.expectations]
@@ -441,7 +457,7 @@ def _apply(pump: fm.Pump, step: Step, refills: list[dict[str, Any]], start: int)
                 args["recovery_delay_ms"] = duration_ms(p["recovery_delay"], f"{w}.recovery_delay")
             if "volume_ml" in p:
                 args["volume_nl"] = volume_nl(p["volume_ml"], f"{w}.volume_ml")
-            for k in ("share_ppm", "error_ppm"):
+            for k in ("share_ppm", "error_ppm", "restriction_ppm", "start_ppm", "end_ppm", "days"):
                 if k in p:
                     args[k] = int(p[k])
             pump.inject(FAULTS[kind](**args))
@@ -449,6 +465,8 @@ def _apply(pump: fm.Pump, step: Step, refills: list[dict[str, Any]], start: int)
             pump.clear_fault(_enum(fm.FaultKind, p["kind"], f"{w}.kind"))
         elif step.action == "true_reservoir":
             pump.set_true_reservoir(volume_nl(p["ml"], f"{w}.ml"))
+        elif step.action == "cap_aspiration":
+            pump.aspirate_cap()
         elif step.action == "suspend":
             pump.suspend()
         elif step.action == "resume":
@@ -521,6 +539,27 @@ def _check(x: Expectation, report: Report, start: int, pump: fm.Pump) -> dict[st
                 f"refill {i} on day {r['day']:.1f}: discrepancy {r['discrepancy_ml']:+.3f} mL, "
                 f"beyond limits {r['beyond_limits']}"
             )
+    elif x.kind == "delivered":  # a share of the program volume, over the whole run
+        which = str(p["delivered"])
+        if which not in ("pumped", "patient"):
+            raise ScenarioError(f"{x.where}.delivered must be pumped or patient")
+        got = report.final[f"{which}_ml"] / max(report.final["program_ml"], 1e-9)
+        lo, hi = float(p.get("min_share", 0)), float(p.get("max_share", 1e9))
+        passed = lo <= got <= hi
+        want = f"at least {lo:.1%}" if hi >= 1e9 else f"{lo:.1%} .. {hi:.1%}"
+        detail = f"{which}: {got:.1%} of the program volume, expected {want}"
+    elif x.kind == "cap_finding":
+        want = _enum(fm.CapFinding, p["cap_finding"], f"{x.where}.cap_finding")
+        lo, hi = float(p.get("after_day", 0)), float(p.get("by_day", 1e9))
+        found = [
+            fm.CapFinding(e.b).name
+            for e in report.events
+            if e.kind is fm.EventKind.CONTROL
+            and e.a == fm.CONTROL_CAP_ASPIRATION
+            and lo <= (e.time_ms - off - start) / fm.DAY_MS <= hi
+        ]
+        passed = want.name in found
+        detail = f"CAP aspiration(s) between day {lo} and {hi} found {found or 'nothing'}"
     else:  # bolus_denied
         reason = _enum(fm.Reason, p["reason"], f"{x.where}.reason")
         n = sum(1 for e in report.events if e.kind is fm.EventKind.BOLUS_DENIED and e.a == reason)

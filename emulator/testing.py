@@ -133,6 +133,11 @@ class ControlClient:
     def clear(self, kind: str) -> Any:
         return self.call("DELETE", f"/v1/pumps/{self.serial}/faults/{kind}")
 
+    def aspirate_cap(self) -> Any:
+        """The catheter access port check: the answer's `aspiration.finding` (PATENT,
+        PARTIAL_OBSTRUCTION, OBSTRUCTED, LEAK, DISCONNECTED) follows the true catheter."""
+        return self.call("POST", f"/v1/pumps/{self.serial}/catheter/aspirate")
+
     def set_true_reservoir(self, volume_nl: int) -> Any:
         body = {"true_volume_nl": volume_nl}
         return self.call("PUT", f"/v1/pumps/{self.serial}/reservoir", body)

@@ -13,20 +13,22 @@ rebuilt from the state (the basal rate function, its rate profiles, the next int
 
 Time is handed in. `advance_to(t)` (_clock.py) repeatedly finds the next *internal* event (a
 bolus or bridge ending, a threshold crossed, an alarm tone, a battery milestone, a stall
-recovering, a silence expiring, 48 h in stopped mode: `_next_internal` in _delivery.py),
-integrates delivery analytically up to it (`_flow`), and applies it (`_settle`, which applies
-every condition due at the current instant until nothing changes). Between internal events the
-basal rate is a fixed periodic function of the time of day (`RateProfile`, _rates.py), so
-crossing any number of schedule steps costs O(1): the cost of advancing grows with events, not
-with time. Alarm tones are counted, not ticked. `next_event_time()` also reports schedule step
-boundaries, so a runtime that wants to publish each rate change can wake for them.
+recovering, a silence expiring, 48 h in stopped mode, a granuloma's daily step:
+`_next_internal` in _delivery.py), integrates delivery analytically up to it (`_flow`), and
+applies it (`_settle`, which applies every condition due at the current instant until nothing
+changes). Between internal events the basal rate is a fixed periodic function of the time of
+day (`RateProfile`, _rates.py), so crossing any number of schedule steps costs O(1): the cost
+of advancing grows with events, not with time. Alarm tones are counted, not ticked.
+`next_event_time()` also reports schedule step boundaries, so a runtime that wants to publish
+each rate change can wake for them.
 
 The integral. Three volumes are tracked, all exact integers (_delivery.py):
 - program volume: what the pump believes it delivered (drives the *calculated* reservoir volume);
   basal volume is floor(integral of the rate) with the remainder carried, a bolus delivers
   floor(V * elapsed / D) and exactly V at its end;
 - pumped volume: what truly left the reservoir (program volume scaled by the device's accuracy
-  error, zero while stalled, occluded, valve-closed or dry);
+  error, then by what a kink or granuloma lets pass; zero while stalled, occluded, valve-closed
+  or dry);
 - patient volume and dose: what left the catheter tip into the intrathecal space, after the
   catheter's dead volume (a FIFO of drug slugs) and any leak.
 Every settle recomputes the basal function from the state and drops the cached next event
@@ -49,7 +51,8 @@ apply, and end with `c.commit(kind, a, b)` (bump the program version, log the ef
 Where things live: _delivery (rates, the integral, volumes, next event, predictions), _programs
 (drug record, continuous, schedule, bridge, suspend, resume), _boluses (clinician, priming,
 cancel, patient bolus), _refill, _alarms (catalogue and alarm logic), _battery, _faults (fault
-values and their logic), _clock (advance, settle, set_clock), _log, _command.
+values and their logic), _catheter (partial obstructions and their daily ramp, the true
+catheter, CAP aspiration), _clock (advance, settle, set_clock), _log, _command.
 
 WHERE TO ADD
 - A new fault: its frozen value and the `Fault` union in _faults.py, a `FaultKind` in _types.py
@@ -71,9 +74,13 @@ WHERE TO ADD
 """
 
 from ._alarms import CATALOGUE, AlarmSpec
+from ._catheter import FINDING_TEXT, CapAspiration, CapFinding, CatheterView
+from ._core import CONTROL_CAP_ASPIRATION
 from ._errors import ModelError, Rejected, SnapshotError, TimeWentBackwards
 from ._faults import (
     AirInLine,
+    CatheterGranuloma,
+    CatheterKink,
     CatheterLeak,
     CatheterOcclusion,
     CriticalMemoryError,
@@ -135,8 +142,10 @@ from ._types import (
 
 __all__ = [
     "CATALOGUE",
+    "CONTROL_CAP_ASPIRATION",
     "DAY_MS",
     "DEFAULT_LIBRARY",
+    "FINDING_TEXT",
     "MINUTES_PER_DAY",
     "MS_PER_HOUR",
     "MS_PER_MIN",
@@ -159,9 +168,14 @@ __all__ = [
     "BatteryState",
     "BolusKind",
     "BolusRun",
+    "CapAspiration",
+    "CapFinding",
     "Capability",
+    "CatheterGranuloma",
+    "CatheterKink",
     "CatheterLeak",
     "CatheterOcclusion",
+    "CatheterView",
     "ClearedBy",
     "Command",
     "ConcentrationUnit",

@@ -148,6 +148,8 @@ class ClockMixin(CommandMixin):
             f = s.faults
             if f.stalled and f.stall_recover_at and f.stall_recover_at <= now:
                 self._recover(Source.PUMP, NO_COMMAND)
+            if f.granuloma_since >= 0:
+                self._granuloma_due()
             if s.drug is not Drug.NONE:
                 if s.calc_nl <= prof.empty_threshold_nl:
                     self._raise(Alarm.EMPTY_RESERVOIR, Source.PUMP, NO_COMMAND)

@@ -51,6 +51,7 @@ class DeliveryMixin(PumpCore):
             and not f.occluded
             and not f.valve_closed
             and not s.dry
+            and self._restriction_ppm() < PPM
         )
 
     def _halted(self) -> bool:
@@ -128,6 +129,9 @@ class DeliveryMixin(PumpCore):
         f = s.faults
         if f.stalled and f.stall_recover_at:
             t = min(t, f.stall_recover_at)
+        g = self._granuloma_next()
+        if g is not None:
+            t = min(t, g)
         if (
             s.stopped_since >= 0
             and prof.alarms & Alarm.PUMP_STOPPED
@@ -157,9 +161,12 @@ class DeliveryMixin(PumpCore):
                         x = self._program_reach(s.calc_nl - thr, t)
                         if x is not None:
                             t = min(t, x)
-            if not s.dry and not f.stalled and not f.occluded and not f.valve_closed:
+            passing = PPM - self._restriction_ppm()
+            if not s.dry and not f.stalled and not f.occluded and not f.valve_closed and passing:
                 need_true = s.true_nl - prof.empty_threshold_nl
                 if need_true > 0:
+                    if passing < PPM:  # what must leave the pump for need_true to pass
+                        need_true = -(-(need_true * PPM - f.restriction_carry) // passing)
                     p = -(-(need_true * PPM - s.true_carry) // (PPM + f.error_ppm))
                     x = self._program_reach(p, t)
                     if x is not None:
@@ -257,6 +264,11 @@ class DeliveryMixin(PumpCore):
             f = s.faults
             if not (f.stalled or f.occluded or f.valve_closed or s.dry):
                 pumped, s.true_carry = divmod(p * (PPM + f.error_ppm) + s.true_carry, PPM)
+                held = self._restriction_ppm()
+                if held:  # a partial obstruction: the rest stays in the reservoir
+                    pumped, f.restriction_carry = divmod(
+                        pumped * (PPM - held) + f.restriction_carry, PPM
+                    )
                 self._physical(pumped)
         self._next = None
 

@@ -51,9 +51,34 @@ class CatheterOcclusion:
 
 @dataclass(frozen=True, slots=True)
 class CatheterLeak:
-    """A share of what leaves the catheter goes to the tissue, not the intrathecal space."""
+    """A share of what leaves the catheter goes to the tissue, not the intrathecal space: a tear
+    (share < 100 %) or a disconnection (share_ppm = 1000000). The drug did leave the reservoir:
+    no refill discrepancy, no alarm; the patient is under-dosed (_catheter.py)."""
 
     share_ppm: int
+
+
+@dataclass(frozen=True, slots=True)
+class CatheterKink:
+    """A kink or partial occlusion holds back `restriction_ppm` of the flow: that share stays
+    in the reservoir (a refill discrepancy), the patient gets the rest. An implant has no
+    sensor: no alarm. An external pump's pressure sensor raises DOWNSTREAM_OCCLUSION (and
+    stops) until it is cleared. Injecting it again sets the new share."""
+
+    restriction_ppm: int
+
+
+@dataclass(frozen=True, slots=True)
+class CatheterGranuloma:
+    """A catheter-tip mass: the share of the flow it holds back grows from `start_ppm` to
+    `end_ppm`, one equal step a day (rounded down) over `days` days, then stays."""
+
+    end_ppm: int
+    days: int
+    start_ppm: int = 0
+
+
+MAX_GRANULOMA_DAYS = 3650
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +148,8 @@ Fault = (
     MotorStall
     | CatheterOcclusion
     | CatheterLeak
+    | CatheterKink
+    | CatheterGranuloma
     | PocketFill
     | CriticalMemoryError
     | NoncriticalMemoryError
@@ -163,6 +190,10 @@ class FaultsMixin(CommandMixin):
             kinds.add(FaultKind.CATHETER_OCCLUSION)
         if f.leak_ppm:
             kinds.add(FaultKind.CATHETER_LEAK)
+        if f.kink_ppm:
+            kinds.add(FaultKind.CATHETER_KINK)
+        if f.granuloma_since >= 0:
+            kinds.add(FaultKind.CATHETER_GRANULOMA)
         if f.pocket_fill_nl:
             kinds.add(FaultKind.POCKET_FILL)
         if f.valve_closed:
@@ -198,7 +229,7 @@ class FaultsMixin(CommandMixin):
         if external is not None and not external[0] & prof.alarms:
             c.reject(Reason.MODE_NOT_SUPPORTED, f"{prof.name} has no {external[2]}")
         if s.battery is BatteryState.END_OF_SERVICE and not isinstance(
-            fault, (CatheterOcclusion, CatheterLeak, PocketFill)
+            fault, (CatheterOcclusion, CatheterLeak, CatheterKink, CatheterGranuloma, PocketFill)
         ):
             c.reject(Reason.PUMP_STOPPED, "the pump is at end of service")
         match fault:
@@ -217,6 +248,27 @@ class FaultsMixin(CommandMixin):
                     c.reject(Reason.INVALID_VALUE, "leak share must be 1 .. 1000000 ppm")
                 seq = c.log(EventKind.FAULT, int(FaultKind.CATHETER_LEAK), share)
                 f.leak_ppm = share
+            case CatheterKink(restriction_ppm=held):
+                if not 0 < held <= PPM:
+                    c.reject(Reason.INVALID_VALUE, "kink restriction must be 1 .. 1000000 ppm")
+                seq = c.log(EventKind.FAULT, int(FaultKind.CATHETER_KINK), held)
+                f.kink_ppm = held
+                # an external pump's line-pressure sensor sees a kinked line; an implant cannot
+                self._raise(Alarm.DOWNSTREAM_OCCLUSION, source, command_id)
+            case CatheterGranuloma(end_ppm=end, days=days, start_ppm=start):
+                if not 0 <= start < end <= PPM:
+                    c.reject(
+                        Reason.INVALID_VALUE,
+                        "granuloma: 0 <= start_ppm < end_ppm <= 1000000 (it only grows)",
+                    )
+                if not 1 <= days <= MAX_GRANULOMA_DAYS:
+                    c.reject(
+                        Reason.INVALID_VALUE, f"granuloma days must be 1 .. {MAX_GRANULOMA_DAYS}"
+                    )
+                if f.granuloma_since >= 0:
+                    c.reject(Reason.INVALID_STATE, "a granuloma is already growing: clear it first")
+                seq = c.log(EventKind.FAULT, int(FaultKind.CATHETER_GRANULOMA), end)
+                self._start_granuloma(start, end, days)
             case PocketFill(volume_nl=vol):
                 if not 0 < vol <= prof.reservoir_nl:
                     c.reject(
@@ -276,9 +328,10 @@ class FaultsMixin(CommandMixin):
     def clear_fault(
         self, kind: FaultKind, *, source: Source = Source.CONTROL, command_id: bytes = NO_COMMAND
     ) -> int:
-        """Ends a fault: motor recovery, occlusion or leak repaired, pending pocket fill
-        dropped, accuracy back to the profile's, Prometra valve reset, memory errors cleared
-        (service). Battery faults end only with a new pump: refused."""
+        """Ends a fault: motor recovery, occlusion, kink, granuloma or leak repaired (catheter
+        revision), pending pocket fill dropped, accuracy back to the profile's, Prometra valve
+        reset, memory errors cleared (service). Battery faults end only with a new pump:
+        refused."""
         c = self._command(Command.CLEAR_FAULT, command_id, source)
         f = self._s.faults
         if kind not in self.active_faults():
@@ -294,9 +347,16 @@ class FaultsMixin(CommandMixin):
                 self._recover(source, command_id)
             case FaultKind.CATHETER_OCCLUSION:
                 f.occluded = False
-                self._resolve(Alarm.DOWNSTREAM_OCCLUSION, source, command_id)
+                if not f.kink_ppm:
+                    self._resolve(Alarm.DOWNSTREAM_OCCLUSION, source, command_id)
             case FaultKind.CATHETER_LEAK:
                 f.leak_ppm = 0
+            case FaultKind.CATHETER_KINK:
+                f.kink_ppm = 0
+                if not f.occluded:
+                    self._resolve(Alarm.DOWNSTREAM_OCCLUSION, source, command_id)
+            case FaultKind.CATHETER_GRANULOMA:
+                self._end_granuloma()
             case FaultKind.POCKET_FILL:
                 f.pocket_fill_nl = 0
             case FaultKind.DELIVERY_INACCURACY:

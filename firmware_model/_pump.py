@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from ._alarms import AlarmsMixin
 from ._battery import BatteryMixin
 from ._boluses import BolusesMixin
+from ._catheter import CatheterMixin
 from ._clock import ClockMixin
 from ._command import CommandMixin
 from ._core import (
@@ -105,6 +106,7 @@ class Pump(
     RefillMixin,
     AlarmsMixin,
     FaultsMixin,
+    CatheterMixin,
     BatteryMixin,
     ClockMixin,
     DeliveryMixin,

@@ -21,7 +21,24 @@ from ._state import Event, State
 from ._types import Drug
 
 SNAPSHOT_FORMAT = "itp-firmware-model"
-SNAPSHOT_VERSION = 1
+SNAPSHOT_VERSION = 2
+# Fields a version lacks, with the value that reproduces that version's pump exactly.
+# 2: the catheter's partial obstructions (kink, granuloma: _catheter.py), absent = none.
+_ADDED_FAULTS: dict[int, dict[str, int]] = {
+    1: {
+        "kink_ppm": 0,
+        "granuloma_ppm": 0,
+        "granuloma_from_ppm": 0,
+        "granuloma_to_ppm": 0,
+        "granuloma_days": 0,
+        "granuloma_since": -1,
+        "granuloma_steps": 0,
+        "restriction_carry": 0,
+    },
+}
+
+# 2: also the clinic's clock (State.utc_offset_ms, State.zone: _clock.py), absent = UTC.
+_ADDED_STATE: dict[int, dict[str, int | str]] = {1: {"utc_offset_ms": 0, "zone": "UTC"}}
 
 _HINTS: dict[type, dict[str, Any]] = {}
 
@@ -127,23 +144,42 @@ def encode_events(events: Iterable[Event]) -> list[dict[str, Any]]:
     return [_enc(e) for e in events]
 
 
+def _upgrade(data: Mapping[str, Any], added: Mapping[str, int]) -> dict[str, Any]:
+    """An older snapshot with the fields it lacks (a field it already has is an error)."""
+    state = data["state"]
+    faults = state.get("faults") if isinstance(state, Mapping) else None
+    if not isinstance(faults, Mapping):
+        raise SnapshotError("state.faults: expected an object")
+    if set(added) & set(faults):
+        raise SnapshotError(f"state.faults: version {data['version']} has no {sorted(added)}")
+    clock = _ADDED_STATE[data["version"]]
+    if set(clock) & set(state):
+        raise SnapshotError(f"state: version {data['version']} has no {sorted(clock)}")
+    return {**data, "state": {**state, **clock, "faults": {**faults, **added}}}
+
+
 def _clinic_clock_defaults(state: Any) -> Any:
-    """A snapshot from before the clinic's clock (issue 15): the pump ran on UTC."""
+    """A version 2 snapshot written before the clinic's clock joined version 2 (main between
+    the i15-cath and i15-tz merges) lacks both fields: that pump ran on UTC."""
     if isinstance(state, Mapping) and "utc_offset_ms" not in state and "zone" not in state:
-        return {**state, "utc_offset_ms": 0, "zone": "UTC"}
+        return {**state, **_ADDED_STATE[1]}
     return state
 
 
 def restore(data: Mapping[str, Any]) -> Pump:
-    """The pump a snapshot describes. Raises SnapshotError on anything unexpected."""
+    """The pump a snapshot describes (this version or an older one, upgraded: an old pump
+    restores to exactly the pump it was). Raises SnapshotError on anything unexpected."""
     if not isinstance(data, Mapping):
         raise SnapshotError("a snapshot is an object")
     if data.get("format") != SNAPSHOT_FORMAT:
         raise SnapshotError("not a firmware-model snapshot")
-    if data.get("version") != SNAPSHOT_VERSION:
-        raise SnapshotError(f"snapshot version {data.get('version')!r} is not {SNAPSHOT_VERSION}")
+    version = data.get("version")
+    if version != SNAPSHOT_VERSION and version not in _ADDED_FAULTS:
+        raise SnapshotError(f"snapshot version {version!r} is not {SNAPSHOT_VERSION}")
     if set(data) != {"format", "version", "profile", "library", "state"}:
         raise SnapshotError("snapshot has missing or unknown sections")
+    if version != SNAPSHOT_VERSION:
+        data = _upgrade(data, _ADDED_FAULTS[version])
     try:
         profile = _dec(Profile, data["profile"], "profile")
         entries = _dec(list[DrugLimits], data["library"], "library")

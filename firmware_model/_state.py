@@ -101,6 +101,15 @@ class Faults:
     pocket_fill_nl: int = 0  # applied to the next refill
     valve_closed: bool = False
     error_ppm: int = 0
+    # partial obstructions of the catheter (_catheter.py): share of the flow held back, ppm
+    kink_ppm: int = 0
+    granuloma_ppm: int = 0  # now: granuloma_from_ppm, stepping once a day to granuloma_to_ppm
+    granuloma_from_ppm: int = 0
+    granuloma_to_ppm: int = 0
+    granuloma_days: int = 0
+    granuloma_since: int = -1  # model time it started; -1 = none
+    granuloma_steps: int = 0  # daily steps taken so far (0 .. granuloma_days)
+    restriction_carry: int = 0  # obstruction-scaled remainder, in 1e-6 nL
 
 
 @dataclass(slots=True)

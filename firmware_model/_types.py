@@ -220,6 +220,8 @@ class FaultKind(enum.IntEnum):
     FLOW_VALVE_CLOSED = 12  # Prometra II valve latched shut (after MRI); cleared by reset
     AIR_IN_LINE = 13  # external pump: air at its detector; cleared by re-priming the line
     EXTERNAL_BATTERY_LOW = 14  # external pump: cells low; cleared by replacing them
+    CATHETER_KINK = 15  # partial obstruction: a share of the flow held back
+    CATHETER_GRANULOMA = 16  # catheter-tip mass: an obstruction growing day by day
 
 
 class MriBehaviour(enum.IntEnum):

@@ -3,7 +3,7 @@ offset at an instant (the standard library's zoneinfo), and the pump's local clo
 with a staleness check.
 
 The pump holds one UTC offset, set with its clock, and never follows daylight saving time by
-itself (docs/firmware_model.md section 18): the host owns the tz database. zoneinfo reads the
+itself (docs/firmware_model.md section 19): the host owns the tz database. zoneinfo reads the
 system's database (Debian's `tzdata` package, /usr/share/zoneinfo) and falls back to the
 `tzdata` PyPI package, a dependency of this project, so a slim container without the system
 database still knows every zone.

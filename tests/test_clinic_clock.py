@@ -15,6 +15,8 @@ and back on Sunday 25 October 2026 at 01:00 UTC (IANA tz database, Europe/Paris)
 from __future__ import annotations
 
 import copy
+import json
+from pathlib import Path
 
 import pytest
 
@@ -181,8 +183,23 @@ def test_the_widest_offsets_are_accepted() -> None:
 
 
 def test_a_version_1_snapshot_restores_on_utc() -> None:
-    """A snapshot written before the clinic's clock has no offset or zone: it restores on UTC
-    and delivers exactly as before."""
+    """tests/data/snapshot_v1.json (written before version 2) has no offset or zone: it
+    restores on UTC (the version-1 pump ran its schedules on UTC) and saves them in version 2;
+    a version-1 snapshot that names them is refused."""
+    data = json.loads((Path(__file__).parent / "data" / "snapshot_v1.json").read_text())
+    assert data["version"] == 1 and "zone" not in data["state"]
+    q = fm.restore(data)
+    assert (q.status().utc_offset_ms, q.status().zone) == (0, "UTC")
+    again = fm.snapshot(q)
+    assert (again["state"]["utc_offset_ms"], again["state"]["zone"]) == (0, "UTC")
+    data["state"]["zone"] = "UTC"
+    with pytest.raises(fm.SnapshotError, match="version 1 has no"):
+        fm.restore(data)
+
+
+def test_a_version_2_snapshot_from_before_the_clinic_clock_restores_on_utc() -> None:
+    """Version 2 first shipped without the two fields (main between the i15-cath and i15-tz
+    merges): such a snapshot restores on UTC and delivers exactly as before."""
     p = paris_pump()
     p.set_clock(p.clock_ms, utc_offset_ms=0, zone="UTC")
     data = fm.snapshot(p)

@@ -291,7 +291,9 @@
       },
       history: (msg) => {
         if (msg.reset) app.history = [];
-        app.history.push(...msg.samples);
+        // each sample with its ground-truth volumes beside it: program, pumped, patient nL
+        const flows = msg.flows || [];
+        app.history.push(...msg.samples.map((r, i) => [...r, ...(flows[i] || [null, null, null])]));
         renderHistory();
       },
       narration: (msg) => {
@@ -634,10 +636,11 @@
       const after = pts[0];
       const f = after ? (start - before[0]) / (after[0] - before[0]) : 0;
       const lerp = (i) => (after ? before[i] + (after[i] - before[i]) * f : before[i]);
-      pts.unshift([start, lerp(1), lerp(2), before[3], lerp(4), before[5]]);
+      pts.unshift([start, lerp(1), lerp(2), before[3], lerp(4), before[5], lerp(6), lerp(7), lerp(8)]);
     }
     const S = st.status;
-    pts.push([end, S.reservoir_nl, S.true_reservoir_nl, S.current_rate_nl_per_day, S.patient_dose_ng, S.daily_volume_nl]);
+    pts.push([end, S.reservoir_nl, S.true_reservoir_nl, S.current_rate_nl_per_day, S.patient_dose_ng, S.daily_volume_nl,
+      S.program_total_nl, S.pumped_total_nl, S.patient_total_nl]);
     const unit = massUnit(st);
     const W = 900; const L = 90; const R = 20;
     const x = (t) => L + ((t - start) / (end - start)) * (W - L - R);
@@ -648,13 +651,16 @@
         ? { top: 214, h: 85, label: "rate, mL/day (program's daily mean)", head: 1.25, scale: 1e6, series: [[5, "#3b3b3b", null]], step: true }
         : { top: 214, h: 85, label: "rate, mL/day", head: 1.25, scale: 1e6, series: [[3, "#3b3b3b", null]], step: true },
       { top: 329, h: 85, label: `delivered to the patient, ${unit}`, head: 1.15, scale: unit === "mcg" ? 1000 : 1e6, series: [[4, "#5b21b6", null]] },
+      // The ground truth: a kink or granuloma parts pumped from counted, a leak parts patient from pumped.
+      { top: 444, h: 85, label: "mL counted by the pump (grey), pumped (orange), to the patient (purple)", head: 1.15, scale: 1e6, zoom: true,
+        series: [[6, "#3b3b3b", null], [7, "#c2410c", "10 6"], [8, "#5b21b6", "2 4"]] },
     ];
     const kids = [title];
     for (const p of panels) {
-      const values = pts.flatMap((r) => p.series.map(([i]) => r[i]));
+      const values = pts.flatMap((r) => p.series.map(([i]) => r[i])).filter((v) => v !== null && v !== undefined);
       let max = p.max || Math.max(...values, 1);
       let min = 0;
-      if (p.series[0][0] === 4 || (p.max && end - start <= 7 * DAY)) {
+      if (p.series[0][0] === 4 || p.zoom || (p.max && end - start <= 7 * DAY)) {
         // cumulative dose, and the reservoir over a few days: zoom on what changed
         min = Math.min(...values);
         max = Math.max(...values, min + (p.max ? 100000 : 1));
@@ -672,9 +678,12 @@
       }
       for (const [i, color, dash] of p.series) {
         let d = "";
+        let started = false;
         pts.forEach((r, k) => {
-          if (p.step && k) d += `L${x(r[0])},${y(pts[k - 1][i])} `;
-          d += `${k ? "L" : "M"}${x(r[0]).toFixed(1)},${y(r[i]).toFixed(1)} `;
+          if (r[i] === null || r[i] === undefined) return; // a sample from before the ground truth was sent
+          if (p.step && started) d += `L${x(r[0])},${y(pts[k - 1][i])} `;
+          d += `${started ? "L" : "M"}${x(r[0]).toFixed(1)},${y(r[i]).toFixed(1)} `;
+          started = true;
         });
         kids.push(s("path", { d, fill: "none", stroke: color, "stroke-width": 3, "stroke-dasharray": dash }));
       }
@@ -689,7 +698,7 @@
       }
       if (!mark) continue;
       const mx = x(e.time_ms);
-      kids.push(s("line", { class: `mark mark-${e.kind}`, x1: mx, x2: mx, y1: 24, y2: 414, stroke: mark.color, "stroke-width": 2, "stroke-dasharray": mark.dash }));
+      kids.push(s("line", { class: `mark mark-${e.kind}`, x1: mx, x2: mx, y1: 24, y2: 529, stroke: mark.color, "stroke-width": 2, "stroke-dasharray": mark.dash }));
       if (e.kind !== "CONTROL") {
         const right = mx > W - 200;
         kids.push(s("text", { x: right ? mx - 4 : mx + 4, y: 42 + (labelRow % 6) * 17, "font-size": 15, fill: mark.color, "font-weight": "bold", "text-anchor": right ? "end" : "start" }, words(mark.label(e))));
@@ -700,12 +709,12 @@
     const span = end - start;
     const stepMs = span > 120 * DAY ? 30 * DAY : span > 20 * DAY ? 7 * DAY : span > 3 * DAY ? DAY : span > 12 * HOUR ? 3 * HOUR : HOUR;
     for (let t = Math.ceil(start / stepMs) * stepMs; t <= end; t += stepMs) {
-      kids.push(s("line", { x1: x(t), x2: x(t), y1: 414, y2: 422, stroke: "#000" }));
+      kids.push(s("line", { x1: x(t), x2: x(t), y1: 529, y2: 537, stroke: "#000" }));
       const text = stepMs >= DAY ? fmtDate(t).slice(5, 10) : fmtDate(t).slice(11);
-      kids.push(s("text", { x: x(t), y: 440, "font-size": 14, "text-anchor": "middle" }, text));
+      kids.push(s("text", { x: x(t), y: 555, "font-size": 14, "text-anchor": "middle" }, text));
     }
-    kids.push(s("text", { x: W - R, y: 462, "font-size": 14, "text-anchor": "end" }, `now ${fmtDate(end)} (pump clock)`));
-    title.textContent = `Reservoir, rate and dose from ${fmtDate(start)} to ${fmtDate(end)}`;
+    kids.push(s("text", { x: W - R, y: 577, "font-size": 14, "text-anchor": "end" }, `now ${fmtDate(end)} (pump clock)`));
+    title.textContent = `Reservoir, rate, dose and the volumes pumped and delivered from ${fmtDate(start)} to ${fmtDate(end)}`;
     svg.replaceChildren(...kids);
     svg.dataset.samples = String(samples.length);
   }
@@ -762,6 +771,7 @@
   }
 
   let busy = false;
+  let pausePending = false; // a pause toggle pressed while busy, run once it is done
   async function act(label, method, path, body, confirmText) {
     if (!app.serial || busy) return;
     if (confirmText && !(await confirmAction(confirmText))) {
@@ -774,11 +784,16 @@
       const answer = await api(method, `/v1/pumps/${app.serial}${path}`, body);
       if (answer && answer.status && answer.serial === app.serial) render(answer);
       result(`${label}: done`, "ok");
+      return answer;
     } catch (e) {
       result(`${label}: refused${e.status ? ` (${e.status})` : ""}: ${e.message}`, "error");
     } finally {
       busy = false;
       delete document.body.dataset.busy;
+      if (pausePending) {
+        pausePending = false;
+        setTimeout(() => $("pause").click(), 0);
+      }
     }
   }
 
@@ -804,6 +819,15 @@
     if (!st.paused && document.activeElement !== slider) {
       slider.value = String(speedIndex(st.speed_factor));
       showSpeed();
+    }
+    // the catheter's true state (the pump knows none of it)
+    const c = st.catheter;
+    if (c) {
+      const parts = [`holds back ${(c.restriction_ppm / 10000).toFixed(1)} % of the flow`];
+      if (c.granuloma_final_ppm) parts.push(`granuloma growing to ${(c.granuloma_final_ppm / 10000).toFixed(0)} % by ${fmtDate(c.granuloma_full_at_ms)}`);
+      if (c.leak_ppm) parts.push(c.leak_ppm >= 1e6 ? "disconnected" : `leaks ${(c.leak_ppm / 10000).toFixed(1)} %`);
+      if (c.occluded) parts.push("occluded");
+      $("catheter-truth").textContent = `Truly: ${parts.join(", ")}.`;
     }
     // faults: clear buttons for the active ones
     const faults = st.status.faults;
@@ -854,6 +878,10 @@
     duration_ms: { label: "Scan duration (min)", scale: MIN },
     recovery_delay_ms: { label: "Recovery after the scan (hours)", scale: HOUR },
     error_ppm: { label: "Delivery error (%; + over, - under)", scale: 10000 },
+    restriction_ppm: { label: "Share of the flow held back (%)", scale: 10000 },
+    start_ppm: { label: "Share held back at first (%)", scale: 10000 },
+    end_ppm: { label: "Share held back at the end (%)", scale: 10000 },
+    days: { label: "Grows over (days, one step a day)", scale: 1 },
   };
 
   function inject() {
@@ -886,6 +914,8 @@
     });
     $("pause").addEventListener("click", () => {
       if (!app.state) return;
+      // A toggle pressed while another action is answered is kept, not lost (P, P quickly).
+      if (busy) { pausePending = true; return; }
       act(app.state.paused ? "resume" : "pause", "POST", app.state.paused ? "/resume" : "/pause");
     });
     $("next-event").addEventListener("click", () => {
@@ -912,6 +942,15 @@
       act(`jump to ${text}`, "POST", "/advance", { until }, `Jump pump time forward to ${text}? Time cannot be moved back.`);
     });
     $("fault-kind").addEventListener("change", faultParams);
+    $("aspirate").addEventListener("click", async () => {
+      // The CSF / dye check: its answer follows the true catheter (docs/firmware_model.md section 18).
+      const answer = await act("catheter access port aspiration", "POST", "/catheter/aspirate");
+      if (answer && answer.aspiration) {
+        const a = answer.aspiration;
+        $("cap-finding").textContent = `${words(a.finding)}: ${a.text}` +
+          (a.aspirated_nl ? ` (${fmtMl(a.aspirated_nl)} drawn off with its drug: prime the catheter before therapy)` : "");
+      }
+    });
     $("inject").addEventListener("click", inject);
     $("set-true").addEventListener("click", () => {
       const ml = Number($("true-ml").value);
