@@ -129,6 +129,12 @@ CALLS: dict[type[p.Message], Call] = dict(
         ),
         _on(p.AlarmTest, lambda pump, m, kw: pump.alarm_test(fm.Tone(int(m.tone)), **kw)),
         _on(p.SetClock, lambda pump, m, kw: pump.set_clock(m.pump_time_ms, **kw)),
+        _on(
+            p.SetClockLocal,
+            lambda pump, m, kw: pump.set_clock(
+                m.pump_time_ms, utc_offset_ms=m.utc_offset_ms, zone=m.zone, **kw
+            ),
+        ),
         _on(p.RequestPatientBolus, lambda pump, m, kw: pump.request_patient_bolus(**kw)),
     ]
 )

@@ -196,6 +196,16 @@ def clock(dev: PumpDevice, msg: p.GetClock) -> p.Clock:
     return p.Clock(pump_time_ms=at(dev.pump.clock_ms), speed_factor_milli=dev.clock.speed_milli)
 
 
+def clock_local(dev: PumpDevice, msg: p.GetClockLocal) -> p.ClockLocal:
+    st = dev.pump.status()
+    return p.ClockLocal(
+        pump_time_ms=at(st.clock_ms),
+        speed_factor_milli=dev.clock.speed_milli,
+        utc_offset_ms=st.utc_offset_ms,
+        zone=st.zone,
+    )
+
+
 def command_status(dev: PumpDevice, msg: p.GetCommandStatus) -> p.CommandStatus:
     """What the exactly-once journal knows of a command id (UNKNOWN: never seen, or evicted)."""
     rec = dev._commands.get(msg.command_id)
@@ -244,6 +254,7 @@ READS: dict[type[p.Message], Reader] = {
     p.GetAlarms: alarms,
     p.GetEvents: events,
     p.GetClock: clock,
+    p.GetClockLocal: clock_local,
     p.GetCommandStatus: command_status,
     p.GetAlarmSettings: alarm_settings,
     p.GetCatheterInfo: catheter_info,

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime
 import json
 import tomllib
+import zoneinfo
 from collections.abc import Callable
 from decimal import Decimal
 from importlib import resources
@@ -24,6 +26,7 @@ ScenarioError = _scenario_units.ScenarioError  # the scenario format's error, re
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z: scenarios start at a midnight
 NL_PER_ML = fm.NL_PER_ML
+MS = datetime.timedelta(milliseconds=1)
 PROFILES = {
     "synchromed-ii-20": fm.ProfileId.SYNCHROMED_II_20,
     "synchromed-ii-40": fm.ProfileId.SYNCHROMED_II_40,
@@ -101,6 +104,7 @@ ACTIONS = {
     "cap_aspiration": set(),
     "suspend": set(),
     "resume": set(),
+    "clock_sync": {"zone"},
 }  # fmt: skip
 EXPECTATIONS = {
     "alarm": {"alarm", "after_day", "by_day"},
@@ -467,6 +471,15 @@ def _apply(pump: fm.Pump, step: Step, refills: list[dict[str, Any]], start: int)
             pump.suspend()
         elif step.action == "resume":
             pump.resume()
+        elif step.action == "clock_sync":  # a programmer's `clock --sync --zone NAME`
+            zone = str(p["zone"])
+            try:
+                tz = zoneinfo.ZoneInfo(zone)
+            except (ValueError, zoneinfo.ZoneInfoNotFoundError):
+                raise ScenarioError(f"{w}: zone {zone!r} is not an IANA time zone") from None
+            at = datetime.datetime.fromtimestamp(pump.clock_ms / 1000, datetime.UTC)
+            off = at.astimezone(tz).utcoffset() or datetime.timedelta()
+            pump.set_clock(pump.clock_ms, utc_offset_ms=off // MS, zone=zone)
     except fm.Rejected as exc:
         raise ScenarioError(f"{w}: the pump refused {step.action}: {exc}") from None
     except (KeyError, TypeError) as exc:

@@ -130,7 +130,7 @@ class BatteryMixin(PumpCore):
         if need <= 0:
             return s.now
         prof = self._forecast_profile()
-        off = s.clock_offset_ms
+        off = self._tod_off
         now, carry = s.now, s.basal_carry
 
         def used(x: int) -> int:

@@ -10,7 +10,27 @@ from ._command import CommandMixin
 from ._core import NEVER, STOPPED_ALARM_MS
 from ._errors import ModelError, TimeWentBackwards
 from ._state import NO_COMMAND, Applied
-from ._types import Alarm, AlarmState, BatteryState, Command, Drug, EventKind, Mode, Reason, Source
+from ._types import (
+    MS_PER_MIN,
+    Alarm,
+    AlarmState,
+    BatteryState,
+    Command,
+    Drug,
+    EventKind,
+    Mode,
+    Reason,
+    Source,
+)
+
+MAX_UTC_OFFSET_MS = 18 * 60 * MS_PER_MIN  # the widest offset accepted (real ones: -12 h .. +14 h)
+ZONE_MAX = 64  # characters of an IANA zone name (the longest real one has 32)
+_ZONE_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789/_+-")
+
+
+def valid_zone_name(zone: str) -> bool:
+    """An IANA-style zone name: 1 .. ZONE_MAX characters of letters, digits and / _ + -."""
+    return 0 < len(zone) <= ZONE_MAX and all(ch in _ZONE_CHARS for ch in zone)
 
 
 class ClockMixin(CommandMixin):
@@ -39,9 +59,10 @@ class ClockMixin(CommandMixin):
         if sounding is not None:  # tones are counted analytically, but a runtime may beep
             t = min(t, max(self._s.now, sounding.next_tone_at))
         if self._basal is not None and not self._basal.is_constant:
-            step = self._basal.next_change(self.clock_ms)
+            off = self._tod_off
+            step = self._basal.next_change(self._s.now + off)
             if step is not None:
-                t = min(t, step - self._s.clock_offset_ms)
+                t = min(t, step - off)
         return None if t >= NEVER else t
 
     def advance_to(self, t: int) -> int:
@@ -62,16 +83,46 @@ class ClockMixin(CommandMixin):
             self._settle()
             n += 1
 
+    @property
+    def local_clock_ms(self) -> int:
+        """The pump's local clock: pump clock + the clinic's UTC offset (schedules run on it)."""
+        return self._s.now + self._tod_off
+
     def set_clock(
-        self, clock_ms: int, *, command_id: bytes = NO_COMMAND, source: Source = Source.PROGRAMMER
+        self,
+        clock_ms: int,
+        *,
+        utc_offset_ms: int | None = None,
+        zone: str | None = None,
+        command_id: bytes = NO_COMMAND,
+        source: Source = Source.PROGRAMMER,
     ) -> Applied:
-        """Sets the pump clock. A schedule follows the new time of day at once."""
+        """Sets the pump clock and, with `utc_offset_ms` and `zone` (both or neither), the
+        clinic's local-time offset and its IANA zone name; without them the pump keeps its
+        offset (the 1.0 SET_CLOCK). A schedule follows the new local time of day at once: a
+        sync that moves local time forward skips the steps in between, one that moves it back
+        runs them again. The pump never changes its offset by itself (no DST rules inside)."""
         c = self._begin(Command.SET_CLOCK, command_id, source, None, therapy=False)
         if not 0 <= clock_ms < 1 << 53:
             c.reject(Reason.INVALID_VALUE, "clock must be 0 .. 2^53 ms since the epoch")
+        if (utc_offset_ms is None) != (zone is None):
+            c.reject(Reason.INVALID_VALUE, "utc_offset_ms and zone are set together")
+        if utc_offset_ms is not None and (
+            utc_offset_ms % MS_PER_MIN
+            or not -MAX_UTC_OFFSET_MS <= utc_offset_ms <= MAX_UTC_OFFSET_MS
+        ):
+            c.reject(Reason.INVALID_VALUE, "utc_offset_ms must be whole minutes, -18 h .. +18 h")
+        if zone is not None and not valid_zone_name(zone):
+            c.reject(
+                Reason.INVALID_VALUE,
+                f"zone must be 1 .. {ZONE_MAX} characters of A-Z a-z 0-9 / _ + - (an IANA name)",
+            )
         s = self._s
         old = self.clock_ms
         s.clock_offset_ms = clock_ms - s.now
+        if utc_offset_ms is not None and zone is not None:
+            s.utc_offset_ms = utc_offset_ms
+            s.zone = zone
         return c.commit(EventKind.CLOCK_SET, old, clock_ms, bump=False)
 
     def _settle(self) -> None:

@@ -39,6 +39,12 @@ class PumpCore:
     _next: int | None  # cached next internal event (None: recompute)
     _step_cache: dict[tuple[object, ...], RateProfile]
 
+    @property
+    def _tod_off(self) -> int:
+        """Model time + this = the pump's local clock (pump clock + the clinic's UTC offset, set
+        with the clock): a schedule's minutes of the day are minutes of this local clock."""
+        return self._s.clock_offset_ms + self._s.utc_offset_ms
+
     if TYPE_CHECKING:  # owned by one mixin, called from another
 
         @property

@@ -187,7 +187,7 @@ class DeliveryMixin(PumpCore):
         s = self._s
         vol = 0
         if self._basal is not None:
-            off = s.clock_offset_ms
+            off = self._tod_off
             vol = (s.basal_carry + self._basal.integral(s.now + off, x + off)) // DAY_MS
         b = s.bolus
         if b is not None:
@@ -200,7 +200,7 @@ class DeliveryMixin(PumpCore):
         if need <= 0:
             return s.now
         if s.bolus is None and self._basal is not None:
-            off = s.clock_offset_ms
+            off = self._tod_off
             c = self._basal.reach(s.now + off, need * DAY_MS - s.basal_carry)
             if c is None or c - off > bound:
                 return None
@@ -228,7 +228,7 @@ class DeliveryMixin(PumpCore):
             return
         p = 0
         if self._basal is not None:
-            off = s.clock_offset_ms
+            off = self._tod_off
             p, s.basal_carry = divmod(
                 s.basal_carry + self._basal.integral(s.now + off, x + off), DAY_MS
             )
@@ -342,7 +342,7 @@ class DeliveryMixin(PumpCore):
         extra = 0
         if p.enabled and s.conc_ng_per_ml:
             extra = p.max_per_24h * (p.dose_ng * NL_PER_ML // s.conc_ng_per_ml)
-        off = s.clock_offset_ms
+        off = self._tod_off
         t = s.now
         acc = s.basal_carry  # nL*ms/day
         basal = self._basal

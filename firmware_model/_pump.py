@@ -96,6 +96,8 @@ class Status:
     patient_total_nl: int
     patient_dose_ng: int
     faults: frozenset[FaultKind]
+    utc_offset_ms: int = 0  # local clock = clock_ms + utc_offset_ms (schedules run on it)
+    zone: str = "UTC"  # IANA name the offset was set for (display only)
 
 
 class Pump(
@@ -205,7 +207,7 @@ class Pump(
     def status(self) -> Status:
         s = self._s
         off = s.clock_offset_ms
-        basal_now = self._basal.rate_at(self.clock_ms) if self._basal else 0
+        basal_now = self._basal.rate_at(s.now + self._tod_off) if self._basal else 0
         b = s.bolus
         bolus_rate = b.volume_nl * DAY_MS // b.duration_ms if b else 0
         daily_nl = self._daily_volume_nl()
@@ -255,4 +257,6 @@ class Pump(
             patient_total_nl=s.patient_total_nl,
             patient_dose_ng=s.patient_dose_fg // 1_000_000,
             faults=self.active_faults(),
+            utc_offset_ms=s.utc_offset_ms,
+            zone=s.zone,
         )

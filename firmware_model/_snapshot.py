@@ -37,6 +37,9 @@ _ADDED_FAULTS: dict[int, dict[str, int]] = {
     },
 }
 
+# 2: also the clinic's clock (State.utc_offset_ms, State.zone: _clock.py), absent = UTC.
+_ADDED_STATE: dict[int, dict[str, int | str]] = {1: {"utc_offset_ms": 0, "zone": "UTC"}}
+
 _HINTS: dict[type, dict[str, Any]] = {}
 
 
@@ -149,7 +152,18 @@ def _upgrade(data: Mapping[str, Any], added: Mapping[str, int]) -> dict[str, Any
         raise SnapshotError("state.faults: expected an object")
     if set(added) & set(faults):
         raise SnapshotError(f"state.faults: version {data['version']} has no {sorted(added)}")
-    return {**data, "state": {**state, "faults": {**faults, **added}}}
+    clock = _ADDED_STATE[data["version"]]
+    if set(clock) & set(state):
+        raise SnapshotError(f"state: version {data['version']} has no {sorted(clock)}")
+    return {**data, "state": {**state, **clock, "faults": {**faults, **added}}}
+
+
+def _clinic_clock_defaults(state: Any) -> Any:
+    """A version 2 snapshot written before the clinic's clock joined version 2 (main between
+    the i15-cath and i15-tz merges) lacks both fields: that pump ran on UTC."""
+    if isinstance(state, Mapping) and "utc_offset_ms" not in state and "zone" not in state:
+        return {**state, **_ADDED_STATE[1]}
+    return state
 
 
 def restore(data: Mapping[str, Any]) -> Pump:
@@ -169,7 +183,7 @@ def restore(data: Mapping[str, Any]) -> Pump:
     try:
         profile = _dec(Profile, data["profile"], "profile")
         entries = _dec(list[DrugLimits], data["library"], "library")
-        state = _dec(State, data["state"], "state")
+        state = _dec(State, _clinic_clock_defaults(data["state"]), "state")
     except (TypeError, KeyError) as exc:
         raise SnapshotError(str(exc)) from exc
     library: dict[Drug, DrugLimits] = {e.drug: e for e in entries}

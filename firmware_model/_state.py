@@ -127,6 +127,10 @@ class State:
     clock_offset_ms: int  # pump clock = now + clock_offset_ms
     implanted_at: int  # model time
     post_until: int  # model time: commands answered BUSY before this
+    # the clinic's clock, set with the pump clock (set_clock): local = pump clock + utc_offset_ms.
+    # The pump keeps both until the next sync; it has no tz database and never follows DST itself.
+    utc_offset_ms: int = 0  # whole minutes, -18 h .. +18 h
+    zone: str = "UTC"  # IANA name, for display only
     # drug
     drug: Drug = Drug.NONE
     conc_ng_per_ml: int = 0

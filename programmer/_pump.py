@@ -62,6 +62,7 @@ from ._errors import (
 from ._finish_refill import REFILL_KIND  # noqa: F401 (its old home)
 from ._journal import APPLIED, NOT_APPLIED, REJECTED, Journal
 from ._links import Address, Link
+from ._zone import LocalClock, read_local_clock, zone_offset_ms
 
 NETWORK_TIMEOUT_S = 2.0
 PUMP_ACT_S = 0.5  # docs/protocol.md section 11: time a pump may take to act
@@ -91,6 +92,7 @@ class Interrogation:
     alarms: tuple[p.AlarmEntry, ...]
     alarm_settings: p.AlarmSettings | None  # None in a patient session
     clock: p.Clock
+    local_clock: LocalClock | None = None  # None: a 1.0 pump (schedules on UTC)
 
     @property
     def battery(self) -> p.BatteryState:
@@ -457,6 +459,10 @@ class Pump:
         c: p.Clock = await self.request(p.GetClock())
         return c
 
+    async def local_clock(self) -> LocalClock | None:
+        """The clock with the offset and zone of the last sync; None from a 1.0 pump."""
+        return await read_local_clock(self)
+
     async def command_status(self, command_id: bytes) -> p.CommandStatus:
         s: p.CommandStatus = await self.request(p.GetCommandStatus(command_id=command_id))
         return s
@@ -485,6 +491,7 @@ class Pump:
             alarms=await self.alarms(),
             alarm_settings=await self.alarm_settings() if clinician else None,
             clock=await self.clock(),
+            local_clock=await self.local_clock(),
         )
 
     # --- commands without a Finish screen ---------------------------------------------------
@@ -526,12 +533,21 @@ class Pump:
         ack: p.CommandAck = await self.send_command(p.AlarmTest(command_id=self._id(), tone=tone))
         return ack
 
-    async def sync_clock(self, pump_time_ms: int | None = None) -> p.CommandAck:
-        """Set the pump clock (default: this host's clock, UTC)."""
+    async def sync_clock(
+        self, pump_time_ms: int | None = None, *, zone: str | None = None
+    ) -> p.CommandAck:
+        """Set the pump clock (default: this host's clock). With `zone` (an IANA name) also the
+        clinic's local time: SET_CLOCK_LOCAL with the zone's offset at that instant, which the
+        pump keeps until the next sync. Without it the 1.0 SET_CLOCK (the offset stays)."""
         when = _now_ms() if pump_time_ms is None else pump_time_ms
-        ack: p.CommandAck = await self.send_command(
-            p.SetClock(command_id=self._id(), pump_time_ms=when)
-        )
+        if zone is None:
+            msg: p.Message = p.SetClock(command_id=self._id(), pump_time_ms=when)
+        else:
+            off = zone_offset_ms(zone, when)
+            msg = p.SetClockLocal(
+                command_id=self._id(), pump_time_ms=when, utc_offset_ms=off, zone=zone
+            )
+        ack: p.CommandAck = await self.send_command(msg)
         return ack
 
     async def request_patient_bolus(self) -> p.PatientBolusAccepted:

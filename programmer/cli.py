@@ -27,8 +27,9 @@ import protocol as p
 from . import calc
 from ._change import Change
 from ._connect import connect
-from ._errors import BadInput, ProgrammerError
+from ._errors import BadInput, ProgrammerError, Refused
 from ._pump import Pump
+from ._zone import LocalClock, host_zone, offset_text
 
 
 def _version() -> str:
@@ -204,6 +205,11 @@ async def _interrogate(pump: Pump, args: argparse.Namespace) -> int:
         ("alarms", ", ".join(str(a.alarm.name) for a in snap.alarms) or "none"),
         ("patient bolus", "enabled" if snap.patient_bolus.enabled else "disabled"),
     ]
+    if snap.local_clock is not None:
+        rows.insert(2, ("local time", _local(snap.local_clock)))
+        warning = snap.local_clock.warning()
+        if warning:
+            rows.append(("WARNING", warning))
     _out(args, snap, _table(rows))
     return 0
 
@@ -324,10 +330,29 @@ async def _log(pump: Pump, args: argparse.Namespace) -> int:
 
 async def _clock(pump: Pump, args: argparse.Namespace) -> int:
     if args.sync:
-        await pump.sync_clock()
+        zone = args.zone or host_zone()
+        try:
+            await pump.sync_clock(zone=zone)
+        except Refused as exc:  # a 1.0 pump: no local time, its schedules run on UTC
+            if exc.code is not p.ErrorCode.UNKNOWN_MESSAGE:
+                raise
+            print("warning: a 1.0 pump keeps no time zone: clock set, schedules on UTC",
+                  file=sys.stderr)  # fmt: skip
+            await pump.sync_clock()
     c = await pump.clock()
-    _out(args, c, f"pump clock {_date(c.pump_time_ms)} UTC, x{c.speed_factor_milli / 1000:g}")
+    local = await pump.local_clock()
+    text = f"pump clock {_date(c.pump_time_ms)} UTC, x{c.speed_factor_milli / 1000:g}"
+    if local is not None:
+        text += f"\nlocal time {_local(local)}"
+        warning = local.warning()
+        if warning:
+            print(f"warning: {warning}", file=sys.stderr)
+    _out(args, {**plain(c), "local_clock": plain(local)} if args.json else c, text)
     return 0
+
+
+def _local(c: LocalClock) -> str:
+    return f"{_date(c.local_ms)} {c.zone} ({offset_text(c.utc_offset_ms)})"
 
 
 async def _suspend(pump: Pump, args: argparse.Namespace) -> int:
@@ -463,6 +488,12 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--last", type=int, help="only the last N records")
     s = sub.add_parser("clock", parents=[common], help="read (or --sync) the pump clock")
     s.add_argument("--sync", action="store_true", help="set it to this host's clock")
+    s.add_argument(
+        "--zone",
+        metavar="NAME",
+        help="with --sync: the clinic's IANA time zone (default: this host's, from TZ or "
+        "/etc/localtime, else UTC)",
+    )
     sub.add_parser("suspend", parents=[common], help="stop delivery until resume")
     sub.add_parser("resume", parents=[common], help="resume the program")
     r = sub.add_parser("replay", help="print an emulator trace file, decoded")

@@ -1,4 +1,4 @@
-"""Catalogue, other clinician commands (ids 0x0300-0x0303): state changes that are not
+"""Catalogue, other clinician commands (ids 0x0300-0x0304): state changes that are not
 therapy (acknowledging and silencing alarms, the alarm-tone test, setting the clock). They carry
 a command_id but no expected_program_version, and are answered by COMMAND_ACK or ERROR. Part of
 the catalogue assembled in `_messages.py`.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ._enums import Alarm, Tone
 from ._errors import FieldValueError
-from ._msg_records import DAY_MS, H2P
+from ._msg_records import DAY_MS, H2P, MAX_UTC_OFFSET_MS, ZONE_NAME_MAX
 from ._schema import (
     Access,
     CommandKind,
@@ -16,7 +16,9 @@ from ._schema import (
     command_id_field,
     enum8,
     flags32,
+    i32,
     message,
+    text,
     timestamp,
     u32,
 )
@@ -81,7 +83,35 @@ class AlarmTest(Message):
     responses=("COMMAND_ACK", "ERROR"),
 )
 class SetClock(Message):
-    """Sets the pump clock (time zone and daylight changes are the host's business)."""
+    """Sets the pump clock; the pump keeps its UTC offset and zone (see SET_CLOCK_LOCAL)."""
 
     command_id: bytes = command_id_field()
     pump_time_ms: int = timestamp("New pump clock value.")
+
+
+@message(
+    0x0304,
+    direction=H2P,
+    access=Access.CLINICIAN,
+    kind=CommandKind.COMMAND,
+    responses=("COMMAND_ACK", "ERROR"),
+)
+class SetClockLocal(Message):
+    """Sets the pump clock and the clinic's local time (protocol 1.1): schedules run on
+    pump_time_ms + utc_offset_ms. The pump keeps this offset until the next sync and never
+    follows daylight saving time by itself. A 1.0 pump answers UNKNOWN_MESSAGE."""
+
+    command_id: bytes = command_id_field()
+    pump_time_ms: int = timestamp("New pump clock value.")
+    utc_offset_ms: int = i32(
+        "Local time minus UTC now, in the clinic's zone, whole minutes (e.g. 3600000 for "
+        "CET, 7200000 for CEST).",
+        unit="ms",
+        min=-MAX_UTC_OFFSET_MS,
+        max=MAX_UTC_OFFSET_MS,
+    )
+    zone: str = text(
+        ZONE_NAME_MAX,
+        "IANA name of the clinic's zone (e.g. Europe/Paris), for display. The pump refuses "
+        "(INVALID_VALUE) an empty name or one with other characters than A-Z a-z 0-9 / _ + -.",
+    )

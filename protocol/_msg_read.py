@@ -25,8 +25,10 @@ from ._msg_records import (
     MAX_EVENTS_PER_PAGE,
     MAX_RATE_NL_PER_DAY,
     MAX_SCHEDULE_STEPS,
+    MAX_UTC_OFFSET_MS,
     MAX_VOLUME_NL,
     P2H,
+    ZONE_NAME_MAX,
     AlarmEntry,
     EventRecord,
     ScheduleStep,
@@ -40,7 +42,9 @@ from ._schema import (
     boolean,
     enum8,
     flags32,
+    i32,
     message,
+    text,
     timestamp,
     u8,
     u16,
@@ -317,6 +321,30 @@ class CatheterInfo(Message):
     pump_tubing_nl: int = u32(
         "The pump's internal fluid path, reservoir to catheter port.", unit="nL", max=MAX_VOLUME_NL
     )
+
+
+@message(
+    0x0116, direction=H2P, access=Access.PATIENT, kind=CommandKind.READ, responses=("CLOCK_LOCAL",)
+)
+class GetClockLocal(Message):
+    """Reads the pump clock with the clinic's local time (protocol 1.1; a 1.0 pump answers
+    UNKNOWN_MESSAGE: a host then reads CLOCK and assumes UTC)."""
+
+
+@message(0x0117, direction=P2H, access=Access.SESSION, kind=CommandKind.RESPONSE)
+class ClockLocal(Message):
+    """The pump clock and the local-time offset and zone set at the last sync."""
+
+    pump_time_ms: int = timestamp("The pump's clock.")
+    speed_factor_milli: int = u32("Time acceleration x1000 (see DEVICE_INFO).", unit="1/1000")
+    utc_offset_ms: int = i32(
+        "The offset the pump holds: its local time (schedules run on it) is pump_time_ms + "
+        "this (whole minutes). Unchanged by daylight saving time until a host syncs the clock.",
+        unit="ms",
+        min=-MAX_UTC_OFFSET_MS,
+        max=MAX_UTC_OFFSET_MS,
+    )
+    zone: str = text(ZONE_NAME_MAX, "IANA name of the zone the offset was set for (display only).")
 
 
 @message(0x01F0, direction=P2H, access=Access.OPEN, kind=CommandKind.RESPONSE)

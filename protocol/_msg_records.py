@@ -27,6 +27,10 @@ H2P = Direction.HOST_TO_PUMP
 P2H = Direction.PUMP_TO_HOST
 
 MAX_VOLUME_NL = 100_000_000  # 100 mL: above every reservoir, so a typo cannot wrap around
+MAX_UTC_OFFSET_MS = (
+    18 * 3_600_000
+)  # the widest UTC offset a pump accepts (real ones: -12 h .. +14 h)
+ZONE_NAME_MAX = 64  # bytes of an IANA zone name (the longest real one has 32)
 MAX_DOSE_NG = 4_000_000_000
 MAX_RATE_NL_PER_DAY = 4_000_000_000
 DAY_MS = 86_400_000

@@ -433,6 +433,7 @@ async def every_message(server: EmulatorServer, c: Client) -> set[str]:
         (p.GetAlarms(), p.AlarmList),
         (p.GetEvents(cursor=0, max_count=16), p.EventPage),
         (p.GetClock(), p.Clock),
+        (p.GetClockLocal(), p.ClockLocal),  # protocol 1.1
         (p.GetCatheterInfo(), p.CatheterInfo),  # protocol 1.1
         (p.GetCommandStatus(command_id=uuid.uuid4().bytes), p.CommandStatus),
         (p.GetAlarmSettings(), p.AlarmSettings),
@@ -468,6 +469,13 @@ async def every_message(server: EmulatorServer, c: Client) -> set[str]:
     await command(p.AlarmTest, ack, tone=p.Tone.TWO_TONE)
     assert isinstance(st, p.Status)
     await command(p.SetClock, ack, pump_time_ms=st.pump_time_ms + 3_600_000)
+    await command(
+        p.SetClockLocal,
+        ack,
+        pump_time_ms=st.pump_time_ms + 3_600_000,
+        utc_offset_ms=3_600_000,
+        zone="Europe/Paris",
+    )
     await command(
         p.SetDrug,
         ack,
