@@ -161,6 +161,7 @@ CONTROL_TEXT: dict[int, Callable[[int], str]] = {
         "catheter access port aspirated: "
         + next((t for f, t in fm.FINDING_TEXT.items() if f == b), f"finding {b}")
     ),
+    fm.CONTROL_CATHETER_FILLED: lambda b: f"fluid path filled with the drug ({_ml(b)})",
 }
 
 

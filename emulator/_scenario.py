@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
-import json
 import tomllib
 import zoneinfo
 from collections.abc import Callable
@@ -19,10 +18,13 @@ from typing import Any
 
 import firmware_model as fm
 
-from . import _scenario_units
+from . import _scenario_report, _scenario_units
+from ._scenario_report import check
 from ._scenario_units import _enum, concentration, duration_ms, mass_ng, volume_nl
 
 ScenarioError = _scenario_units.ScenarioError  # the scenario format's error, re-exported
+summary = _scenario_report.summary  # re-exported: the CLI and tests take them from here
+write_report = _scenario_report.write_report
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z: scenarios start at a midnight
 NL_PER_ML = fm.NL_PER_ML
@@ -83,6 +85,17 @@ class Scenario:
     sample_ms: int
     steps: tuple[Step, ...]
     expectations: tuple[Expectation, ...]
+    catheter_volume_nl: int | None = None  # None: the model's default (85 cm)
+    catheter_primed: bool = False  # an existing patient: the fluid path holds the drug at 0d
+
+    def new_pump(self, *, now_ms: int, serial: int | None = None) -> fm.Pump:
+        """The scenario's pump, powering on at `now_ms`, with its catheter."""
+        serial = self.serial if serial is None else serial
+        if self.catheter_volume_nl is None:
+            return fm.Pump.create(self.profile, serial=serial, now_ms=now_ms)
+        return fm.Pump.create(
+            self.profile, serial=serial, now_ms=now_ms, catheter_volume_nl=self.catheter_volume_nl
+        )
 
 
 ACTIONS = {
@@ -142,6 +155,16 @@ def parse_scenario(data: dict[str, Any]) -> Scenario:
     if extra:
         raise ScenarioError(f"unknown section(s): {', '.join(sorted(extra))}")
     pump = data.get("pump", {})
+    unknown_pump = set(pump) - PUMP_KEYS
+    if unknown_pump:
+        raise ScenarioError(
+            f"pump: unknown key(s) {', '.join(sorted(unknown_pump))} "
+            f"(known: {', '.join(sorted(PUMP_KEYS))})"
+        )
+    catheter_nl = _catheter_nl(pump)
+    primed = pump.get("catheter_primed", False)
+    if not isinstance(primed, bool):
+        raise ScenarioError("pump.catheter_primed must be true or false")
     profile = pump.get("profile", "synchromed-ii-20")
     if profile not in PROFILES:
         raise ScenarioError(f"pump.profile must be one of {', '.join(PROFILES)}")
@@ -199,10 +222,39 @@ def parse_scenario(data: dict[str, Any]) -> Scenario:
         sample_ms=duration_ms(run.get("sample_every", "6h"), "run.sample_every"),
         steps=tuple(sorted(steps, key=lambda s: s.at_ms)),
         expectations=tuple(expectations),
+        catheter_volume_nl=catheter_nl,
+        catheter_primed=primed,
     )
     if scenario.sample_ms < fm.MS_PER_MIN:
         raise ScenarioError("run.sample_every must be at least 1m")
     return scenario
+
+
+PUMP_KEYS = frozenset({"profile", "serial", "catheter_cm", "catheter_ul_per_cm", "catheter_primed"})
+
+
+def _catheter_nl(pump: dict[str, Any]) -> int | None:
+    """`catheter_cm` (1 .. 200) x `catheter_ul_per_cm` (default 2.6, domain.md #27), in nL."""
+    if "catheter_cm" not in pump:
+        if "catheter_ul_per_cm" in pump:
+            raise ScenarioError("pump.catheter_ul_per_cm goes with pump.catheter_cm")
+        return None
+    cm = pump["catheter_cm"]
+    if not isinstance(cm, int) or isinstance(cm, bool) or not 1 <= cm <= 200:
+        raise ScenarioError("pump.catheter_cm must be a whole number of cm, 1 .. 200")
+    per_cm = Decimal(str(pump.get("catheter_ul_per_cm", "2.6")))
+    if not Decimal("0.5") <= per_cm <= Decimal(20):
+        raise ScenarioError("pump.catheter_ul_per_cm must be 0.5 .. 20 (uL per cm)")
+    return int(cm * per_cm * 1000)
+
+
+def _fluid_path_nl(pump: fm.Pump, p: dict[str, Any]) -> int:
+    """What a bridge flushes or a priming bolus fills: the pump's own catheter and tubing
+    (as a programmer reads them, CATHETER_INFO), or `catheter_cm` x 2.6 uL/cm plus `tubing_ul`
+    as a clinician would enter them."""
+    catheter = int(p["catheter_cm"]) * 2_600 if "catheter_cm" in p else pump.catheter_volume_nl
+    tubing = int(p["tubing_ul"]) * 1_000 if "tubing_ul" in p else pump.profile.pump_tubing_nl
+    return catheter + tubing
 
 
 def _check_step(step: Step) -> None:
@@ -255,13 +307,13 @@ def starting_pump(scenario: Scenario, *, now_ms: int, serial: int | None = None)
     """A new pump in the scenario's starting state: created at `now_ms`, past its self test,
     with every timeline step at time 0 applied (for `serve --scenario` and the control
     plane's reset). Later steps are the trainer's to play."""
-    pump = fm.Pump.create(
-        scenario.profile, serial=scenario.serial if serial is None else serial, now_ms=now_ms
-    )
+    pump = scenario.new_pump(now_ms=now_ms, serial=serial)
     pump.advance_to(pump.self_test_ends_at)
     for step in scenario.steps:
         if step.at_ms == 0 and step.action != "narrate":  # narration is the trainer's
             _apply(pump, step, [], pump.now)
+    if scenario.catheter_primed:
+        pump.fill_catheter()
     return pump
 
 
@@ -285,7 +337,7 @@ def implant(pump: fm.Pump, step: Step, serial: int) -> fm.Pump:
 
 def run_scenario(scenario: Scenario, *, progress: Callable[[float], None] | None = None) -> Report:
     """Play the scenario on a fresh model at full speed."""
-    pump = fm.Pump.create(scenario.profile, serial=scenario.serial, now_ms=T0)
+    pump = scenario.new_pump(now_ms=T0)
     start = pump.self_test_ends_at
     pump.advance_to(start)
     samples: list[tuple[float, float, float, float, float]] = []
@@ -320,7 +372,11 @@ def run_scenario(scenario: Scenario, *, progress: Callable[[float], None] | None
                 progress(min(1.0, (next_sample - start) / max(1, scenario.duration_ms)))
         pump.advance_to(t)
 
+    filled = not scenario.catheter_primed
     for step in scenario.steps:
+        if not filled and step.at_ms > 0:  # an existing patient: after the time-0 steps
+            pump.fill_catheter()
+            filled = True
         sample_until(start + step.at_ms)
         day = (pump.now - start) / fm.DAY_MS
         if step.action == "narrate":
@@ -332,6 +388,8 @@ def run_scenario(scenario: Scenario, *, progress: Callable[[float], None] | None
             pumps.append({"day": day, "profile": pump.profile.name, "serial": pump.serial})
         else:
             _apply(pump, step, refills, start)
+    if not filled:
+        pump.fill_catheter()
     sample_until(end)
     events = earlier_events + pump.events()
     alarms = [
@@ -357,7 +415,7 @@ def run_scenario(scenario: Scenario, *, progress: Callable[[float], None] | None
         "patient_ml": st.patient_total_nl / NL_PER_ML,
     }
     report = Report(scenario, samples, alarms, refills, [], events, final, notes, pumps)
-    report.results = [_check(x, report, start, pump) for x in scenario.expectations]
+    report.results = [check(x, report, start, pump) for x in scenario.expectations]
     return report
 
 
@@ -411,7 +469,7 @@ def _apply(pump: fm.Pump, step: Step, refills: list[dict[str, Any]], start: int)
             pump.set_schedule(plan, confirm_soft_limit=True)
         elif step.action == "bridge":
             prev, _ = concentration(p["previous_concentration"], f"{w}.previous_concentration")
-            dead = int(p.get("catheter_cm", 85)) * 2_600 + int(p.get("tubing_ul", 12)) * 1_000
+            dead = _fluid_path_nl(pump, p)
             pump.start_bridge(dead, prev, mass_ng(p["dose"], f"{w}.dose"), confirm_soft_limit=True)
         elif step.action == "patient_bolus_settings":
             pump.set_patient_bolus(
@@ -441,8 +499,7 @@ def _apply(pump: fm.Pump, step: Step, refills: list[dict[str, Any]], start: int)
             pump.start_priming_bolus(
                 volume_nl(Decimal(str(p["volume_ul"])) / 1000, f"{w}.volume_ul")
                 if "volume_ul" in p
-                else int(p.get("catheter_cm", 85)) * 2_600
-                + (int(p["tubing_ul"]) * 1_000 if "tubing_ul" in p else pump.profile.pump_tubing_nl)
+                else _fluid_path_nl(pump, p)
             )
         elif step.action == "fault":
             kind = str(p["kind"]).lower()
@@ -484,152 +541,3 @@ def _apply(pump: fm.Pump, step: Step, refills: list[dict[str, Any]], start: int)
         raise ScenarioError(f"{w}: the pump refused {step.action}: {exc}") from None
     except (KeyError, TypeError) as exc:
         raise ScenarioError(f"{w}: {step.action} needs {exc}") from None
-
-
-def _check(x: Expectation, report: Report, start: int, pump: fm.Pump) -> dict[str, Any]:
-    p = x.params
-    off = pump.clock_ms - pump.now
-    passed, detail = False, ""
-    if x.kind in ("alarm", "no_alarm"):
-        name = str(p["alarm"]).upper()
-        days = [d for d, a in report.alarms if a == name]
-        if x.kind == "alarm":
-            lo, hi = float(p.get("after_day", 0)), float(p.get("by_day", 1e9))
-            hit = [d for d in days if lo <= d <= hi]
-            passed = bool(hit)
-            detail = (
-                f"{name} raised on day {hit[0]:.2f}"
-                if hit
-                else (f"{name} raised on days {[round(d, 2) for d in days]}, expected {lo} .. {hi}")
-            )
-        else:
-            before = float(p["before_day"])
-            early = [d for d in days if d < before]
-            passed = not early
-            detail = (
-                f"{name} not raised before day {before}"
-                if passed
-                else (f"{name} raised on day {early[0]:.2f}, before day {before}")
-            )
-    elif x.kind == "event":
-        kind = _enum(fm.EventKind, p["event"], f"{x.where}.event")
-        lo, hi = float(p.get("after_day", 0)), float(p.get("by_day", 1e9))
-        n = sum(
-            1
-            for e in report.events
-            if e.kind is kind and lo <= (e.time_ms - off - start) / fm.DAY_MS <= hi
-        )
-        passed = n >= int(p.get("min_count", 1))
-        detail = f"{n} {kind.name} record(s) between day {lo} and {hi}"
-    elif x.kind == "refill":
-        i = int(p["refill"])
-        if not 1 <= i <= len(report.refills):
-            detail = f"there were {len(report.refills)} refills, not {i}"
-        else:
-            r = report.refills[i - 1]
-            ok = True
-            if "beyond_limits" in p:
-                ok &= r["beyond_limits"] == bool(p["beyond_limits"])
-            if "discrepancy_min_ml" in p:
-                ok &= r["discrepancy_ml"] >= float(p["discrepancy_min_ml"])
-            if "discrepancy_max_ml" in p:
-                ok &= r["discrepancy_ml"] <= float(p["discrepancy_max_ml"])
-            passed = ok
-            detail = (
-                f"refill {i} on day {r['day']:.1f}: discrepancy {r['discrepancy_ml']:+.3f} mL, "
-                f"beyond limits {r['beyond_limits']}"
-            )
-    elif x.kind == "delivered":  # a share of the program volume, over the whole run
-        which = str(p["delivered"])
-        if which not in ("pumped", "patient"):
-            raise ScenarioError(f"{x.where}.delivered must be pumped or patient")
-        got = report.final[f"{which}_ml"] / max(report.final["program_ml"], 1e-9)
-        lo, hi = float(p.get("min_share", 0)), float(p.get("max_share", 1e9))
-        passed = lo <= got <= hi
-        want = f"at least {lo:.1%}" if hi >= 1e9 else f"{lo:.1%} .. {hi:.1%}"
-        detail = f"{which}: {got:.1%} of the program volume, expected {want}"
-    elif x.kind == "cap_finding":
-        want = _enum(fm.CapFinding, p["cap_finding"], f"{x.where}.cap_finding")
-        lo, hi = float(p.get("after_day", 0)), float(p.get("by_day", 1e9))
-        found = [
-            fm.CapFinding(e.b).name
-            for e in report.events
-            if e.kind is fm.EventKind.CONTROL
-            and e.a == fm.CONTROL_CAP_ASPIRATION
-            and lo <= (e.time_ms - off - start) / fm.DAY_MS <= hi
-        ]
-        passed = want.name in found
-        detail = f"CAP aspiration(s) between day {lo} and {hi} found {found or 'nothing'}"
-    else:  # bolus_denied
-        reason = _enum(fm.Reason, p["reason"], f"{x.where}.reason")
-        n = sum(1 for e in report.events if e.kind is fm.EventKind.BOLUS_DENIED and e.a == reason)
-        passed = int(p.get("min_count", 1)) <= n <= int(p.get("max_count", 10**9))
-        detail = f"{n} patient bolus(es) denied with {reason.name}"
-    return {"expectation": x.where, "kind": x.kind, "passed": passed, "detail": detail}
-
-
-# --- the report ----------------------------------------------------------------------------
-
-
-def summary(report: Report) -> dict[str, Any]:
-    s = report.scenario
-    return {
-        "scenario": s.name,
-        "description": s.description,
-        "profile": s.profile.name,
-        "passed": report.passed,
-        "expectations": report.results,
-        "alarms": [{"day": round(d, 3), "alarm": a} for d, a in report.alarms],
-        "refills": report.refills,
-        "narration": [{"day": round(n["day"], 4), "text": n["text"]} for n in report.narration],
-        "pumps": report.pumps,
-        "final": report.final,
-    }
-
-
-def write_report(report: Report, out_dir: Path, *, plot: bool = True) -> list[Path]:
-    """`summary.json` and, with matplotlib installed, `plot.png`. Returns the paths written."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = [out_dir / "summary.json"]
-    written[0].write_text(json.dumps(summary(report), indent=2))
-    if plot:
-        written.append(_plot(report, out_dir / "plot.png"))
-    return written
-
-
-def _plot(report: Report, path: Path) -> Path:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise ScenarioError(
-            "the PNG plot needs matplotlib: pip install 'intrathecal-pump-emulator[plot]' "
-            "(or use --no-plot)"
-        ) from None
-    days = [x[0] for x in report.samples]
-    fig, axes = plt.subplots(3, 1, figsize=(10, 8), sharex=True)
-    axes[0].plot(days, [x[1] for x in report.samples], label="calculated (pump)")
-    axes[0].plot(days, [x[2] for x in report.samples], label="true", linestyle="--")
-    axes[0].set_ylabel("reservoir, mL")
-    axes[0].legend(loc="lower left")
-    axes[1].step(days, [x[3] for x in report.samples], where="post")
-    axes[1].set_ylabel("rate, mL/day")
-    axes[2].plot(days, [x[4] for x in report.samples])
-    axes[2].set_ylabel("delivered, mg")
-    axes[2].set_xlabel("day")
-    for day, alarm in report.alarms:
-        for ax in axes:
-            ax.axvline(day, color="red", alpha=0.4)
-        axes[0].annotate(alarm, (day, axes[0].get_ylim()[1]), rotation=90, fontsize=7,
-                         va="top", color="red")  # fmt: skip
-    for r in report.refills:
-        axes[0].axvline(r["day"], color="green", alpha=0.4)
-    for n in report.narration:  # the instructor's notes: blue, dotted
-        axes[2].axvline(n["day"], color="blue", alpha=0.4, linestyle=":")
-    fig.suptitle(report.scenario.name)
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return path

@@ -75,7 +75,7 @@ WHERE TO ADD
 
 from ._alarms import CATALOGUE, AlarmSpec
 from ._catheter import FINDING_TEXT, CapAspiration, CapFinding, CatheterView
-from ._core import CONTROL_CAP_ASPIRATION
+from ._core import CONTROL_CAP_ASPIRATION, CONTROL_CATHETER_FILLED
 from ._errors import ModelError, Rejected, SnapshotError, TimeWentBackwards
 from ._faults import (
     AirInLine,
@@ -143,6 +143,7 @@ from ._types import (
 __all__ = [
     "CATALOGUE",
     "CONTROL_CAP_ASPIRATION",
+    "CONTROL_CATHETER_FILLED",
     "DAY_MS",
     "DEFAULT_LIBRARY",
     "FINDING_TEXT",

@@ -14,7 +14,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from ._core import CONTROL_CAP_ASPIRATION, PumpCore
+from ._core import CONTROL_CAP_ASPIRATION, CONTROL_CATHETER_FILLED, PumpCore
 from ._state import NO_COMMAND, Segment
 from ._types import DAY_MS, PPM, EventKind, ProfileId, Source
 
@@ -88,6 +88,26 @@ class CatheterView:
 
 class CatheterMixin(PumpCore):
     __slots__ = ()
+
+    @property
+    def catheter_volume_nl(self) -> int:
+        """The implanted catheter's internal volume, set at implant (`create(catheter_volume_nl
+        =...)`). The fluid path holds it plus `profile.pump_tubing_nl` whatever the fluid: what
+        the pump pushes in at the reservoir end leaves at the tip, and an aspiration's CSF
+        takes the place of what it draws, so the path's volume never changes."""
+        return sum(seg.volume_nl for seg in self._s.catheter) - self._profile.pump_tubing_nl
+
+    def fill_catheter(self, *, source: Source = Source.CONTROL) -> int:
+        """Trainers and scenarios (an existing patient): the whole fluid path (pump tubing and
+        catheter) holds the reservoir's drug, as after a priming long ago, so no drug-free
+        volume stands between the pump and the patient. The volumes do not change. Returns
+        the seq of its CONTROL record (a = 12, b = the path's volume in nL)."""
+        s = self._s
+        path = sum(seg.volume_nl for seg in s.catheter)
+        s.catheter = [Segment(path, s.true_conc_ng_per_ml)] if path else []
+        seq = self._log(EventKind.CONTROL, source, NO_COMMAND, CONTROL_CATHETER_FILLED, path)
+        self._settle()
+        return seq
 
     def catheter(self) -> CatheterView:
         s = self._s

@@ -25,6 +25,7 @@ MIN_ERROR_PPM = -500_000
 MAX_SILENCE_MS = DAY_MS
 CONTROL_TRUE_RESERVOIR = 10  # `a` of the CONTROL record of set_true_reservoir (b: old volume)
 CONTROL_CAP_ASPIRATION = 11  # `a` of the CONTROL record of aspirate_cap (b: the CapFinding)
+CONTROL_CATHETER_FILLED = 12  # `a` of the CONTROL record of fill_catheter (b: path volume, nL)
 
 
 class PumpCore:

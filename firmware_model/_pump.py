@@ -198,12 +198,6 @@ class Pump(
     def serial(self) -> int:
         return self._s.serial
 
-    @property
-    def catheter_volume_nl(self) -> int:
-        """The implanted catheter's internal volume (`create(catheter_volume_nl=...)`); the
-        fluid path holds it plus `profile.pump_tubing_nl`, of whatever fluid (drug or not)."""
-        return sum(seg.volume_nl for seg in self._s.catheter) - self._profile.pump_tubing_nl
-
     def status(self) -> Status:
         s = self._s
         off = s.clock_offset_ms

@@ -222,3 +222,105 @@ def test_catheter_options() -> None:
     for bad in ("0.1", "21", "inf", "nan", "x"):
         with pytest.raises(Exception, match="uL per cm"):
             catheter_ul_per_cm(bad)
+
+
+def test_fill_catheter_puts_the_drug_in_the_whole_path_and_changes_no_volume() -> None:
+    """An existing patient: the 168 uL path holds the reservoir's 10 mg/mL drug, so the first
+    day at 0.2 mL/day brings the patient 2 mg (a new, unprimed path brings 0.032 mL x 10 mg/mL
+    = 0.32 mg: 168 uL of drug-free fluid leave first)."""
+    from emulator._scenario import parse_scenario, run_scenario
+
+    def first_day(primed: bool) -> int:
+        pump = fm.Pump.create(
+            fm.ProfileId.SYNCHROMED_II_20,
+            serial=9,
+            now_ms=0,
+            catheter_volume_nl=CATHETER_60_CM,
+            accuracy_error_ppm=0,
+        )
+        pump.advance_to(pump.self_test_ends_at)
+        pump.record_refill(
+            withdrawn_nl=0,
+            added_nl=20 * ML,
+            drug=fm.Drug.MORPHINE,
+            conc_ng_per_ml=10 * MG,
+            unit=fm.ConcentrationUnit.MG_PER_ML,
+            command_id=_id(),
+        )
+        if primed:
+            seq = pump.fill_catheter()
+            record = pump.events()[-1]
+            assert (record.seq, record.kind, record.a, record.b) == (
+                seq,
+                fm.EventKind.CONTROL,
+                fm.CONTROL_CATHETER_FILLED,
+                168_000,
+            )
+        assert pump.catheter_volume_nl == 156_000
+        pump.set_continuous_dose(2 * MG, command_id=_id())
+        pump.advance_to(pump.now + DAY)
+        return pump.status().patient_dose_ng
+
+    assert first_day(True) == 2_000_000
+    assert first_day(False) == 320_000
+
+    text = """
+[pump]
+profile = "synchromed-ii-20"
+catheter_cm = 60
+catheter_primed = %s
+[run]
+duration = "2d"
+[[timeline]]
+at = "0d"
+action = "refill"
+withdrawn_ml = 0
+added_ml = 20
+drug = "morphine"
+concentration = "10mg/mL"
+[[timeline]]
+at = "0d"
+action = "dose"
+dose = "2mg"
+"""
+    import tomllib
+
+    primed = run_scenario(parse_scenario(tomllib.loads(text % "true")))
+    unprimed = run_scenario(parse_scenario(tomllib.loads(text % "false")))
+    # two days at 0.2 mL/day (x 1.01, the profile's accuracy): 0.404 mL pumped; unprimed, the
+    # first 0.168 mL to reach the patient carry no drug
+    assert primed.final["patient_ml"] == pytest.approx(0.404, abs=0.001)
+    assert unprimed.final["patient_ml"] == pytest.approx(0.404, abs=0.001)
+    assert primed.final["delivered_mg"] == pytest.approx(4.04, abs=0.01)
+    assert unprimed.final["delivered_mg"] == pytest.approx(4.04 - 1.68, abs=0.01)
+
+
+@pytest.mark.parametrize(
+    ("pump_table", "message"),
+    [
+        ("catheter_cm = 0", "catheter_cm must be a whole number"),
+        ("catheter_cm = 60.5", "catheter_cm must be a whole number"),
+        ("catheter_cm = 60\ncatheter_ul_per_cm = 30", "catheter_ul_per_cm must be 0.5 .. 20"),
+        ("catheter_ul_per_cm = 2.6", "goes with pump.catheter_cm"),
+        ('catheter_primed = "yes"', "catheter_primed must be true or false"),
+        ("catheter_length = 60", "unknown key"),
+    ],
+)
+def test_bad_catheter_settings_in_a_scenario_are_refused(pump_table: str, message: str) -> None:
+    import tomllib
+
+    from emulator._scenario import ScenarioError, parse_scenario
+
+    with pytest.raises(ScenarioError, match=message):
+        parse_scenario(tomllib.loads(f"[pump]\n{pump_table}\n"))
+
+
+def test_a_scenario_sets_the_catheter_the_pump_reports() -> None:
+    """`catheter_cm = 60` with `catheter_ul_per_cm = 1.5`: 90 uL."""
+    import tomllib
+
+    from emulator._scenario import parse_scenario, starting_pump
+
+    scenario = parse_scenario(tomllib.loads("[pump]\ncatheter_cm = 60\ncatheter_ul_per_cm = 1.5\n"))
+    assert scenario.catheter_volume_nl == 90_000
+    assert starting_pump(scenario, now_ms=0).catheter_volume_nl == 90_000
