@@ -8,6 +8,8 @@ left.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from ._core import NEVER, PumpCore
 from ._rates import RateProfile
 from ._types import DAY_MS, Alarm, BatteryState, BolusKind, EventKind, Mode, Source
@@ -74,14 +76,7 @@ class BatteryMixin(PumpCore):
 
         if used(bound) < need:
             return None
-        lo, hi = s.now, bound
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if used(mid) >= need:
-                hi = mid
-            else:
-                lo = mid + 1
-        return lo
+        return _first_reaching(used, need, s.now, bound)
 
     def _battery_permille(self) -> int:
         bat = self._profile.battery
@@ -139,11 +134,16 @@ class BatteryMixin(PumpCore):
 
         if bound <= now or used(bound) < need:
             return None
-        lo, hi = now, bound
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if used(mid) >= need:
-                hi = mid
-            else:
-                lo = mid + 1
-        return lo
+        return _first_reaching(used, need, now, bound)
+
+
+def _first_reaching(used: Callable[[int], int], need: int, lo: int, hi: int) -> int:
+    """The first time in lo .. hi at which the non-decreasing `used` reaches `need` (it does
+    at `hi`): a bisection over whole milliseconds."""
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if used(mid) >= need:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
