@@ -771,7 +771,13 @@
   }
 
   let busy = false;
-  let pausePending = false; // a pause toggle pressed while busy, run once it is done
+  // The last pause toggle or speed change pressed while another action was being answered:
+  // kept (the newest wins) and run once that answer is in, never silently dropped (P, P, +).
+  let pending = null;
+  function whenFree(run) {
+    if (busy) pending = run;
+    else run();
+  }
   async function act(label, method, path, body, confirmText) {
     if (!app.serial || busy) return;
     if (confirmText && !(await confirmAction(confirmText))) {
@@ -790,9 +796,10 @@
     } finally {
       busy = false;
       delete document.body.dataset.busy;
-      if (pausePending) {
-        pausePending = false;
-        setTimeout(() => $("pause").click(), 0);
+      if (pending) {
+        const run = pending;
+        pending = null;
+        setTimeout(run, 0);
       }
     }
   }
@@ -910,12 +917,12 @@
     $("speed").addEventListener("input", showSpeed);
     $("speed").addEventListener("change", () => {
       const f = SPEEDS[Number($("speed").value)];
-      act(`speed ${fmtSpeed(f)}`, "PUT", "/speed", { factor: f });
+      whenFree(() => act(`speed ${fmtSpeed(f)}`, "PUT", "/speed", { factor: f }));
     });
     $("pause").addEventListener("click", () => {
       if (!app.state) return;
       // A toggle pressed while another action is answered is kept, not lost (P, P quickly).
-      if (busy) { pausePending = true; return; }
+      if (busy) { pending = () => $("pause").click(); return; }
       act(app.state.paused ? "resume" : "pause", "POST", app.state.paused ? "/resume" : "/pause");
     });
     $("next-event").addEventListener("click", () => {
@@ -996,7 +1003,7 @@
       const i = Math.min(SPEEDS.length - 1, Math.max(0, Number(slider.value) + (key === "-" ? -1 : 1)));
       slider.value = String(i);
       showSpeed();
-      act(`speed ${fmtSpeed(SPEEDS[i])}`, "PUT", "/speed", { factor: SPEEDS[i] });
+      whenFree(() => act(`speed ${fmtSpeed(SPEEDS[i])}`, "PUT", "/speed", { factor: SPEEDS[i] }));
     }
   }
 
