@@ -24,9 +24,10 @@ from ._errors import (
     Unreachable,
     WrongPump,
 )
+from ._interrogation import Interrogation
 from ._journal import Journal
 from ._links import Address, parse_address
-from ._pump import Interrogation, Pump
+from ._pump import Pump
 
 __all__ = [
     "Address",

@@ -28,7 +28,6 @@ prepared against. Each Finish screen is a module of its own, programmer/_finish_
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import secrets
 import time
 import uuid
@@ -60,6 +59,7 @@ from ._errors import (
     WrongPump,
 )
 from ._finish_refill import REFILL_KIND  # noqa: F401 (its old home)
+from ._interrogation import Interrogation
 from ._journal import APPLIED, NOT_APPLIED, REJECTED, Journal
 from ._links import Address, Link
 from ._zone import LocalClock, read_local_clock, zone_offset_ms
@@ -78,41 +78,6 @@ _NOT_RECORDED = {p.ErrorCode.PROGRAM_VERSION_MISMATCH, p.ErrorCode.BUSY}
 
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-@dataclasses.dataclass(frozen=True)
-class Interrogation:
-    """Everything a clinician reviews at the start of a session, read in one go."""
-
-    device: p.DeviceInfo
-    status: p.Status
-    drug: p.DrugInfo | None  # None in a patient session
-    program: p.Program | None  # None in a patient session
-    patient_bolus: p.PatientBolusSettings
-    alarms: tuple[p.AlarmEntry, ...]
-    alarm_settings: p.AlarmSettings | None  # None in a patient session
-    clock: p.Clock
-    local_clock: LocalClock | None = None  # None: a 1.0 pump (schedules on UTC)
-
-    @property
-    def battery(self) -> p.BatteryState:
-        return self.status.battery
-
-    @property
-    def last_refill_at_ms(self) -> int | None:
-        return self.status.last_refill_at_ms or None
-
-    @property
-    def low_reservoir_at_ms(self) -> int | None:
-        return self.status.low_reservoir_at_ms or None
-
-    @property
-    def empty_at_ms(self) -> int | None:
-        return self.status.empty_at_ms or None
-
-    @property
-    def replacement_due_at_ms(self) -> int | None:
-        return self.status.replacement_due_at_ms or None
 
 
 class Pump:
