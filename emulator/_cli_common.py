@@ -18,6 +18,7 @@ import signal
 import sys
 from pathlib import Path
 
+import firmware_model as fm
 import protocol as p
 
 from ._clock import MAX_SPEED_MILLI
@@ -68,7 +69,7 @@ def speed_milli(text: str) -> int:
     return value
 
 
-CATHETER_NL_PER_CM = 2_600  # Prometra catheter: 0.0026 mL/cm (domain.md #27)
+CATHETER_NL_PER_CM = fm.CATHETER_NL_PER_CM
 
 
 def catheter_cm(text: str) -> int:

@@ -242,7 +242,7 @@ def _catheter_nl(pump: dict[str, Any]) -> int | None:
     cm = pump["catheter_cm"]
     if not isinstance(cm, int) or isinstance(cm, bool) or not 1 <= cm <= 200:
         raise ScenarioError("pump.catheter_cm must be a whole number of cm, 1 .. 200")
-    per_cm = Decimal(str(pump.get("catheter_ul_per_cm", "2.6")))
+    per_cm = Decimal(str(pump.get("catheter_ul_per_cm", fm.CATHETER_NL_PER_CM / 1000)))
     if not Decimal("0.5") <= per_cm <= Decimal(20):
         raise ScenarioError("pump.catheter_ul_per_cm must be 0.5 .. 20 (uL per cm)")
     return int(cm * per_cm * 1000)
@@ -252,7 +252,11 @@ def _fluid_path_nl(pump: fm.Pump, p: dict[str, Any]) -> int:
     """What a bridge flushes or a priming bolus fills: the pump's own catheter and tubing
     (as a programmer reads them, CATHETER_INFO), or `catheter_cm` x 2.6 uL/cm plus `tubing_ul`
     as a clinician would enter them."""
-    catheter = int(p["catheter_cm"]) * 2_600 if "catheter_cm" in p else pump.catheter_volume_nl
+    catheter = (
+        int(p["catheter_cm"]) * fm.CATHETER_NL_PER_CM
+        if "catheter_cm" in p
+        else pump.catheter_volume_nl
+    )
     tubing = int(p["tubing_ul"]) * 1_000 if "tubing_ul" in p else pump.profile.pump_tubing_nl
     return catheter + tubing
 

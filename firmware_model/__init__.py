@@ -110,7 +110,9 @@ from ._state import (
     RefillReport,
 )
 from ._types import (
+    CATHETER_NL_PER_CM,
     DAY_MS,
+    DEFAULT_CATHETER_NL,
     MINUTES_PER_DAY,
     MS_PER_HOUR,
     MS_PER_MIN,
@@ -142,9 +144,11 @@ from ._types import (
 
 __all__ = [
     "CATALOGUE",
+    "CATHETER_NL_PER_CM",
     "CONTROL_CAP_ASPIRATION",
     "CONTROL_CATHETER_FILLED",
     "DAY_MS",
+    "DEFAULT_CATHETER_NL",
     "DEFAULT_LIBRARY",
     "FINDING_TEXT",
     "MINUTES_PER_DAY",

@@ -33,6 +33,7 @@ from ._refill import RefillMixin
 from ._state import NO_COMMAND, Segment, State
 from ._types import (
     DAY_MS,
+    DEFAULT_CATHETER_NL,
     MINUTES_PER_DAY,
     Alarm,
     BatteryState,
@@ -138,7 +139,7 @@ class Pump(
         now_ms: int,
         clock_ms: int | None = None,
         implanted_at_ms: int | None = None,
-        catheter_volume_nl: int = 221_000,
+        catheter_volume_nl: int = DEFAULT_CATHETER_NL,
         accuracy_error_ppm: int | None = None,
         library: Mapping[Drug, DrugLimits] = DEFAULT_LIBRARY,
     ) -> Pump:

@@ -11,6 +11,8 @@ import enum
 # --- units: integers everywhere; human units only at the edges ---------------------------------
 NL_PER_ML = 1_000_000
 NL_PER_UL = 1_000
+CATHETER_NL_PER_CM = 2_600  # Prometra catheter: 0.0026 mL/cm (domain.md #27)
+DEFAULT_CATHETER_NL = 85 * CATHETER_NL_PER_CM  # 110 cm trimmed by 25 cm: 221 uL (domain.md 2.3)
 NG_PER_MG = 1_000_000
 NG_PER_MCG = 1_000
 MS_PER_S = 1_000

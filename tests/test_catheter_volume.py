@@ -33,9 +33,9 @@ def _id() -> bytes:
     return uuid.uuid4().bytes
 
 
-def _primed_pump(catheter_nl: int) -> fm.Pump:
-    """Morphine 10 mg/mL at 2 mg/day (0.2 mL/day), the fluid path primed with the drug and five
-    days of therapy: the catheter holds the old drug, as in an existing patient."""
+def _filled_pump(catheter_nl: int) -> fm.Pump:
+    """A new SynchroMed II 20 (exact delivery) past its self test, filled with 20 mL of
+    morphine 10 mg/mL; its fluid path still holds drug-free fluid."""
     pump = fm.Pump.create(
         fm.ProfileId.SYNCHROMED_II_20,
         serial=7,
@@ -52,6 +52,13 @@ def _primed_pump(catheter_nl: int) -> fm.Pump:
         unit=fm.ConcentrationUnit.MG_PER_ML,
         command_id=_id(),
     )
+    return pump
+
+
+def _primed_pump(catheter_nl: int) -> fm.Pump:
+    """Morphine 10 mg/mL at 2 mg/day (0.2 mL/day), the fluid path primed with the drug and five
+    days of therapy: the catheter holds the old drug, as in an existing patient."""
+    pump = _filled_pump(catheter_nl)
     pump.set_continuous_dose(2 * MG, command_id=_id())
     pump.start_priming_bolus(
         pump.catheter_volume_nl + pump.profile.pump_tubing_nl, command_id=_id()
@@ -231,22 +238,7 @@ def test_fill_catheter_puts_the_drug_in_the_whole_path_and_changes_no_volume() -
     from emulator._scenario import parse_scenario, run_scenario
 
     def first_day(primed: bool) -> int:
-        pump = fm.Pump.create(
-            fm.ProfileId.SYNCHROMED_II_20,
-            serial=9,
-            now_ms=0,
-            catheter_volume_nl=CATHETER_60_CM,
-            accuracy_error_ppm=0,
-        )
-        pump.advance_to(pump.self_test_ends_at)
-        pump.record_refill(
-            withdrawn_nl=0,
-            added_nl=20 * ML,
-            drug=fm.Drug.MORPHINE,
-            conc_ng_per_ml=10 * MG,
-            unit=fm.ConcentrationUnit.MG_PER_ML,
-            command_id=_id(),
-        )
+        pump = _filled_pump(CATHETER_60_CM)
         if primed:
             seq = pump.fill_catheter()
             record = pump.events()[-1]
