@@ -33,7 +33,7 @@ from ._cli_common import (
 )
 from ._keys import KeyFileError
 from ._mqtt import MqttSettings, topics
-from ._scenario import ScenarioError
+from ._scenario import ScenarioError, load_scenario
 from ._server import EmulatorServer, ServerOptions
 from ._store import StoreError
 
@@ -202,10 +202,20 @@ def options(args: argparse.Namespace) -> ServerOptions:
     )
 
 
+def served_serial(args: argparse.Namespace) -> int | None:
+    """The serial `serve` is asked for: `--pump-serial`, else the serial a `--scenario` names
+    in its `[pump]` table (a replacement pump with a new serial), else None (the stored
+    pump's, or 1234 for a new one)."""
+    if args.pump_serial is not None or args.scenario is None:
+        return int(args.pump_serial) if args.pump_serial is not None else None
+    scenario = load_scenario(args.scenario)
+    return scenario.serial if scenario.serial_named else None
+
+
 async def serve(args: argparse.Namespace) -> int:
-    state_dir = args.state_dir or default_state_dir(args.pump_serial)
-    server = EmulatorServer(state_dir, options(args))
     try:
+        state_dir = args.state_dir or default_state_dir(served_serial(args))
+        server = EmulatorServer(state_dir, options(args))
         await server.__aenter__()
     except (StoreError, KeyFileError, fm.SnapshotError, ScenarioError) as exc:
         print(f"pump-emulator: error: {exc}", file=sys.stderr)

@@ -87,6 +87,7 @@ class Scenario:
     expectations: tuple[Expectation, ...]
     catheter_volume_nl: int | None = None  # None: the model's default (85 cm)
     catheter_primed: bool = False  # an existing patient: the fluid path holds the drug at 0d
+    serial_named: bool = False  # [pump] serial given: `serve --scenario` serves that serial
 
     def new_pump(self, *, now_ms: int, serial: int | None = None) -> fm.Pump:
         """The scenario's pump, powering on at `now_ms`, with its catheter."""
@@ -224,6 +225,7 @@ def parse_scenario(data: dict[str, Any]) -> Scenario:
         expectations=tuple(expectations),
         catheter_volume_nl=catheter_nl,
         catheter_primed=primed,
+        serial_named="serial" in pump,
     )
     if scenario.sample_ms < fm.MS_PER_MIN:
         raise ScenarioError("run.sample_every must be at least 1m")

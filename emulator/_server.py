@@ -75,19 +75,22 @@ class EmulatorServer:
 
     async def __aenter__(self) -> EmulatorServer:
         o = self.options
+        scenario = load_scenario(o.scenario) if o.scenario is not None else None
+        serial = o.serial
+        if serial is None and scenario is not None and scenario.serial_named:
+            serial = scenario.serial  # the scenario's pump, e.g. a replacement with a new serial
         device = open_device(
             self.state_dir,
             profile=o.profile,
-            serial=o.serial,
+            serial=serial,
             catheter_volume_nl=o.catheter_volume_nl,
             speed_milli=o.speed_milli,
             stale_recovery_log=o.stale_recovery_log,
             policy=o.policy,
         )
         notes: list[tuple[int, str]] = []
-        if o.scenario is not None:
+        if scenario is not None:
             try:
-                scenario = load_scenario(o.scenario)
                 notes = narration(scenario)
                 pump = starting_pump(scenario, now_ms=device.pump.now, serial=device.pump.serial)
                 device.clock.jump_to(pump.now)
