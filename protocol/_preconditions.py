@@ -26,13 +26,12 @@ class PumpState:
 STATES: dict[str, PumpState] = {
     "self_test": PumpState(
         ErrorCode.BUSY,
-        "the power-on self test is running (the first seconds after power-on; the detail says "
-        "how long)",
+        "the power-on self test is running (the detail says for how long)",
     ),
     "end_of_service": PumpState(ErrorCode.PUMP_STOPPED, "the battery is at end of service"),
     "capability": PumpState(
         ErrorCode.MODE_NOT_SUPPORTED,
-        "the pump model lacks the capability (`DEVICE_INFO.supported_modes`, shown in brackets)",
+        "the pump model lacks a capability it needs:",
     ),
     "no_drug": PumpState(
         ErrorCode.INVALID_STATE, "no drug is recorded (a fresh pump: record a refill first)"
@@ -53,7 +52,8 @@ STATES: dict[str, PumpState] = {
     "critical_alarm": PumpState(ErrorCode.ALARM_ACTIVE, "a critical alarm is raised"),
     "awaiting_program": PumpState(
         ErrorCode.INVALID_STATE,
-        "the drug or concentration changed and the program has not been re-confirmed",
+        "awaiting a program: no SET_CONTINUOUS_DOSE, SET_SCHEDULE or START_BRIDGE since the "
+        "first refill or the last change of drug or concentration",
     ),
     "suspended": PumpState(ErrorCode.INVALID_STATE, "the pump is suspended"),
     "bolus_running": PumpState(ErrorCode.INVALID_STATE, "a bolus is running"),
@@ -124,8 +124,8 @@ PRECONDITIONS: dict[str, tuple[tuple[str, str], ...]] = {
 
 # A fresh pump, as it leaves provisioning (what STATUS, PROGRAM and DEVICE_INFO then say).
 STARTING_STATE: tuple[tuple[str, str], ...] = (
-    ("self test", "running for the first 2 s after power-on (implanted models): commands "
-     "answered `BUSY`, reads answered"),
+    ("self test", "running for the first 2 s after power-on (none on a constant-flow pump): "
+     "commands answered `BUSY` (except alarm acknowledge and silence), reads answered"),
     ("drug", "`NONE`, concentration 0: a refill (`RECORD_REFILL`) records the first drug"),
     ("program", "mode `STOPPED` (a constant-flow pump: `CONTINUOUS` at its fixed rate), not "
      "suspended, no schedule, no bolus, dose 0"),

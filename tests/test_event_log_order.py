@@ -5,9 +5,13 @@ happened after the frames it counts, and carries the pump-clock time of the firs
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 import firmware_model as fm
 import protocol as p
+from protocol._event_values import EVENT_VALUES
 
 from .emulator_helpers import SERIAL, Host, Rig
 
@@ -75,3 +79,51 @@ def test_a_count_pending_when_the_pump_logs_by_itself_comes_first(tmp_path: Path
     records = list(rig.pump.events(seq + 1))
     assert [e.kind for e in records] == [fm.EventKind.SECURITY, fm.EventKind.BOLUS_COMPLETED]
     assert records[0].time_ms == refused_at < records[1].time_ms
+
+
+# --- what value_a and value_b mean: one declaration, every kind, the model's numbers ----------
+
+
+def test_every_event_kind_has_its_meaning_declared_once() -> None:
+    assert list(EVENT_VALUES) == list(p.EventKind)
+    runtime = {k.name for k, v in EVENT_VALUES.items() if v.runtime}
+    assert runtime == {"SECURITY", "SESSION_OPENED", "SESSION_CLOSED", "CONTROL"}
+    # the model accepts exactly these from a runtime (log_external) and writes the others
+    pump = fm.Pump.create(serial=1234, now_ms=0)
+    for kind in fm.EventKind:
+        if kind.name in runtime:
+            pump.log_external(kind, fm.Source.PROGRAMMER)
+        else:
+            try:
+                pump.log_external(kind, fm.Source.PROGRAMMER)
+            except ValueError:
+                continue
+            raise AssertionError(f"{kind.name} is the model's own")
+
+
+@pytest.mark.parametrize(
+    ("kind", "enum"),
+    [
+        (p.EventKind.COMMAND_REJECTED, fm.Command),
+        (p.EventKind.FAULT, fm.FaultKind),
+        (p.EventKind.MRI_EXPOSURE, fm.MriBehaviour),
+    ],
+)
+def test_the_numbers_written_out_are_the_models(kind: p.EventKind, enum: Any) -> None:
+    """Kinds whose value is a model enum with no protocol twin list its numbers in the text."""
+    text = EVENT_VALUES[kind].a + " " + EVENT_VALUES[kind].b
+    for member in enum:
+        if member.name == "REQUEST_PATIENT_BOLUS":  # refused as BOLUS_DENIED instead
+            continue
+        assert f"{int(member)} {member.name}" in text, member
+
+
+def test_log_external_dates_a_late_record_only_within_the_log_order() -> None:
+    pump = fm.Pump.create(serial=1234, now_ms=1_000)
+    pump.advance_to(5_000)
+    seq = pump.log_external(fm.EventKind.SECURITY, fm.Source.PROGRAMMER, 5, 1, time_ms=3_000)
+    assert pump.events(seq)[0].time_ms == 3_000
+    for bad in (2_999, 5_001):  # before the newest record, or in the future
+        with pytest.raises(ValueError, match=r"time_ms must be 3000 \.\. 5000"):
+            pump.log_external(fm.EventKind.SECURITY, fm.Source.PROGRAMMER, 5, 1, time_ms=bad)
+    assert pump.event_seq == seq
