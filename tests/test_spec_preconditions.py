@@ -5,6 +5,7 @@ through `apply_message`, the device's only mapping from messages to the model.""
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from typing import Any
 
@@ -12,6 +13,8 @@ import pytest
 
 import firmware_model as fm
 import protocol as p
+from emulator import PumpDevice
+from emulator._clock import VirtualClock
 from emulator._device_commands import apply_message
 from protocol._preconditions import PRECONDITIONS, STATES
 
@@ -261,3 +264,39 @@ def test_a_refill_that_changes_the_concentration_stops_the_program_until_re_conf
     pump = ready()
     filled(pump)
     assert (pump.status().mode, pump.status().awaiting_program) == (fm.Mode.CONTINUOUS, False)
+
+
+@pytest.mark.parametrize(("name", "key"), CASES, ids=[f"{n}-{k}" for n, k in CASES])
+def test_each_refusal_is_the_same_on_the_wire(name: str, key: str) -> None:
+    """The same states through the device (session, journal, answer): the ERROR's code."""
+    pump = _state(key, patient=name == "REQUEST_PATIENT_BOLUS")
+    keys = {p.Role.CLINICIAN: p.SecretKey(bytes(range(32)))}
+    rng = random.Random(3)
+    device = PumpDevice(
+        pump, keys, clock=VirtualClock(pump.now, monotonic_ns=lambda: 0),
+        randbytes=rng.randbytes, mono=lambda: 0, wall=lambda: T0,
+    )  # fmt: skip
+    host = p.HostSecurity(pump.serial, p.Role.CLINICIAN, keys[p.Role.CLINICIAN], rng.randbytes)
+
+    def send(data: bytes) -> p.Frame:
+        (frame,) = p.FrameDecoder().feed(data)
+        assert isinstance(frame, p.Frame)
+        (reply,) = device.receive(frame)
+        (answer,) = p.FrameDecoder().feed(reply)
+        assert isinstance(answer, p.Frame)
+        return answer
+
+    confirm = host.receive(send(host.hello(seq=1)))
+    assert isinstance(confirm, p.Send)
+    assert isinstance(host.receive(send(confirm.data)), p.Established)
+    msg = _message(name)
+    if "expected_program_version" in {f.name for f in msg.FIELDS}:
+        msg = type(msg)(**{**vars_of(msg), "expected_program_version": pump.program_version})
+    answer = send(host.seal(msg, seq=3))
+    if answer.authenticated:  # sealed in the session (or plain: section 10)
+        event = host.receive(answer)
+        assert isinstance(event, p.Response)
+        error = event.message
+    else:
+        error = answer.decode()
+    assert isinstance(error, p.Error) and error.code is STATES[key].code, error
