@@ -71,7 +71,7 @@ async def _inject(call: Call) -> Any:
     if missing:
         raise ControlError(400, f"{body['kind']} needs {', '.join(missing)}")
     dev = call.rt.device
-    dev.advance()
+    dev.advance(writing=True)
     try:
         dev.pump.inject(cls(**{k: v for k, v in body.items() if k != "kind"}))
     except fm.Rejected as exc:
@@ -87,7 +87,7 @@ async def _clear(call: Call) -> Any:
     except KeyError:
         raise ControlError(404, f"no fault kind {call.params['kind']}") from None
     dev = call.rt.device
-    dev.advance()
+    dev.advance(writing=True)
     try:
         dev.pump.clear_fault(kind)
     except fm.Rejected as exc:
@@ -97,7 +97,7 @@ async def _clear(call: Call) -> Any:
 
 async def _reservoir(call: Call) -> Any:
     dev = call.rt.device
-    dev.advance()
+    dev.advance(writing=True)
     try:
         dev.pump.set_true_reservoir(call.body["true_volume_nl"])
     except ValueError as exc:
@@ -107,7 +107,7 @@ async def _reservoir(call: Call) -> Any:
 
 async def _aspirate(call: Call) -> Any:
     dev = call.rt.device
-    dev.advance()
+    dev.advance(writing=True)
     try:
         r = dev.pump.aspirate_cap()
     except ValueError as exc:

@@ -11,7 +11,9 @@ through its `Store`, so the whole behaviour on the wire is testable without a po
 2. `PumpSecurity` runs the session pipeline (direction, address, session, replay window, tag,
    schema, role). Its refusals change nothing; security-relevant ones are logged as SECURITY
    records, coalesced per error code (`a` = ErrorCode, `b` = frames refused) so that a flood of
-   forged frames cannot push therapy records out of the bounded log.
+   forged frames cannot push therapy records out of the bounded log. A pending count is written
+   (dated at the first frame it counts) before any other record, so the log stays in the order
+   things happened: before a session's record, a command's, or what the model does by itself.
 3. Before a request is handled the model is advanced to the current model time.
 4. Reads answer from the model. Commands follow section 8: a command id seen before returns the
    recorded result (`duplicate = 1`) or `IDEMPOTENCY_MISMATCH`; a new one is applied to the
@@ -115,7 +117,8 @@ class PumpDevice:
         self._commands: dict[bytes, CommandRecord] = {}
         if store is not None:
             self._commands = {r.command_id: r for r in store.commands()}
-        self._security_pending: dict[p.ErrorCode, int] = {}
+        # refused frames not yet in the log: code -> [count, pump clock of the first]
+        self._security_pending: dict[p.ErrorCode, list[int]] = {}
         # records logged from outside the model and not yet committed (kept across a rollback)
         self._external: list[tuple[fm.EventKind, fm.Source, int, int]] = []
         self._log_dirty_since: int | None = None
@@ -132,9 +135,14 @@ class PumpDevice:
 
     # --- time -----------------------------------------------------------------------------
 
-    def advance(self) -> None:
-        """Bring the model to the current model time."""
+    def advance(self, *, writing: bool = False) -> None:
+        """Bring the model to the current model time. `writing`: the caller is about to make
+        the model write records (the control plane's faults): pending counts go first."""
         now = self.clock.now()
+        if self._security_pending:
+            due = self.pump.next_event_time()
+            if writing or (due is not None and due <= now):
+                self._drain_security()  # the model will log: the refusals came before
         if now > self.pump.now:
             self.pump.advance_to(now)
 
@@ -207,6 +215,7 @@ class PumpDevice:
 
     def _charge_telemetry(self) -> None:
         if self._telemetry_pending:
+            self._drain_security()  # the battery may log a milestone
             self.pump.note_telemetry(self._telemetry_pending)
             self._telemetry_pending = 0
 
@@ -216,8 +225,13 @@ class PumpDevice:
         self._count_security(p.ErrorCode.REPLAYED)
 
     def _count_security(self, code: p.ErrorCode) -> None:
-        """One more refused frame; a SECURITY record per code is written within a second."""
-        self._security_pending[code] = self._security_pending.get(code, 0) + 1
+        """One more refused frame; a SECURITY record per code is written within a second, or
+        before the next record of anything else."""
+        pending = self._security_pending.get(code)
+        if pending is None:
+            self._security_pending[code] = [1, self.pump.clock_ms]
+        else:
+            pending[0] += 1
         if self._log_dirty_since is None:
             self._log_dirty_since = self._mono()
 
@@ -295,6 +309,7 @@ class PumpDevice:
                 return self.security.error(req, p.ErrorCode(rec.error_code), rec.detail)
             original = p.MESSAGES_BY_NAME[type(msg).RESPONSES[0]]._decode(rec.response)
             return self.security.reply(req, dataclasses.replace(original, duplicate=True))
+        self._drain_security()  # the command's records come after the refusals before it
         try:
             result = self._apply(msg)
         except fm.Rejected as exc:
@@ -351,6 +366,7 @@ class PumpDevice:
             self._log_dirty_since = self._mono()
 
     def _log_external(self, kind: fm.EventKind, a: int, b: int) -> None:
+        self._drain_security()
         source = fm.Source.CONTROL if kind is fm.EventKind.CONTROL else fm.Source.PROGRAMMER
         self.pump.log_external(kind, source, a, b)
         self._external.append((kind, source, a, b))
@@ -363,10 +379,18 @@ class PumpDevice:
             self._log_external(fm.EventKind.SESSION_CLOSED, int(reason), info.session_id)
 
     def _drain_security(self) -> None:
+        """Write the pending counts, oldest first, each dated at the first frame it counts
+        (clamped into the log's order should the pump clock have been set back meanwhile)."""
+        if not self._security_pending:
+            return
         pending, self._security_pending = self._security_pending, {}
-        for code, count in sorted(pending.items()):
-            self.pump.log_external(fm.EventKind.SECURITY, fm.Source.PROGRAMMER, int(code), count)
-            self._external.append((fm.EventKind.SECURITY, fm.Source.PROGRAMMER, int(code), count))
+        src = fm.Source.PROGRAMMER
+        for code, (count, first_ms) in sorted(pending.items(), key=lambda kv: (kv[1][1], kv[0])):
+            events = self.pump.events(self.pump.event_seq)
+            newest = events[-1].time_ms if events else first_ms
+            at = min(max(first_ms, newest), self.pump.clock_ms)
+            self.pump.log_external(fm.EventKind.SECURITY, src, int(code), count, time_ms=at)
+            self._external.append((fm.EventKind.SECURITY, src, int(code), count))
 
     def replace_pump(self, pump: fm.Pump) -> str | None:
         """A new pump takes this one's place (a trainer's reset): same serial and keys, a fresh

@@ -35,7 +35,8 @@ Every settle recomputes the basal function from the state and drops the cached n
 (`_replan`), so the next integral starts from the new state.
 
 Events. Every effect is one record in the event log (_log.py): seq, pump-clock time, kind,
-source, command id and two integers whose meaning per kind is `_doc.EVENT_FIELDS`. A record
+source, command id and two integers whose meaning per kind is the protocol's
+`protocol/_event_values.py` (docs/protocol.md section 19). A record
 caused by a command carries that command's id; what the pump does by itself has source PUMP.
 
 Commands are methods (one per protocol command) and share one path (_command.py):
@@ -67,7 +68,8 @@ WHERE TO ADD
 - A new command: a `Command` (and any new `Reason`, equal to the protocol's error code) in
   _types.py; a method in the mixin of its concept (or a new `_concept.py` mixin added to the
   bases of `Pump` in _pump.py) written as above: `_begin`, validate through `c`, apply, `commit`;
-  a new record kind in `EventKind` and `_doc.EVENT_FIELDS`; new state in _state.py. A new time
+  a new record kind in `EventKind` (and the protocol's twin, with its meaning in
+  protocol/_event_values.py); new state in _state.py. A new time
   driven condition goes into `_next_internal` (when) and `_settle` (what). On the wire, the
   emulator maps protocol messages to these methods (`CALLS` in emulator/_device_commands.py,
   outside this package).

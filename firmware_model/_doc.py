@@ -1,4 +1,6 @@
 """Tables of docs/firmware_model.md, generated from the model's own data (one source of truth).
+The event-record table (section 11) is the protocol's: `python -m protocol.gen --write` renders
+it from protocol/_event_values.py, the one source of what `a` and `b` mean.
 
 python -m firmware_model._doc --write   # rewrite the generated sections
 python -m firmware_model._doc --check   # exit 1 if they are stale (also a test)
@@ -20,36 +22,7 @@ from ._types import (
     YEAR_MS,
     Capability,
     ConcentrationUnit,
-    EventKind,
 )
-
-# What `a` and `b` mean in each record kind the model writes (runtime kinds: see docs).
-EVENT_FIELDS: dict[EventKind, tuple[str, str]] = {
-    EventKind.POWER_ON: ("profile id", "serial number"),
-    EventKind.PROGRAM_CHANGED: ("new Mode", "daily dose, ng/day (0 when stopped)"),
-    EventKind.DRUG_CHANGED: ("Drug", "concentration, ng/mL"),
-    EventKind.REFILL: ("added volume, nL", "discrepancy, nL (withdrawn - expected)"),
-    EventKind.BOLUS_STARTED: ("BolusKind", "dose, ng"),
-    EventKind.BOLUS_COMPLETED: ("BolusKind", "dose delivered, ng"),
-    EventKind.BOLUS_CANCELLED: ("BolusKind", "dose delivered before the cancel, ng"),
-    EventKind.BOLUS_DENIED: ("Reason", "ms until a bolus is possible (lockout, cap), else 0"),
-    EventKind.PATIENT_BOLUS_SETTINGS: ("1 enabled / 0 disabled", "dose per bolus, ng"),
-    EventKind.ALARM_RAISED: ("Alarm bit", "Priority"),
-    EventKind.ALARM_CLEARED: ("Alarm bit", "0"),
-    EventKind.ALARM_SILENCED: ("Alarm bits", "silenced until, pump clock ms"),
-    EventKind.ALARM_ACKNOWLEDGED: ("Alarm bits", "0"),
-    EventKind.ALARM_TEST: ("Tone", "0"),
-    EventKind.MOTOR_STALL: ("cause: 0 fault, 1 MRI", "0"),
-    EventKind.MOTOR_RECOVERED: ("stall duration, ms", "0"),
-    EventKind.SUSPENDED: ("Mode", "0"),
-    EventKind.RESUMED: ("Mode", "0"),
-    EventKind.CLOCK_SET: ("old pump clock, ms", "new pump clock, ms"),
-    EventKind.ALARM_SETTINGS: ("low-reservoir threshold, nL", "critical repeat, ms"),
-    EventKind.BATTERY: ("BatteryState", "battery left, 1/1000"),
-    EventKind.MRI_EXPOSURE: ("MriBehaviour of the profile", "scan duration, ms"),
-    EventKind.FAULT: ("FaultKind", "1 injected / 0 cleared, or its parameter"),
-    EventKind.COMMAND_REJECTED: ("Reason", "Command"),
-}
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "firmware_model.md"
 
@@ -121,18 +94,10 @@ def library_table() -> str:
     return "\n".join(rows)
 
 
-def events_table() -> str:
-    rows = ["| kind | value | `a` | `b` |", "|---|---:|---|---|"]
-    for k, (a, b) in EVENT_FIELDS.items():
-        rows.append(f"| `{k.name}` | {int(k)} | {a} | {b} |")
-    return "\n".join(rows)
-
-
 TABLES = {
     "profiles": profiles_table,
     "alarms": alarms_table,
     "library": library_table,
-    "events": events_table,
 }
 
 

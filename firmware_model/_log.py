@@ -47,9 +47,13 @@ class LogMixin(PumpCore):
         a: int = 0,
         b: int = 0,
         command_id: bytes = NO_COMMAND,
+        *,
+        time_ms: int | None = None,
     ) -> int:
         """A runtime records what the pump saw outside the model (sessions, security events,
-        control actions). Only those kinds are accepted."""
+        control actions). Only those kinds are accepted. `time_ms` (pump clock, default now)
+        dates a record the runtime wrote late, e.g. a count of refused frames: it may not be
+        later than now nor earlier than the newest record, so the log stays in time order."""
         if kind not in (
             EventKind.SECURITY,
             EventKind.SESSION_OPENED,
@@ -57,12 +61,28 @@ class LogMixin(PumpCore):
             EventKind.CONTROL,
         ):
             raise ValueError(f"{kind.name} records are the model's own")
-        return self._log(kind, source, command_id, a, b)
+        if time_ms is not None:
+            now = self._s.now + self._s.clock_offset_ms
+            newest = self._s.events[-1].time_ms if self._s.events else time_ms
+            if not newest <= time_ms <= now:
+                raise ValueError(
+                    f"time_ms must be {newest} .. {now} (the newest record's time .. now)"
+                )
+        return self._log(kind, source, command_id, a, b, time_ms)
 
-    def _log(self, kind: EventKind, source: Source, command_id: bytes, a: int, b: int) -> int:
+    def _log(
+        self,
+        kind: EventKind,
+        source: Source,
+        command_id: bytes,
+        a: int,
+        b: int,
+        time_ms: int | None = None,
+    ) -> int:
         s = self._s
         seq = s.next_seq
-        s.events.append(Event(seq, s.now + s.clock_offset_ms, kind, source, command_id, a, b))
+        t = s.now + s.clock_offset_ms if time_ms is None else time_ms
+        s.events.append(Event(seq, t, kind, source, command_id, a, b))
         s.next_seq = seq + 1
         cap = self._profile.event_log_capacity
         if len(s.events) >= cap + cap // 8:  # trim in batches: amortised O(1)

@@ -230,7 +230,7 @@ class Pump:
             if not isinstance(event, p.Send):
                 continue
             self._next_seq()  # HostSecurity seals CONFIRM with the hello's seq + 1
-            frame = await self._exchange(event.data, {(seq + 1) & 0xFFFF})
+            frame = await self._exchange(event.data, {seq % 0xFFFF + 1})
             if frame is None:
                 continue
             try:

@@ -272,13 +272,17 @@ class BadLength(DecodeError):
 
 
 class TruncatedFrame(DecodeError):
-    """A frame candidate was abandoned because a complete, valid frame started inside it."""
+    """A frame candidate was abandoned because a complete, valid frame started inside it.
+    `claimed`: the candidate's size by its length field; `available`: the bytes dropped with it
+    (from its magic up to where hunting resumes)."""
 
     def __init__(self, claimed: int, available: int) -> None:
         super().__init__(
             f"frame candidate claimed {claimed} bytes but a valid frame starts after "
             f"{available}: treated as lost bytes"
         )
+        self.claimed = claimed
+        self.available = available
 
 
 class UnsupportedVersion(DecodeError):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 from typing import Any
 
-from . import _enums, _frame, _session
+from . import _enums, _frame, _gen_docs_rules, _session
 from ._errors import ERROR_INFO
 from ._messages import SetContinuousDose
 from ._schema import MAX_PAYLOAD, MESSAGES, Access, Kind, Message, Record
@@ -184,7 +184,7 @@ def _handshake_example(hs: dict[str, Any]) -> str:
         f"| CHALLENGE | `{f['challenge']}` |",
         f"| CONFIRM (seq 2) | `{f['confirm']}` |",
         f"| SESSION_READY (pump counter 1) | `{f['session_ready']}` |",
-        f"| SET_CONTINUOUS_DOSE 500000 ng/day (seq 3, host counter 1) | "
+        f"| SET_CONTINUOUS_DOSE 5000000 ng/day (seq 3, host counter 1) | "
         f"`{f['set_continuous_dose']}` |",
         f"| COMMAND_ACK (pump counter 2) | `{f['command_ack']}` |",
         "",
@@ -232,6 +232,7 @@ def render(
         "MESSAGE_SUMMARY": _message_summary(),
         "MESSAGE_DETAILS": _message_details(),
         "ENUM_TABLES": _enum_tables(),
+        **_gen_docs_rules.placeholders(),  # sections 16-19: state rules, arithmetic, events
     }
     text = template
     for key, value in values.items():

@@ -163,5 +163,5 @@ class HostSecurity:
             _Channel(challenge.session_id, hello.role, k_h2p, k_p2h, 0),
         )
         confirm = Confirm(session_id=challenge.session_id, tag=tag_h)
-        seq = (self._hello_seq + 1) & 0xFFFF
+        seq = self._hello_seq % 0xFFFF + 1  # 1 .. 65535: seq 0 is the pump's own
         return Send(encode_frame(confirm, pump_id=self.pump_id, seq=seq, from_pump=False))

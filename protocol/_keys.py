@@ -66,15 +66,19 @@ class SecretKey:
 
 
 def key_from_file(text: str, mode: int, name: str) -> SecretKey:
-    """Parse a role-key file: 64 hexadecimal characters (surrounding whitespace ignored). A
-    file that group or others may access (`mode` from stat) is refused, as ssh does. Pure: the
-    caller reads the file and its mode. Raises ValueError with a message naming `name`."""
+    """Parse a role-key file: exactly 64 hexadecimal characters, either case, nothing else but
+    whitespace before or after (docs/protocol.md section 20). A file that group or others may
+    access (`mode` from stat) is refused, as ssh does. Pure: the caller reads the file and its
+    mode. Raises ValueError with a message naming `name`."""
     if mode & 0o077:
         raise ValueError(f"key file {name} is accessible by others: chmod 600 it")
-    try:
-        return SecretKey.from_hex(text.strip())
-    except ValueError:
-        raise ValueError(f"key file {name} must hold 64 hexadecimal characters") from None
+    digits = text.strip()
+    if len(digits) != 2 * KEY_SIZE or not all(c in _HEX for c in digits):
+        raise ValueError(f"key file {name} must hold 64 hexadecimal characters")
+    return SecretKey.from_hex(digits)
+
+
+_HEX = frozenset("0123456789abcdefABCDEF")
 
 
 def hkdf_sha256(ikm: bytes, salt: bytes, info: bytes, length: int) -> bytes:

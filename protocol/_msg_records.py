@@ -80,5 +80,5 @@ class EventRecord(Record):
     kind: int = u16("Event kind (see the EventKind table; unknown kinds are shown raw).")
     source: EventSource = enum8(EventSource, "Who caused the event.")
     command_id: bytes = blob(16, "The command that caused the event; zeros if none.")
-    value_a: int = i64("First kind-specific value (docs/firmware_model.md section 11).")
-    value_b: int = i64("Second kind-specific value (docs/firmware_model.md section 11).")
+    value_a: int = i64("First kind-specific value (the event-record table, section 19).")
+    value_b: int = i64("Second kind-specific value (the event-record table, section 19).")

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import _enums, _frame, _gen_docs, _session
+from . import _enums, _frame, _gen_docs, _gen_docs_rules, _session
 from ._messages import (
     AcknowledgeAlarms,
     AlarmEntry,
@@ -247,7 +247,7 @@ def handshake_vectors() -> dict[str, Any]:
     command = SetContinuousDose(
         command_id=bytes.fromhex("00112233445566778899aabbccddeeff"),
         expected_program_version=7,
-        dose_ng_per_day=500_000,
+        dose_ng_per_day=5_000_000,  # 5 mg/day: 0.2 mL/day at 25 mg/mL (section 18)
         confirm_soft_limit=False,
     )
     sealed = host.seal(command, seq=3)
@@ -347,11 +347,19 @@ def _json(data: dict[str, Any]) -> str:
     return json.dumps(data, indent=1, ensure_ascii=False) + "\n"
 
 
+# Other docs with sections generated from protocol declarations (the event-record tables).
+MARKED_DOCS = (ROOT / "docs" / "firmware_model.md", ROOT / "docs" / "emulator.md")
+
+
 def generated_files() -> dict[Path, str]:
     """Every generated file, by path, with its exact content."""
     handshake = handshake_vectors()
     crc = crc_vectors()
+    marked = {
+        path: _gen_docs_rules.fill_markers(path.read_text(encoding="utf-8")) for path in MARKED_DOCS
+    }
     return {
+        **marked,
         ROOT / "docs" / "protocol.md": render_docs(handshake, crc),
         ROOT / "tests" / "vectors" / "messages.json": _json(message_vectors()),
         ROOT / "tests" / "vectors" / "handshake.json": _json(handshake),
