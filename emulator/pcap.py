@@ -1,6 +1,7 @@
 """Trace files (`serve --trace`) to pcap, for Wireshark and the generated Lua dissector.
 
-    pump-emulator trace-to-pcap TRACE -o OUT.pcap      (or: python -m emulator.pcap TRACE -o OUT.pcap)
+    pump-emulator trace-to-pcap TRACE -o OUT.pcap
+    python -m emulator.pcap TRACE -o OUT.pcap      (the same)
 
 A trace (docs/emulator.md section 7) is one JSON object per line: a header line, then one line
 per frame in or out. The pcap has one packet per frame line, no stream reassembly needed:

@@ -134,7 +134,7 @@ def tables() -> str:
     lines.append('local BOOL_NAMES = { [0] = "no", [1] = "yes" }')
     lines.append("")
     for e in [*_enum_types(), *_OPEN_ENUMS.values()]:
-        members = list(e)  # type: ignore[var-annotated]
+        members = list(e)
         if issubclass(e, enum.IntFlag):
             items = ", ".join(f"{{ 0x{int(m.value):X}, {_lua_str(str(m.name))} }}" for m in members)
         else:
