@@ -636,7 +636,8 @@ local function make_field(owner, d)
         d.pf = ProtoField.uint32(abbr, label, base.HEX, nil, nil, doc)
         d.bits = {}
         for _, b in ipairs(d.flags) do
-            local bf = ProtoField.bool(abbr .. "." .. string.lower(b[2]), b[2], 32, nil, b[1])
+            local bf = ProtoField.bool(abbr .. ".bit." .. string.lower(b[2]), b[2], 32, nil,
+                b[1])
             d.bits[#d.bits + 1] = bf
             all_fields[#all_fields + 1] = bf
         end
@@ -647,7 +648,7 @@ local function make_field(owner, d)
         d.pf = ProtoField.string(abbr, label, base.UNICODE, doc)
     elseif t == "array" then
         d.pf = ProtoField.uint8(abbr .. ".count", label .. " count", base.DEC)
-        d.item_pf = ProtoField.none(abbr, label, doc)
+        d.item_pf = ProtoField.none(abbr .. ".item", label, doc)
         all_fields[#all_fields + 1] = d.item_pf
     end
     all_fields[#all_fields + 1] = d.pf
@@ -830,7 +831,7 @@ local function dissect_frame(tvb, pinfo, tree, off, topic)
         root:add_le(hf.counter, tvb(p + 4, 4))
         p = p + AUTH_HEADER_SIZE
     end
-    local pitem = root:add(hf.payload, tvb(p, length))
+    if length > 0 then root:add(hf.payload, tvb(p, length)) end
     if info ~= nil and length >= info.min and length <= info.max then
         local msg_tree = root:add(tvb(p, length), name)
         local stop = dissect_fields(tvb, p, p + length, msg_tree, FIELD_SPECS[info.key])
