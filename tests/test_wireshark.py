@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 import protocol as p
-from protocol import gen
 from emulator import EmulatorServer, ServerOptions, cli, pcap
 from emulator.testing import Broker
+from protocol import gen
 
 from .e2e_client import MqttTransport, SerialTransport
 from .test_emulator_e2e import HOST_MESSAGES, clinician, connected, every_message, mqtt_options
@@ -28,7 +28,7 @@ from .wireshark_helpers import (
     experts,
     frame_bytes,
     frames,
-    shown,
+    values,
 )
 
 VECTORS = Path(__file__).resolve().parent / "vectors"
@@ -61,7 +61,7 @@ def test_every_golden_vector_decodes_with_its_values(tmp_path: Path) -> None:
         assert_clean(packet)
         (proto,) = frames(packet)
         assert frame_bytes(proto) == raw
-        frame, message = check_frame(proto)
+        _, message = check_frame(proto)
         names.append(message.NAME)
     for (name, vector), message_name in zip(sent, names, strict=False):
         assert message_name == name
@@ -72,9 +72,7 @@ def test_every_golden_vector_decodes_with_its_values(tmp_path: Path) -> None:
     assert set(names) == {cls.NAME for cls in p.MESSAGES.values()}
     # the sealed handshake frames: session header shown, the session id the example's
     sealed_protos = [frames(pk)[0] for pk in packets[len(sent) :]]
-    session_ids = {
-        dict((n, s) for n, s, _ in shown(x)).get("itp.session_id") for x in sealed_protos
-    }
+    session_ids = {values(x).get("itp.session_id") for x in sealed_protos}
     assert session_ids == {None, f"0x{handshake['inputs']['session_id']:08x}"}
 
 
@@ -91,19 +89,19 @@ def test_a_corrupted_crc_is_shown_as_bad(tmp_path: Path) -> None:
     )
     flipped[20] ^= 0x80  # a payload bit: the CRC no longer matches
     packets = dissect(
-        _write(tmp_path / "crc.pcap", [(good, False), (bad_crc, False)] + [(bytes(flipped), False)])
+        _write(tmp_path / "crc.pcap", [(good, False), (bad_crc, False), (bytes(flipped), False)])
     )
-    statuses = [
-        dict((n, s) for n, s, _ in shown(frames(pk)[0]))["itp.crc.status"] for pk in packets
-    ]
+    statuses = [values(frames(pk)[0])["itp.crc.status"] for pk in packets]
     assert statuses == ["Good", "Bad", "Bad"]
     assert_clean(packets[0])
     for packet in packets[1:]:
         (crc_expert,) = [x for x in experts(packet) if x[0] == "itp.crc.bad"]
         assert crc_expert[1] == ERROR and "Bad CRC" in crc_expert[2]
     filtered = subprocess.run(
-        ["tshark", "-n", "-X", f"lua_script:{LUA}", "-r", str(tmp_path / "crc.pcap")]
-        + ["-Y", "itp.crc.bad", "-T", "fields", "-e", "itp.seq"],
+        [
+            *("tshark", "-n", "-X", f"lua_script:{LUA}", "-r", str(tmp_path / "crc.pcap")),
+            *("-Y", "itp.crc.bad", "-T", "fields", "-e", "itp.seq"),
+        ],
         capture_output=True,
         text=True,
         check=True,
@@ -133,7 +131,7 @@ async def test_every_message_of_a_pty_trace_decodes(tmp_path: Path) -> None:
         frame, message = check_frame(proto)
         assert frame.from_pump == (record.direction == "out")
         names.add(message.NAME)
-    assert HOST_MESSAGES <= names
+    assert names >= HOST_MESSAGES
     assert {"CHALLENGE", "SESSION_READY", "STATUS", "COMMAND_ACK", "REFILL_RESULT"} <= names
 
 
@@ -172,7 +170,7 @@ async def test_every_message_of_a_real_mqtt_capture_decodes(tmp_path: Path, brok
     for packet in packets:
         assert_clean(packet)
         for proto in frames(packet):
-            topic = dict((n, s) for n, s, _ in shown(proto))["itp.topic"]
+            topic = values(proto)["itp.topic"]
             frame, message = check_frame(proto)
             assert topic.startswith("itp/v1/4326/")
             assert topic.endswith("/rsp" if frame.from_pump else "/cmd") or topic.endswith(
@@ -191,8 +189,9 @@ def test_trace_to_pcap_refuses_what_is_not_a_trace(
 ) -> None:
     header = '{"trace": "itp-frames", "version": 1, "pump_serial": 1}\n'
     frame = p.encode_frame(p.GetStatus(), pump_id=1, seq=1, from_pump=False).hex()
+    line = f'{{"t_ms": 1, "link": "pty", "dir": "in", "hex": "{frame}"}}\n'
     cases = {
-        "frames before the header": f'{{"t_ms": 1, "link": "pty", "dir": "in", "hex": "{frame}"}}\n',
+        "frames before the header": line,
         "not JSON": header + "{nope\n",
         "bad hex": header + '{"t_ms": 1, "link": "pty", "dir": "in", "hex": "zz"}\n',
         "bad direction": header + f'{{"t_ms": 1, "link": "pty", "dir": "up", "hex": "{frame}"}}\n',

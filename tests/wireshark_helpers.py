@@ -50,6 +50,7 @@ def dissect(pcap: Path, *options: str) -> list[ET.Element]:
         capture_output=True,
         text=True,
         timeout=300,
+        check=False,
     )
     assert run.returncode == 0, run.stderr
     assert "Lua" not in run.stderr, run.stderr  # a script that fails to load says so here
@@ -103,6 +104,11 @@ def shown(proto: ET.Element) -> list[tuple[str, str, str]]:
 
     walk(proto)
     return out
+
+
+def values(proto: ET.Element) -> dict[str, str]:
+    """Field name -> shown value (the last one of a name)."""
+    return {name: show for name, show, _ in shown(proto)}
 
 
 def _expected(owner: type[Record], record: Any) -> list[tuple[str, str]]:
