@@ -293,7 +293,7 @@ local function dissect_frame(tvb, pinfo, tree, off, topic)
         root:add_proto_expert_info(ef.not_frame)
         return avail
     end
-    if topic then root:add(hf.topic, topic) end
+    if topic then root:add(hf.topic, topic):set_generated() end
     root:add(hf.magic, tvb(off, 2))
     local version = tvb(off + 2, 1):uint()
     local vitem = root:add(hf.version, tvb(off + 2, 1))
@@ -321,9 +321,14 @@ local function dissect_frame(tvb, pinfo, tree, off, topic)
     root:add(hf.sealed, sealed):set_generated()
     root:set_text(string.format("Intrathecal pump telemetry, %s %s, seq %d%s", name,
         from_pump and "pump -> host" or "host -> pump", seq, sealed and ", sealed" or ""))
-    pinfo.cols.src = from_pump and ("pump " .. pump_id) or "host"
-    pinfo.cols.dst = from_pump and "host" or ("pump " .. pump_id)
-    pinfo.cols.info = string.format("%s%s seq=%d", name, sealed and " [sealed]" or "", seq)
+    local summary = string.format("%s%s seq=%d", name, sealed and " [sealed]" or "", seq)
+    if topic then
+        pinfo.cols.info = summary .. " (" .. topic .. ")"
+    else  -- a trace record: no addresses, so name the ends
+        pinfo.cols.src = from_pump and ("pump " .. pump_id) or "host"
+        pinfo.cols.dst = from_pump and "host" or ("pump " .. pump_id)
+        pinfo.cols.info = summary
+    end
 
     local total = length + HEADER_SIZE + CRC_SIZE + (sealed and AUTH_HEADER_SIZE + TAG_SIZE or 0)
     if info == nil then

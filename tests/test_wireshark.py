@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import subprocess
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from .test_emulator_e2e import HOST_MESSAGES, clinician, connected, every_messag
 from .wireshark_helpers import (
     ERROR,
     LUA,
+    WARN,
     assert_clean,
     check_frame,
     dissect,
@@ -217,3 +219,26 @@ def test_trace_to_pcap_refuses_what_is_not_a_trace(
     data = trace.with_suffix(".pcap").read_bytes()
     assert data[20:24] == pcap.DLT_USER0.to_bytes(4, "little")
     assert data[24 + 16 :] == bytes((1, 0, 2, 0)) + bytes.fromhex(frame)
+
+
+def test_damaged_frames_are_flagged_never_break_the_dissector(tmp_path: Path) -> None:
+    vectors = json.loads((VECTORS / "messages.json").read_text(encoding="utf-8"))["messages"]
+    rng = random.Random(16)
+    data: list[tuple[bytes, bool]] = []
+    for m in vectors:
+        raw = bytes.fromhex(m["vectors"][2]["frame"])
+        for cut in (1, 2, 13, 15, len(raw) - 1):
+            data.append((raw[:cut], False))  # truncated
+        for _ in range(4):
+            b = bytearray(raw)
+            b[rng.randrange(len(b))] ^= 1 << rng.randrange(8)  # one bit flipped
+            data.append((bytes(b), False))
+        data.append((raw + b"\x00", False))  # a byte too many
+    packets = dissect(_write(tmp_path / "damaged.pcap", data))
+    assert len(packets) == len(data)
+    for packet, (raw, _) in zip(packets, data, strict=True):
+        # a damaged frame is a malformed packet, marked by the dissector's own expert items:
+        # no Lua error, no exception (Wireshark's _ws.malformed.expert), the damage named
+        found = experts(packet)
+        assert all(name.startswith("itp.") for name, _, _ in found), (raw.hex(), found)
+        assert any(severity >= WARN for _, severity, _ in found), raw.hex()
