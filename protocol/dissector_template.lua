@@ -36,6 +36,13 @@ local FLAG_ENCRYPTED = 0x02
 local FLAG_FROM_PUMP = 0x04
 local KNOWN_FLAGS = 0x05
 
+-- Bit operations: Lua 5.2's bit32 (Wireshark 4.0), else the 5.3+ operators (compiled only there).
+local bit32 = bit32 or load([[return {
+    band = function(a, b) return a & b end, bor = function(a, b) return a | b end,
+    bxor = function(a, b) return a ~ b end, bnot = function(a) return ~a & 0xFFFFFFFF end,
+    lshift = function(a, n) return (a << n) & 0xFFFFFFFF end,
+    rshift = function(a, n) return (a & 0xFFFFFFFF) >> n end }]])()
+
 -- {{TABLES}}
 
 -- CRC-16/CCITT-FALSE, table driven; each message starts from its own register (the schema seed).
