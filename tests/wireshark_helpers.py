@@ -3,7 +3,8 @@
 `dissect(pcap)` runs `tshark -X lua_script:tools/wireshark/pump_telemetry.lua -T pdml` and
 returns the packets; `check_frame(proto)` rebuilds the frame bytes from the dissector's header
 fields, decodes them with `protocol` (which also verifies the CRC) and asserts that every
-header and message field the dissector shows has the value `protocol` decoded, in wire order.
+header and message field the dissector shows has the value `protocol` decoded, in wire order,
+enumerations by name and numbers with their unit.
 """
 
 from __future__ import annotations
@@ -80,11 +81,13 @@ def experts(packet: ET.Element) -> list[tuple[str, int, str]]:
     return out
 
 
-def assert_clean(packet: ET.Element) -> None:
-    """No malformed mark, no Lua error, no expert warning or error."""
+def assert_clean(packet: ET.Element, *, only_itp: bool = False) -> None:
+    """No malformed mark, no Lua error, no expert warning or error (with `only_itp`, none in
+    the dissector's own trees: a live TCP capture may carry TCP analysis notes of its own)."""
     names = {e.get("name") for e in packet.iter()}
     assert "_ws.malformed" not in names and "_ws.lua.error" not in names
-    bad = [x for x in experts(packet) if x[1] >= WARN]
+    scopes = frames(packet) if only_itp else [packet]
+    bad = [x for scope in scopes for x in experts(scope) if x[1] >= WARN]
     assert not bad, bad
 
 
@@ -134,6 +137,34 @@ def _expected(owner: type[Record], record: Any) -> list[tuple[str, str]]:
     return out
 
 
+def _labels(owner: type[Record], record: Any) -> list[tuple[str, str]]:
+    """(field name, how its line must start) for enumerations (their names) and units."""
+    out: list[tuple[str, str]] = []
+    for f in owner.FIELDS:
+        abbr = f"itp.{owner.NAME.lower()}.{f.name}"
+        v = getattr(record, f.name)
+        if f.kind is Kind.ARRAY:
+            assert f.item is not None
+            for item in v:
+                out += _labels(f.item, item)
+        elif f.kind is Kind.ENUM:
+            out.append((abbr, f"{f.name}: {v.name} ({int(v)})"))
+        elif f.kind is Kind.INT and f.unit:
+            out.append((abbr, f"{f.name}: {int(v)} {f.unit}"))
+    return out
+
+
+def check_labels(proto: ET.Element, message: p.Message) -> None:
+    """Enumeration values are shown by name, numbers with their unit."""
+    want = _labels(type(message), message)
+    names = {n for n, _ in want}
+    got = [(e.get("name", ""), e.get("showname", "")) for e in proto.iter("field")]
+    got = [x for x in got if x[0] in names]
+    assert len(got) == len(want), message.NAME
+    for (name, line), (_, start) in zip(got, want, strict=True):
+        assert line.startswith(start), (name, line, start)
+
+
 def frame_bytes(proto: ET.Element) -> bytes:
     values = {e.get("name"): e.get("value", "") for e in proto if e.get("name") in FRAME_FIELDS}
     return bytes.fromhex("".join(values.get(name, "") for name in FRAME_FIELDS))
@@ -166,4 +197,5 @@ def check_frame(proto: ET.Element) -> tuple[p.Frame, p.Message]:
     ]
     want = [(n, v.removeprefix("hex:")) for n, v in _expected(type(message), message)]
     assert fields == want, message.NAME
+    check_labels(proto, message)
     return frame, message
