@@ -3,7 +3,8 @@
 `serve` runs one emulated pump on a virtual serial port (and MQTT) until Ctrl-C, with
 `--console` an instructor's web page of it (docs/console.md). `demo` shows protocol v1 at work
 in memory: a handshake, a sealed command, and the pump refusing a replay and a forgery, with
-every frame printed in hex.
+every frame printed in hex. `trace-to-pcap` turns a `--trace` file into a pcap that
+tools/wireshark/pump_telemetry.lua decodes (emulator/pcap.py).
 
 This module is the parser and the dispatch; each subcommand lives in its own module with its
 options (`add_parser`) and its run function: _cli_serve.py, _cli_ctl.py, _cli_scenario.py,
@@ -21,7 +22,7 @@ from importlib import metadata
 
 import protocol as p
 
-from . import _cli_ctl, _cli_demo, _cli_fleet, _cli_scenario, _cli_serve
+from . import _cli_ctl, _cli_demo, _cli_fleet, _cli_scenario, _cli_serve, pcap
 from ._cli_common import PROFILES, setup_logging
 from ._cli_demo import demo
 
@@ -44,6 +45,14 @@ def main(argv: list[str] | None = None) -> int:
     _cli_scenario.add_parser(sub)
     _cli_fleet.add_parser(sub)
     _cli_demo.add_parser(sub)
+    pcap.add_arguments(
+        sub.add_parser(
+            "trace-to-pcap",
+            help="convert a --trace file to pcap for Wireshark (tools/wireshark/)",
+            description=pcap.__doc__,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+    )
     args = parser.parse_args(argv)
     try:
         code = _run(parser, args)
@@ -71,6 +80,8 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         if not 0 < args.pump_serial < p.BROADCAST_PUMP_ID:
             parser.error("--pump-serial must be 1..4294967294")
         return demo(args.pump_serial)
+    if args.command == "trace-to-pcap":
+        return pcap.run(args)
     return 2  # pragma: no cover - argparse enforces the choices
 
 

@@ -1,4 +1,5 @@
-"""Generate docs/protocol.md and tests/vectors/*.json from the message declarations.
+"""Generate docs/protocol.md, tests/vectors/*.json and the Wireshark dissector from the
+message declarations.
 
     python -m protocol.gen --write    # regenerate the files
     python -m protocol.gen --check    # exit 1 and name the stale files (what the tests do)
@@ -6,7 +7,7 @@
 Everything is a pure function of the declarations plus fixed example inputs, so the output is
 byte-for-byte reproducible. This module builds the vectors (example values, frames, the worked
 handshake, decoder streams) and writes or checks the files; the markdown of docs/protocol.md is
-rendered by `_gen_docs.py`.
+rendered by `_gen_docs.py`, tools/wireshark/pump_telemetry.lua by `_gen_dissector.py`.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import _enums, _frame, _gen_docs, _gen_docs_rules, _session
+from . import _enums, _frame, _gen_dissector, _gen_docs, _gen_docs_rules, _session
 from ._messages import (
     AcknowledgeAlarms,
     AlarmEntry,
@@ -365,6 +366,7 @@ def generated_files() -> dict[Path, str]:
         ROOT / "tests" / "vectors" / "handshake.json": _json(handshake),
         ROOT / "tests" / "vectors" / "crc.json": _json(crc),
         ROOT / "tests" / "vectors" / "stream.json": _json(stream_vectors()),
+        ROOT / _gen_dissector.OUTPUT: _gen_dissector.render(),
     }
 
 
