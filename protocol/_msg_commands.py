@@ -38,6 +38,7 @@ class AcknowledgeAlarms(Message):
     alarms: Alarm = flags32(Alarm, "The alarms to acknowledge (at least one).")
 
     def _check(self) -> None:
+        """`alarms` names at least one alarm (is not 0)."""
         if not self.alarms:
             raise FieldValueError("ACKNOWLEDGE_ALARMS", "alarms", "name at least one alarm")
 
@@ -57,6 +58,7 @@ class SilenceAlarms(Message):
     duration_ms: int = u32("How long.", unit="ms", min=1_000, max=DAY_MS)
 
     def _check(self) -> None:
+        """`alarms` names at least one alarm (is not 0)."""
         if not self.alarms:
             raise FieldValueError("SILENCE_ALARMS", "alarms", "name at least one alarm")
 

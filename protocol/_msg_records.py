@@ -69,6 +69,7 @@ class AlarmEntry(Record):
     repeat_interval_ms: int = u32("Interval between tone repetitions.", unit="ms")
 
     def _check(self) -> None:
+        """`alarm` has exactly one bit set."""
         if self.alarm == 0 or self.alarm & (self.alarm - 1):
             raise FieldValueError("ALARM_ENTRY", "alarm", "must name exactly one alarm")
 

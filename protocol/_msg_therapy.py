@@ -84,6 +84,7 @@ class SetSchedule(Message):
     )
 
     def _check(self) -> None:
+        """The steps' `start_minute` values begin at 0 and strictly increase."""
         starts = [s.start_minute for s in self.steps]
         if starts[0] != 0 or any(b <= a for a, b in itertools.pairwise(starts)):
             raise FieldValueError(

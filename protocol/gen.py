@@ -1,4 +1,4 @@
-"""Generate docs/protocol.md and tests/vectors/*.json from the message declarations.
+"""Generate docs/protocol.md, tests/vectors/*.json and protocol/schema.json from the declarations.
 
     python -m protocol.gen --write    # regenerate the files
     python -m protocol.gen --check    # exit 1 and name the stale files (what the tests do)
@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import _enums, _frame, _gen_docs, _session
+from . import _enums, _frame, _gen_docs, _gen_schema, _session
 from ._messages import (
     AcknowledgeAlarms,
     AlarmEntry,
@@ -357,6 +357,7 @@ def generated_files() -> dict[Path, str]:
         ROOT / "tests" / "vectors" / "handshake.json": _json(handshake),
         ROOT / "tests" / "vectors" / "crc.json": _json(crc),
         ROOT / "tests" / "vectors" / "stream.json": _json(stream_vectors()),
+        ROOT / "protocol" / "schema.json": _json(_gen_schema.schema()),
     }
 
 
