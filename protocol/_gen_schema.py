@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import enum
 import inspect
+import json
 import re
 from typing import Any
 
@@ -376,3 +377,18 @@ def schema() -> dict[str, Any]:
             for code, info in ERROR_INFO.items()
         ],
     }
+
+
+def fill_docs(template: str) -> str:
+    """spec_template.md with section 16's placeholders filled (the rest is `_gen_docs`'s)."""
+    example = next(m for m in schema()["messages"] if m["name"] == "SESSION_READY")
+    lines = [
+        f" {json.dumps(k)}: {json.dumps(v, ensure_ascii=False)}"
+        for k, v in example.items()
+        if k != "fields"
+    ]
+    fields = ",\n".join(f"  {json.dumps(f, ensure_ascii=False)}" for f in example["fields"])
+    text = "{\n" + ",\n".join([*lines, f' "fields": [\n{fields}\n ]']) + "\n}"
+    return template.replace("{{SCHEMA_FORMAT}}", str(SCHEMA_FORMAT)).replace(
+        "{{SCHEMA_EXAMPLE}}", text
+    )

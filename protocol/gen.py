@@ -339,7 +339,7 @@ def stream_vectors() -> dict[str, Any]:
 
 def render_docs(handshake: dict[str, Any], crc: dict[str, Any]) -> str:
     """docs/protocol.md: spec_template.md with every placeholder filled (see `_gen_docs`)."""
-    template = TEMPLATE.read_text(encoding="utf-8")
+    template = _gen_schema.fill_docs(TEMPLATE.read_text(encoding="utf-8"))
     return _gen_docs.render(template, handshake, crc, example_pump_id=EXAMPLE_PUMP_ID)
 
 
