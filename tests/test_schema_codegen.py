@@ -4,7 +4,8 @@ A C codec is generated from schema.json by tests/codegen/c_codec.py (which never
 `protocol`), compiled with `gcc -Wall -Werror`, and run against the golden vectors: every message
 vector decodes to the expected fields and re-encodes to identical bytes, the worked handshake's
 keys and tags are derived and its sealed frames verify and re-encode, and every malformed frame
-the Python codec refuses, the C codec refuses too.
+the Python codec refuses, the C codec refuses too; and its stream decoder finds, in any chunking,
+what the Python one finds.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import ast
 import binascii
 import json
+import random
 import shutil
 import subprocess
 from pathlib import Path
@@ -48,13 +50,13 @@ def _compile(out: Path, sources: dict[str, str], main: str) -> Path:
         pytest.skip("gcc is not installed: the generated C codec cannot be compiled")
     for name, text in sources.items():
         (out / name).write_text(text, encoding="utf-8")
-    for name in ("itp_crypto.c", "itp_crypto.h"):
+    for name in ("itp_crypto.c", "itp_crypto.h", "itp_stream.c", "itp_stream.h"):
         shutil.copy(CODEGEN / name, out / name)
     (out / "main.c").write_text(main, encoding="utf-8")
     exe = out / "itp"
     r = subprocess.run(
         [GCC, "-std=c11", "-Wall", "-Werror", "-O1", "-o", str(exe)]
-        + [str(out / n) for n in ("itp_codec.c", "itp_crypto.c", "main.c")],
+        + [str(out / n) for n in ("itp_codec.c", "itp_crypto.c", "itp_stream.c", "main.c")],
         capture_output=True,
         text=True,
         check=False,
@@ -125,14 +127,15 @@ def test_cross_field_rules_are_in_the_schema(schema: dict[str, Any]) -> None:
 
 
 def test_the_generator_reads_only_the_schema() -> None:
-    tree = ast.parse((CODEGEN / "c_codec.py").read_text(encoding="utf-8"))
     imported: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            imported.update(a.name.split(".")[0] for a in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            imported.add((node.module or "").split(".")[0])
-    assert imported <= {"__future__", "json", "sys", "pathlib", "typing"}, imported
+    for name in ("c_codec.py", "_c_runtime.py"):
+        tree = ast.parse((CODEGEN / name).read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                imported.update(a.name.split(".")[0] for a in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                imported.add((node.module or "").split(".")[0])
+    assert imported <= {"__future__", "json", "sys", "pathlib", "typing", "_c_runtime"}, imported
 
 
 # --- the generated C codec against the golden vectors ------------------------------------------
@@ -349,3 +352,75 @@ def test_c_encoder_builds_frames_and_refuses_out_of_range_values(
         from_pump=False,
     )
     assert lines[3] == expected.hex()
+
+
+# --- the stream decoder (docs/protocol.md section 4) over the generated message table ----------
+
+
+def _python_events(data: bytes, chunk: int) -> list[str]:
+    dec = p.FrameDecoder()
+    out: list[str] = []
+    for i in range(0, len(data), chunk):
+        for item in dec.feed(data[i : i + chunk]):
+            if isinstance(item, p.Frame):
+                out.append(p.MESSAGES[item.msg_id].NAME)
+            elif isinstance(item, p.GarbageSkipped):
+                out.append(f"GarbageSkipped:{item.count}")
+            else:
+                out.append(type(item).__name__)
+    return out
+
+
+def test_c_stream_decoder_matches_the_stream_vectors(c_client: Path) -> None:
+    cases = _load(VECTORS / "stream.json")["cases"]
+    commands, expected = [], []
+    for case in cases:
+        data = bytes.fromhex(case["stream"])
+        for chunk in (len(data), 1, 3, 7):
+            commands.append(f"stream {chunk} {case['stream']}")
+            expected.append((case, chunk, _python_events(data, chunk)))
+    for (case, chunk, events), r in zip(expected, _run(c_client, commands), strict=True):
+        assert r["events"] == events, (case["label"], chunk)
+        frames = [e for e in r["events"] if e in p.MESSAGES_BY_NAME]
+        assert frames == case["frames"], (case["label"], chunk)
+        if chunk == len(bytes.fromhex(case["stream"])):
+            errors = [e.split(":")[0] for e in r["events"] if e not in p.MESSAGES_BY_NAME]
+            assert errors == case["errors"], case["label"]
+
+
+def _hostile_stream(rng: random.Random, frames: list[bytes]) -> bytes:
+    """Vector frames with garbage, cut-offs, flipped bits and lying lengths between them."""
+    out = bytearray()
+    for _ in range(rng.randint(1, 6)):
+        frame = bytearray(rng.choice(frames))
+        roll = rng.random()
+        if roll < 0.2:
+            frame[rng.randrange(len(frame))] ^= 1 << rng.randrange(8)
+        elif roll < 0.3:
+            frame = frame[: rng.randrange(1, len(frame))]
+        elif roll < 0.4:
+            frame[4:6] = rng.randrange(0, 300).to_bytes(2, "little")
+        if rng.random() < 0.3:
+            out += rng.choice([b"\xe7", b"\xe7\x1a", rng.randbytes(rng.randint(1, 20))])
+        out += frame
+    return bytes(out)
+
+
+def test_c_stream_decoder_agrees_with_python_on_hostile_streams(c_client: Path) -> None:
+    vectors = _load(VECTORS / "messages.json")["messages"]
+    frames = [bytes.fromhex(v["frame"]) for m in vectors for v in m["vectors"]]
+    frames = [f for f in frames if len(f) < 200]  # short ones: several per stream
+    rng = random.Random(1616)
+    commands, expected = [], []
+    for _ in range(300):
+        data = _hostile_stream(rng, frames)
+        for chunk in (1, 5, 64, 1000):
+            commands.append(f"stream {chunk} {data.hex()}")
+            expected.append(_python_events(data, chunk))
+    results = _run(c_client, commands)
+    kinds: set[str] = set()
+    for command, events, r in zip(commands, expected, results, strict=True):
+        assert r["events"] == events, command
+        kinds.update(e.split(":")[0] for e in events if e not in p.MESSAGES_BY_NAME)
+    # the streams exercised every way of losing bytes
+    assert {"GarbageSkipped", "BadCrc", "BadLength", "TruncatedFrame"} <= kinds, kinds

@@ -6,6 +6,8 @@
      sealed KEY HEX             the same for an AUTH frame, verifying its tag with KEY (hex)
                                 and re-encoding it with a freshly computed tag
      keys K HOST ROLE NH PUMP SID NP   handshake: transcript, tag_P, tag_H, k_h2p, k_p2h
+     stream CHUNK HEX           the hunting stream decoder fed CHUNK bytes at a time: what it
+                                found, in order (message names, decode error names)
 */
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +15,7 @@
 
 #include "itp_codec.h"
 #include "itp_crypto.h"
+#include "itp_stream.h"
 
 static size_t unhex(const char *s, uint8_t *out, size_t cap) {
     size_t n = strlen(s);
@@ -118,8 +121,37 @@ static void do_keys(char **a) {
     puts("}");
 }
 
+static void on_event(void *ctx, enum itp_event kind, const uint8_t *frame, size_t n) {
+    static const char *names[] = {"", "GarbageSkipped", "BadCrc", "BadLength", "UnknownMessage",
+                                  "UnsupportedVersion", "UnknownFlags", "TruncatedFrame"};
+    int *count = ctx;
+    printf("%s\"", (*count)++ ? "," : "");
+    if (kind == ITP_EV_FRAME)
+        printf("%s", itp_message_info((uint16_t)(frame[ITP_OFF_MSG_ID] |
+                                                 frame[ITP_OFF_MSG_ID + 1] << 8))->name);
+    else if (kind == ITP_EV_GARBAGE)
+        printf("%s:%zu", names[kind], n);
+    else
+        printf("%s", names[kind]);
+    putchar('"');
+}
+
+static void do_stream(const char *chunk_text, const char *data_hex) {
+    static uint8_t data[1 << 16];
+    static struct itp_stream s;
+    size_t chunk = strtoul(chunk_text, NULL, 10);
+    size_t n = unhex(data_hex, data, sizeof data);
+    int count = 0;
+    if (n == (size_t)-1 || chunk == 0 || chunk > ITP_MAX_FRAME) { fail("arguments"); return; }
+    itp_stream_init(&s);
+    fputs("{\"ok\":true,\"events\":[", stdout);
+    for (size_t i = 0; i < n; i += chunk)
+        itp_stream_feed(&s, data + i, n - i < chunk ? n - i : chunk, on_event, &count);
+    puts("]}");
+}
+
 int main(void) {
-    static char line[8192];
+    static char line[1 << 18];
     while (fgets(line, sizeof line, stdin)) {
         char *a[8];
         int n = 0;
@@ -128,6 +160,7 @@ int main(void) {
         if (n == 2 && !strcmp(a[0], "frame")) do_frame(NULL, a[1]);
         else if (n == 3 && !strcmp(a[0], "sealed")) do_frame(a[1], a[2]);
         else if (n == 8 && !strcmp(a[0], "keys")) do_keys(a + 1);
+        else if (n == 3 && !strcmp(a[0], "stream")) do_stream(a[1], a[2]);
         else fail("command");
         fflush(stdout);
     }
