@@ -27,7 +27,7 @@ from . import _enums, _frame, _keys, _replay, _session
 from ._channel import MAX_COUNTER
 from ._errors import ERROR_INFO, ErrorCode
 from ._fields import _FMT_BOUNDS, FieldSpec, Kind
-from ._schema import MAX_PAYLOAD, MESSAGES, Access, CommandKind, Message, Record
+from ._schema import MAX_PAYLOAD, MESSAGES, Access, Message, Record
 
 #: Version of the structure of schema.json (not of the protocol): bumped on incompatible change.
 SCHEMA_FORMAT = 1
@@ -125,11 +125,10 @@ def _rules(cls: type[Record]) -> list[str]:
 
 
 def _sealing(cls: type[Message]) -> str:
-    """How the message travels: 'never' sealed (handshake), 'optional' (plain outside a session,
-    sealed inside one), 'always' (only in an authenticated frame)."""
-    if cls.ACCESS is not Access.OPEN:
-        return "always"
-    return "never" if cls.KIND is CommandKind.SESSION else "optional"
+    """'always': only in an authenticated frame (a plain one is refused, or, from a pump, a
+    forgery); 'optional': needs no session, so a plain frame is accepted (the handshake, the
+    beacon, DEVICE_INFO), and an answer to a sealed request is sealed."""
+    return "always" if cls.ACCESS is not Access.OPEN else "optional"
 
 
 def _message(msg_id: int, cls: type[Message]) -> dict[str, Any]:
@@ -347,9 +346,10 @@ def _session_params() -> dict[str, Any]:
             "lockout_max_ms": policy.lockout_max_ms,
         },
         "sealing_values": {
-            "always": "only in an authenticated frame; a plain one is refused (a forgery)",
-            "optional": "plain outside a session, sealed inside one",
-            "never": "always plain (the handshake before keys exist)",
+            "always": "only in an authenticated frame; a plain one is refused (from a pump: a "
+            "forgery)",
+            "optional": "needs no session, so may travel plain; an answer to a sealed request "
+            "is sealed",
         },
     }
 

@@ -424,3 +424,43 @@ def test_c_stream_decoder_agrees_with_python_on_hostile_streams(c_client: Path) 
         kinds.update(e.split(":")[0] for e in events if e not in p.MESSAGES_BY_NAME)
     # the streams exercised every way of losing bytes
     assert {"GarbageSkipped", "BadCrc", "BadLength", "TruncatedFrame"} <= kinds, kinds
+
+
+def _python_refusal(raw: bytes) -> str:
+    """What the receiving end (host for pump frames, pump for host frames) says before any key
+    is involved: 'direction', 'not_sealed' or 'ok'."""
+    (frame,) = p.FrameDecoder().feed(raw)
+    assert isinstance(frame, p.Frame)
+    key = p.SecretKey(bytes(32))
+
+    def rand(n: int) -> bytes:
+        return b"\x01" * n  # never zero: the pump draws until it gets a non-zero session id
+
+    try:
+        if frame.from_pump:
+            p.HostSecurity(frame.pump_id, p.Role.CLINICIAN, key, rand).receive(frame)
+        else:
+            pump = p.PumpSecurity(frame.pump_id, {p.Role.CLINICIAN: key}, rand)
+            result = pump.receive(frame, 0)
+            if isinstance(result, p.Rejected):
+                raise result.error
+    except (p.WrongDirection, p.NotAuthenticated) as exc:
+        return "direction" if isinstance(exc, p.WrongDirection) else "not_sealed"
+    except p.ProtocolError:
+        pass  # a later check (handshake state, ...): not the framing policy
+    return "ok"
+
+
+def test_c_codec_applies_the_direction_and_sealing_rules_as_python_does(c_client: Path) -> None:
+    raws: list[bytes] = []
+    for m in _load(VECTORS / "messages.json")["messages"]:
+        raw = bytes.fromhex(m["vectors"][0]["frame"])
+        flipped = raw[:3] + bytes([raw[3] ^ FLAG_FROM_PUMP]) + raw[4:]
+        raws += [raw, _recrc(flipped, m["id"])]
+    results = _run(c_client, [f"frame {raw.hex()}" for raw in raws])
+    seen = set()
+    for raw, r in zip(raws, results, strict=True):
+        assert r["ok"], r
+        assert r["policy"] == _python_refusal(raw), (r["name"], r["flags"])
+        seen.add(r["policy"])
+    assert seen == {"ok", "direction", "not_sealed"}

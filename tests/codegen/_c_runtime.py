@@ -113,6 +113,15 @@ size_t itp_encode_frame(const itp_message_t *m, uint8_t flags, uint16_t seq, uin
     return n;
 }
 
+/* The receiver's rules that need no key: the direction flag matches the message's direction,
+   and a message valid only in a session is not carried by a plain frame. */
+int itp_frame_policy(const itp_frame_t *f) {
+    const struct itp_message_info *info = itp_message_info(f->msg_id);
+    if (!(f->flags & ITP_FLAG_FROM_PUMP) != !info->from_pump) return ITP_E_DIRECTION;
+    if (info->sealed_only && !(f->flags & ITP_FLAG_AUTH)) return ITP_E_NOT_SEALED;
+    return ITP_OK;
+}
+
 void itp_frame_finish(uint8_t *frame, size_t n) {
     uint16_t msg_id = (uint16_t)itp_rd(frame + ITP_OFF_MSG_ID, 2);
     itp_wr(frame + n - 2, itp_frame_crc(msg_id, frame, n - 2), 2);

@@ -9,7 +9,8 @@ with `gcc -Wall -Werror` and runs it against every golden vector in tests/vector
 What the generated C covers:
 
 * framing: magic, version, known flags, message id, payload length within the message's limits,
-  total size, CRC-16 (algorithm parameters and per-message seed from the schema);
+  total size, CRC-16 (algorithm parameters and per-message seed from the schema), and the
+  receiver's rules that need no key (direction flag, session-only messages never plain);
 * every message and array-item record as a C struct, with a decoder (sizes, ranges, enum
   members, flag masks, strict UTF-8 for text, array counts) and an encoder that runs the same
   checks first, so a value the schema forbids is never put on the wire;
@@ -262,7 +263,7 @@ class _Gen:
 
     def _message_table(self) -> None:
         msgs = self.s["messages"]
-        sealing = {"never": 0, "optional": 1, "always": 2}
+        sealing = {"optional": 0, "always": 1}
         self.c.append("const struct itp_message_info itp_messages[ITP_MESSAGE_COUNT] = {")
         for m in msgs:
             self.c.append(
@@ -365,11 +366,11 @@ class _Gen:
             f"#define ITP_MESSAGE_COUNT {len(s['messages'])}\n",
             "enum itp_error { ITP_OK = 0, ITP_E_SHORT, ITP_E_MAGIC, ITP_E_VERSION, ITP_E_FLAGS,",
             "    ITP_E_UNKNOWN_MESSAGE, ITP_E_LENGTH, ITP_E_SIZE, ITP_E_CRC, ITP_E_MALFORMED,",
-            "    ITP_E_SPACE };",
+            "    ITP_E_SPACE, ITP_E_DIRECTION, ITP_E_NOT_SEALED };",
             "const char *itp_error_name(int err);\n",
-            "/* sealing: 0 never (handshake), 1 optional (plain outside a session), 2 always */",
+            "/* sealed_only: 1 when the message is valid only in an authenticated frame */",
             "struct itp_message_info { uint16_t id; const char *name; uint16_t seed;",
-            "    uint16_t min_payload, max_payload; uint8_t from_pump, sealing; };",
+            "    uint16_t min_payload, max_payload; uint8_t from_pump, sealed_only; };",
             "extern const struct itp_message_info itp_messages[ITP_MESSAGE_COUNT];",
             "const struct itp_message_info *itp_message_info(uint16_t msg_id);\n",
             "typedef struct { uint8_t version, flags; uint16_t length, seq, msg_id;",
@@ -402,6 +403,8 @@ class _Gen:
             "    uint32_t pump_id, uint32_t session_id, uint32_t counter, uint8_t *out,",
             "    size_t cap, int *err);",
             "void itp_frame_finish(uint8_t *frame, size_t n);",
+            "/* ITP_OK, ITP_E_DIRECTION or ITP_E_NOT_SEALED (session-only message, plain frame) */",
+            "int itp_frame_policy(const itp_frame_t *f);",
             "void itp_print_fields(FILE *out, const itp_message_t *m);",
             "void itp_print_labels(FILE *out, const itp_message_t *m);",
             "void itp_transcript(uint8_t out[ITP_TRANSCRIPT_SIZE], uint32_t host_id, uint8_t role,",
@@ -429,8 +432,9 @@ class _Gen:
             UTF8_AND_PRINT,
             "const char *itp_error_name(int err) {",
             '    static const char *names[] = {"ok", "short", "magic", "version", "flags",',
-            '        "unknown_message", "length", "size", "crc", "malformed", "space"};',
-            '    return err >= 0 && err <= ITP_E_SPACE ? names[err] : "?";\n}\n',
+            '        "unknown_message", "length", "size", "crc", "malformed", "space",',
+            '        "direction", "not_sealed"};',
+            '    return err >= 0 && err <= ITP_E_NOT_SEALED ? names[err] : "?";\n}\n',
             "uint16_t itp_crc16(uint16_t reg, const uint8_t *p, size_t n) {",
             "    for (size_t i = 0; i < n; i++) {",
             "        reg ^= (uint16_t)(p[i] << 8);" if not crc["refin"] else "#error refin",

@@ -73,10 +73,10 @@ static void do_frame(const char *key_hex, const char *frame_hex) {
         itp_frame_finish(again, k);
     }
     printf("{\"ok\":true,\"msg_id\":%u,\"name\":\"%s\",\"flags\":%u,\"seq\":%u,\"pump_id\":%lu,"
-           "\"session_id\":%lu,\"counter\":%lu,\"tag_ok\":%s,\"fields\":",
+           "\"session_id\":%lu,\"counter\":%lu,\"tag_ok\":%s,\"policy\":\"%s\",\"fields\":",
            f.msg_id, itp_message_info(f.msg_id)->name, f.flags, f.seq, (unsigned long)f.pump_id,
            (unsigned long)f.session_id, (unsigned long)f.counter,
-           tag_ok < 0 ? "null" : "true");
+           tag_ok < 0 ? "null" : "true", itp_error_name(itp_frame_policy(&f)));
     itp_print_fields(stdout, &m);
     fputs(",\"labels\":", stdout);
     itp_print_labels(stdout, &m);
