@@ -27,6 +27,7 @@ from . import _enums, _frame, _keys, _replay, _session
 from ._channel import MAX_COUNTER
 from ._errors import ERROR_INFO, ErrorCode
 from ._fields import _FMT_BOUNDS, FieldSpec, Kind
+from ._rules import RULE_KINDS, rules_of
 from ._schema import MAX_PAYLOAD, MESSAGES, Access, Message, Record
 
 #: Version of the structure of schema.json (not of the protocol): bumped on incompatible change.
@@ -118,10 +119,22 @@ def _fields(cls: type[Record]) -> list[dict[str, Any]]:
     return out
 
 
-def _rules(cls: type[Record]) -> list[str]:
-    """Cross-field rules: the docstring of the class's `_check`, when it has one."""
+def _rules(cls: type[Record]) -> list[dict[str, Any]]:
+    """The cross-field rules its `_check` declares (`_rules.py`), each with the check's doc."""
     check = cls.__dict__.get("_check")
-    return [_doc(check)] if check is not None else []
+    if check is None:
+        return []
+    declared = rules_of(check)
+    names = {f.name: f for f in cls.FIELDS}
+    if not declared:
+        raise TypeError(f"{cls.NAME}._check: declare its rules with @rules(...) (_rules.py)")
+    for r in declared:
+        f = names.get(r.field)
+        if r.kind not in RULE_KINDS or f is None:
+            raise TypeError(f"{cls.NAME}: rule {r} names an unknown kind or field")
+        if r.key is not None and (f.item is None or r.key not in {x.name for x in f.item.FIELDS}):
+            raise TypeError(f"{cls.NAME}: rule {r} names an unknown item field")
+    return [{**r.to_json(), "doc": _doc(check)} for r in declared]
 
 
 def _sealing(cls: type[Message]) -> str:
@@ -369,6 +382,7 @@ def schema() -> dict[str, Any]:
         "wire_types": _wire_types(),
         "frame": _frame_layout(),
         "session": _session_params(),
+        "rule_kinds": RULE_KINDS,
         "messages": [_message(i, MESSAGES[i]) for i in sorted(MESSAGES)],
         "records": _records(),
         "enums": _enums_list(),

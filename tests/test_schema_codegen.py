@@ -121,9 +121,19 @@ def test_schema_matches_the_declarations(schema: dict[str, Any]) -> None:
     assert {e["code"] for e in schema["errors"]} == {int(c) for c in p.ErrorCode}
 
 
-def test_cross_field_rules_are_in_the_schema(schema: dict[str, Any]) -> None:
+def test_every_cross_field_check_is_in_the_schema(schema: dict[str, Any]) -> None:
+    declared = [*p.MESSAGES.values(), *(r for r in _all_records())]
+    with_check = {cls.NAME for cls in declared if "_check" in cls.__dict__}
     ruled = {m["name"] for m in schema["messages"] + schema["records"] if m["rules"]}
+    assert with_check == ruled
     assert {"SET_SCHEDULE", "ACKNOWLEDGE_ALARMS", "SILENCE_ALARMS", "ALARM_ENTRY"} <= ruled
+    for owner in schema["messages"] + schema["records"]:
+        for rule in owner["rules"]:
+            assert rule["kind"] in schema["rule_kinds"] and rule["doc"], rule
+
+
+def _all_records() -> list[type[p.Record]]:
+    return [f.item for cls in p.MESSAGES.values() for f in cls.FIELDS if f.item is not None]
 
 
 def test_the_generator_reads_only_the_schema() -> None:
@@ -464,3 +474,63 @@ def test_c_codec_applies_the_direction_and_sealing_rules_as_python_does(c_client
         assert r["policy"] == _python_refusal(raw), (r["name"], r["flags"])
         seen.add(r["policy"])
     assert seen == {"ok", "direction", "not_sealed"}
+
+
+def _rule_violations(schema: dict[str, Any]) -> list[tuple[str, bytes]]:
+    """Each message's 'max' vector broken by exactly one of the cross-field rules it (or the
+    first item of one of its arrays) declares."""
+    vectors = {m["id"]: m["vectors"] for m in _load(VECTORS / "messages.json")["messages"]}
+    records = {r["name"]: r for r in schema["records"]}
+    header = schema["frame"]["header_size"]
+    out: list[tuple[str, bytes]] = []
+    for m in schema["messages"]:
+        raw = bytes.fromhex(next(v for v in vectors[m["id"]] if v["variant"] == "max")["frame"])
+        owners = [(m, 0, m["name"])]
+        for f in m["fields"]:
+            if f["kind"] == "array" and f["offset"] is not None and f["max_count"]:
+                label = f"{m['name']}.{f['name']}[0]"
+                owners.append((records[f["item"]], f["offset"] + 1, label))
+        for owner, base, label in owners:
+            fields = {f["name"]: f for f in owner["fields"]}
+            for rule in owner["rules"]:
+                f = fields[rule["field"]]
+                at = header + base + f["offset"]
+                patches: list[tuple[str, int, int, int]] = []  # (what, offset, size, value)
+                if rule["kind"] == "nonzero":
+                    patches.append(("0", at, f["size"], 0))
+                elif rule["kind"] == "single_bit":
+                    two = [v["value"] for v in _enum(schema, f["enum"])["values"]][:2]
+                    patches.append(("two bits", at, f["size"], two[0] | two[1]))
+                else:
+                    key = next(x for x in records[f["item"]]["fields"] if x["name"] == rule["key"])
+                    item0 = at + 1 + key["offset"]
+                    item1 = item0 + f["item_size"]
+                    first = int.from_bytes(raw[item0 : item0 + key["size"]], "little")
+                    patches.append(("equal keys", item1, key["size"], first))
+                    if "first" in rule:
+                        patches.append(("first", item0, key["size"], rule["first"] + 1))
+                for what, offset, size, value in patches:
+                    frame = raw[:offset] + value.to_bytes(size, "little") + raw[offset + size :]
+                    name = f"{label}.{rule['field']} {rule['kind']}: {what}"
+                    out.append((name, _recrc(frame, m["id"])))
+    return out
+
+
+def _enum(schema: dict[str, Any], name: str) -> dict[str, Any]:
+    found: dict[str, Any] = next(e for e in schema["enums"] if e["name"] == name)
+    return found
+
+
+def test_c_codec_enforces_the_cross_field_rules_as_python_does(
+    c_client: Path, schema: dict[str, Any]
+) -> None:
+    cases = _rule_violations(schema)
+    kinds = {label.split(" ")[1].rstrip(":") for label, _ in cases}
+    assert kinds == set(schema["rule_kinds"]), kinds  # every kind of rule is exercised
+    results = _run(c_client, [f"frame {raw.hex()}" for _, raw in cases])
+    for (label, raw), r in zip(cases, results, strict=True):
+        (frame,) = p.FrameDecoder().feed(raw)
+        assert isinstance(frame, p.Frame), label
+        with pytest.raises(p.MessageError):
+            frame.decode()
+        assert r == {"ok": False, "error": "malformed"}, (label, r)

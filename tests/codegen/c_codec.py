@@ -16,14 +16,12 @@ What the generated C covers:
   checks first, so a value the schema forbids is never put on the wire;
 * a JSON printer per message (the form tests/vectors/messages.json uses) and enum-name lookups;
 * the session constants (tag prefixes, HKDF info prefix, transcript layout) so a caller with an
-  HMAC-SHA256 (tests/codegen/itp_crypto.c) can run the handshake and seal or verify frames.
+  HMAC-SHA256 (tests/codegen/itp_crypto.c) can run the handshake and seal or verify frames;
+* the cross-field `rules` (schema.json `rule_kinds`: nonzero, single_bit, increasing).
 
 The fixed C text (frame parse and encode, UTF-8 check) is in `_c_runtime.py`; the hunting stream
 decoder (itp_stream.c), the crypto and the test driver (driver.c) are hand-written C beside
 this file that use only the generated API.
-
-Not covered: the textual cross-field `rules` of a few messages (e.g. schedule steps strictly
-increasing) are carried as doc strings only; a generator cannot derive code from prose.
 """
 
 from __future__ import annotations
@@ -125,6 +123,25 @@ class _Gen:
             out.append(f"        int r = itp_check_{item}(&{v}[i]); if (r) return r;\n    }}")
         return out
 
+    @staticmethod
+    def _rule(rule: dict[str, Any]) -> list[str]:
+        """C statements for a cross-field rule (schema.json `rule_kinds`)."""
+        v = f"m->{_ident(rule['field'])}"
+        if rule["kind"] == "nonzero":
+            return [f"    if ({v} == 0) return ITP_E_MALFORMED;"]
+        if rule["kind"] == "single_bit":
+            return [f"    if ({v} == 0 || ({v} & ({v} - 1))) return ITP_E_MALFORMED;"]
+        assert rule["kind"] == "increasing", rule
+        key = _ident(rule["key"])
+        out = [
+            f"    for (unsigned i = 1; i < {v}_count; i++)",
+            f"        if ({v}[i].{key} <= {v}[i - 1].{key}) return ITP_E_MALFORMED;",
+        ]
+        if "first" in rule:
+            first = rule["first"]
+            out.append(f"    if ({v}_count && {v}[0].{key} != {first}) return ITP_E_MALFORMED;")
+        return out
+
     def _read(self, f: dict[str, Any], v: str) -> list[str]:
         k = f["kind"]
         if k in ("int", "enum", "flags", "bool"):
@@ -214,6 +231,7 @@ class _Gen:
         fields = spec["fields"]
         t = f"struct itp_{cname}"
         body = [line for f in fields for line in self._check(f, f"m->{_ident(f['name'])}")]
+        body += [line for r in spec["rules"] for line in self._rule(r)]
         self.c.append(f"static int itp_check_{cname}(const {t} *m) {{")
         self.c.extend(body or ["    (void)m;"])
         self.c.append("    return ITP_OK;\n}\n")
