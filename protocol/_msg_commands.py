@@ -9,6 +9,7 @@ from __future__ import annotations
 from ._enums import Alarm, Tone
 from ._errors import FieldValueError
 from ._msg_records import DAY_MS, H2P, MAX_UTC_OFFSET_MS, ZONE_NAME_MAX
+from ._rules import nonzero, rules
 from ._schema import (
     Access,
     CommandKind,
@@ -37,7 +38,9 @@ class AcknowledgeAlarms(Message):
     command_id: bytes = command_id_field()
     alarms: Alarm = flags32(Alarm, "The alarms to acknowledge (at least one).")
 
+    @rules(nonzero("alarms"))
     def _check(self) -> None:
+        """`alarms` names at least one alarm (is not 0)."""
         if not self.alarms:
             raise FieldValueError("ACKNOWLEDGE_ALARMS", "alarms", "name at least one alarm")
 
@@ -56,7 +59,9 @@ class SilenceAlarms(Message):
     alarms: Alarm = flags32(Alarm, "The alarms to silence (at least one).")
     duration_ms: int = u32("How long.", unit="ms", min=1_000, max=DAY_MS)
 
+    @rules(nonzero("alarms"))
     def _check(self) -> None:
+        """`alarms` names at least one alarm (is not 0)."""
         if not self.alarms:
             raise FieldValueError("SILENCE_ALARMS", "alarms", "name at least one alarm")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ._enums import Alarm, AlarmPriority, AlarmState, EventSource
 from ._errors import FieldValueError
+from ._rules import rules, single_bit
 from ._schema import (
     Direction,
     Record,
@@ -68,7 +69,9 @@ class AlarmEntry(Record):
     silenced_until_ms: int = timestamp("End of the audio pause; 0 when not silenced.")
     repeat_interval_ms: int = u32("Interval between tone repetitions.", unit="ms")
 
+    @rules(single_bit("alarm"))
     def _check(self) -> None:
+        """`alarm` has exactly one bit set."""
         if self.alarm == 0 or self.alarm & (self.alarm - 1):
             raise FieldValueError("ALARM_ENTRY", "alarm", "must name exactly one alarm")
 

@@ -12,6 +12,7 @@ import itertools
 from ._enums import ConcentrationUnit, Drug
 from ._errors import FieldValueError
 from ._msg_records import DAY_MS, H2P, MAX_DOSE_NG, MAX_SCHEDULE_STEPS, MAX_VOLUME_NL, ScheduleStep
+from ._rules import increasing, rules
 from ._schema import (
     Access,
     CommandKind,
@@ -83,7 +84,9 @@ class SetSchedule(Message):
         ScheduleStep, MAX_SCHEDULE_STEPS, "The steps, by start minute.", min_count=1
     )
 
+    @rules(increasing("steps", "start_minute", first=0))
     def _check(self) -> None:
+        """The steps' `start_minute` values begin at 0 and strictly increase."""
         starts = [s.start_minute for s in self.steps]
         if starts[0] != 0 or any(b <= a for a, b in itertools.pairwise(starts)):
             raise FieldValueError(

@@ -1,5 +1,5 @@
-"""Generate docs/protocol.md, tests/vectors/*.json and the Wireshark dissector from the
-message declarations.
+"""Generate docs/protocol.md, tests/vectors/*.json, protocol/schema.json and the Wireshark
+dissector from the message declarations.
 
     python -m protocol.gen --write    # regenerate the files
     python -m protocol.gen --check    # exit 1 and name the stale files (what the tests do)
@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import _enums, _frame, _gen_dissector, _gen_docs, _gen_docs_rules, _session
+from . import _enums, _frame, _gen_dissector, _gen_docs, _gen_docs_rules, _gen_schema, _session
 from ._messages import (
     AcknowledgeAlarms,
     AlarmEntry,
@@ -340,7 +340,7 @@ def stream_vectors() -> dict[str, Any]:
 
 def render_docs(handshake: dict[str, Any], crc: dict[str, Any]) -> str:
     """docs/protocol.md: spec_template.md with every placeholder filled (see `_gen_docs`)."""
-    template = TEMPLATE.read_text(encoding="utf-8")
+    template = _gen_schema.fill_docs(TEMPLATE.read_text(encoding="utf-8"))
     return _gen_docs.render(template, handshake, crc, example_pump_id=EXAMPLE_PUMP_ID)
 
 
@@ -367,6 +367,7 @@ def generated_files() -> dict[Path, str]:
         ROOT / "tests" / "vectors" / "crc.json": _json(crc),
         ROOT / "tests" / "vectors" / "stream.json": _json(stream_vectors()),
         ROOT / _gen_dissector.OUTPUT: _gen_dissector.render(),
+        ROOT / "protocol" / "schema.json": _json(_gen_schema.schema()),
     }
 
 
