@@ -24,6 +24,7 @@ import protocol as p
 
 from ._clock import VirtualClock, mono_ms, wall_ms
 from ._device import ControlCode, PumpDevice
+from ._files import open_private_text
 from ._keys import load_or_create_keys
 from ._store import Store, StoreError
 
@@ -55,8 +56,7 @@ def open_device(
 
     `wall`, `monotonic_ns` and `randbytes` are injected so tests and simulations control time
     and randomness."""
-    state_dir.mkdir(parents=True, exist_ok=True)
-    keys = load_or_create_keys(state_dir)
+    keys = load_or_create_keys(state_dir)  # makes the state directory, 0700
     store = Store(state_dir / STORE_FILE)
     try:
         saved = store.load()
@@ -160,7 +160,7 @@ class Trace:
     """`--trace FILE`: every frame in and out, one JSON object per line (docs/emulator.md)."""
 
     def __init__(self, path: Path, serial: int, speed_milli: int) -> None:
-        self._f: IO[str] = path.open("a", encoding="utf-8", buffering=1)
+        self._f: IO[str] = open_private_text(path)  # 0600: frames carry patient data
         self._write(
             {
                 "trace": "itp-frames",
