@@ -3,9 +3,9 @@
 Line noise must not fill the disk (issue 19: 12 MB of junk on the pty once wrote 363,047 error
 lines, 51 MB), and must never cost a frame record:
 - decode errors are summarised per link: the first one in a second is written as it is, the
-  rest are counted and written as one summary line (`"errors": N`), at the latest when the
-  link's next frame is recorded (so records stay in order), when a second has passed, or at
-  close; frames are always written one line each;
+  rest are counted and written as one summary line (`"errors": N`) with the first error a
+  second or more after the last error line, before the link's next frame record (so records
+  stay in order), or at close; frames are always written one line each;
 - the file is rotated before a record would take it past `max_bytes`: it becomes `FILE.1`
   (replacing an older `FILE.1`) and a new `FILE` starts with the header line again.
 """

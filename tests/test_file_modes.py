@@ -120,3 +120,36 @@ def test_existing_files_of_an_older_version_are_tightened(tmp_path: Path) -> Non
     open_device(state).store.close()  # type: ignore[union-attr]
     Journal(journal).close()
     assert [oct(stat.S_IMODE(path.stat().st_mode)) for path in loose] == ["0o700"] + ["0o600"] * 2
+
+
+@pytest.mark.parametrize("durable", [True, False])
+def test_a_fleets_state_and_key_directories_are_private(tmp_path: Path, durable: bool) -> None:
+    """`pump-emulator fleet --state-dir` / `--keys-dir`: each pump's memory and keys."""
+    from emulator._fleet import Fleet
+    from emulator._mqtt import MqttSettings
+
+    where = tmp_path / "fleet" / "pumps"
+    old_umask = os.umask(0)
+    try:
+        fleet = Fleet(
+            2,
+            MqttSettings.from_url("mqtt://127.0.0.1:1"),  # never connected: start() not called
+            state_dir=where if durable else None,
+            keys_dir=None if durable else where,
+        )
+    finally:
+        os.umask(old_umask)
+    try:
+        modes = _modes(tmp_path, set())
+    finally:
+        for rt in fleet.runtimes.values():
+            if rt.device.store is not None:
+                rt.device.store.close()
+    wrong = {
+        name: oct(mode)
+        for name, mode in modes.items()
+        if mode != (0o700 if (tmp_path / name).is_dir() else 0o600)
+    }
+    assert not wrong, wrong
+    assert "fleet/pumps/pump-100001/clinician.key" in modes
+    assert ("fleet/pumps/pump-100000/pump.sqlite-wal" in modes) is durable
