@@ -224,8 +224,10 @@ class MqttLink:
 
     async def _serve(self, client: aiomqtt.Client) -> None:
         await subscribe_commands(client, self.topics["cmd"])
-        await watch_own_topics(client, self.runtime.serial)
         await client.publish(self.topics["status"], b"online", qos=1, retain=True)
+        # After our online: the retained status the broker hands us now is that one, not the
+        # `offline` our last run (another client id) left, which would look like a forgery.
+        await watch_own_topics(client, self.runtime.serial)
         self.connections += 1
         self.connected.set()
         log.info("mqtt: serving pump %s on %r", self.runtime.serial, self.settings)

@@ -75,6 +75,30 @@ async def test_a_spoofed_retained_offline_is_overwritten_by_the_pump(
         assert server.mqtt.status_reasserted == 1  # once: it never hears its own online
 
 
+async def test_a_restart_after_its_own_offline_is_no_forgery(
+    own_broker: Broker, tmp_path: Path
+) -> None:
+    """A clean stop leaves `offline` retained (from another client id than the next run's):
+    the next run says online before it watches its status, so it sees no forgery."""
+    options = ServerOptions(pty=False, mqtt=MqttSettings.from_url(own_broker.url))
+    async with EmulatorServer(tmp_path / "pump", options) as server:
+        assert server.mqtt is not None
+        async with asyncio.timeout(10):
+            await server.mqtt.connected.wait()
+    assert await _first_retained(own_broker, STATUS) == b"offline"
+    async with EmulatorServer(tmp_path / "pump", options) as server:
+        assert server.mqtt is not None
+        async with asyncio.timeout(10):
+            await server.mqtt.connected.wait()
+        async with aiomqtt.Client(own_broker.host, own_broker.port) as intruder:
+            # Handled after whatever the broker handed the pump on subscribing.
+            await intruder.publish(RSP, forged_answer(), qos=1, retain=True)
+            async with asyncio.timeout(10):
+                while server.mqtt.rsp_cleared == 0:
+                    await asyncio.sleep(0.01)
+        assert server.mqtt.status_reasserted == 0
+
+
 async def test_a_forged_retained_rsp_is_cleared_by_the_pump(
     own_broker: Broker, tmp_path: Path
 ) -> None:
