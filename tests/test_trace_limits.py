@@ -78,6 +78,7 @@ def test_a_junk_flood_costs_no_frame_and_the_file_stays_bounded(tmp_path: Path) 
     assert trace.rotations == 1
     rotated = path.with_name("trace.jsonl.1")
     assert path.stat().st_size <= MAX and rotated.stat().st_size <= MAX
+    assert [oct(f.stat().st_mode & 0o777) for f in (path, rotated)] == ["0o600"] * 2
     records = _records(rotated) + _records(path)
     assert records[0]["trace"] == "itp-frames" and records[0]["pump_serial"] == 1234
     frames_in = [
