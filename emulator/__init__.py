@@ -9,10 +9,12 @@ from ._clock import VirtualClock
 from ._device import ControlCode, DeviceStats, PumpDevice
 from ._keys import KeyFileError, load_or_create_keys, read_key
 from ._mqtt import MqttLink, MqttSettings, topics
-from ._runtime import Runtime, Trace, open_device
+from ._mqtt_acl import mosquitto_acl, pump_username
+from ._runtime import Runtime, open_device
 from ._serial import PtyLink, SerialPortLink
 from ._server import EmulatorServer, ServerOptions
 from ._store import CommandRecord, Store, StoreError
+from ._trace import Trace
 
 __all__ = [
     "CommandRecord",
@@ -32,7 +34,9 @@ __all__ = [
     "Trace",
     "VirtualClock",
     "load_or_create_keys",
+    "mosquitto_acl",
     "open_device",
+    "pump_username",
     "read_key",
     "topics",
 ]

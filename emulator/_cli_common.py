@@ -22,6 +22,7 @@ import firmware_model as fm
 import protocol as p
 
 from ._clock import MAX_SPEED_MILLI
+from ._files import write_private_json
 from ._scenario import PROFILES
 
 __all__ = [
@@ -128,7 +129,6 @@ def stop_on_signals() -> asyncio.Event:
 
 
 def write_ready_file(path: Path, info: dict[str, object]) -> None:
-    """`info` as JSON at `path`, whole or not at all (written beside it, then renamed)."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(info))
-    tmp.replace(path)
+    """`info` as JSON at `path`, 0600 (it holds the control token), whole or not at all
+    (written beside it, then renamed)."""
+    write_private_json(path, info)

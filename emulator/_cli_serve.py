@@ -36,6 +36,8 @@ from ._mqtt import MqttSettings, topics
 from ._scenario import ScenarioError, load_scenario
 from ._server import EmulatorServer, ServerOptions
 from ._store import StoreError
+from ._trace import DEFAULT_MAX_BYTES as DEFAULT_TRACE_MAX_BYTES
+from ._trace import MIN_MAX_BYTES
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -132,7 +134,16 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "--trace",
         type=Path,
         metavar="FILE",
-        help="record every frame in and out (JSON lines, replayable)",
+        help="record every frame in and out (JSON lines, replayable, 0600); repeated decode "
+        "errors are summarised (one line a second per link)",
+    )
+    o.add_argument(
+        "--trace-max-bytes",
+        type=trace_max_bytes,
+        default=DEFAULT_TRACE_MAX_BYTES,
+        metavar="BYTES",
+        help="rotate the trace to FILE.1 before it would pass this size (default 64 MiB, "
+        "at least 65536; 0: never)",
     )
     o.add_argument(
         "--ready-file",
@@ -148,6 +159,16 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="show motor-stall recoveries in the log at once (a real pump shows them "
         "only from the second interrogation after)",
     )
+
+
+def trace_max_bytes(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of bytes") from None
+    if value != 0 and value < MIN_MAX_BYTES:
+        raise argparse.ArgumentTypeError(f"must be 0 (no limit) or at least {MIN_MAX_BYTES}")
+    return value
 
 
 def default_state_dir(serial: int | None) -> Path:
@@ -198,6 +219,7 @@ def options(args: argparse.Namespace) -> ServerOptions:
         mqtt=mqtt,
         beacon_interval_s=args.beacon_interval,
         trace=args.trace,
+        trace_max_bytes=args.trace_max_bytes,
         stale_recovery_log=not args.no_stale_recovery_log,
     )
 

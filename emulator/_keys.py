@@ -12,6 +12,8 @@ from pathlib import Path
 
 import protocol as p
 
+from ._files import tighten_dir
+
 KEY_FILES = {p.Role.CLINICIAN: "clinician.key", p.Role.PATIENT: "patient.key"}
 
 
@@ -25,7 +27,7 @@ def key_path(state_dir: Path, role: p.Role) -> Path:
 
 def load_or_create_keys(state_dir: Path) -> dict[p.Role, p.SecretKey]:
     """The pump's role keys; fresh random ones are written (0600) on first use."""
-    state_dir.mkdir(parents=True, exist_ok=True)
+    tighten_dir(state_dir)
     keys = {}
     for role in KEY_FILES:
         path = key_path(state_dir, role)
@@ -51,6 +53,7 @@ def read_key(path: Path) -> p.SecretKey:
 def _write_new(path: Path) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
+        os.fchmod(fd, 0o600)  # a umask cannot widen it, but one may narrow it below 0600
         os.write(fd, (secrets.token_bytes(32).hex() + "\n").encode("ascii"))
         os.fsync(fd)
     finally:

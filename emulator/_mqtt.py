@@ -8,6 +8,12 @@ algorithm a QoS 1 round trip on loopback takes about 88 ms instead of about 0.2 
 
 The command subscription uses MQTT 5 "retain as published", so a command frame published
 with the retain flag is seen as such, refused, logged as a replay, and cleared from the broker.
+
+Any client a broker lets write the pump's topics can overwrite its retained `status` (say
+`offline`) or leave a forged retained `rsp`. The pump watches both topics with "no local" (it
+never hears its own messages): a `status` other than `online` is overwritten with `online` at
+once, and a retained `rsp` is cleared. Only a broker ACL (docs/emulator.md section 6,
+`mosquitto_acl`) stops such messages from being published at all.
 """
 
 from __future__ import annotations
@@ -131,6 +137,13 @@ async def subscribe_commands(client: aiomqtt.Client, topic: str) -> None:
     await client.subscribe(topic, options=SubscribeOptions(qos=1, retainAsPublished=True))
 
 
+async def watch_own_topics(client: aiomqtt.Client, serial: int) -> None:
+    """The pump's `status` and `rsp` as others publish them ("no local": not its own)."""
+    t = topics(serial)
+    options = SubscribeOptions(qos=1, noLocal=True, retainAsPublished=True)
+    await client.subscribe([(t["status"], options), (t["rsp"], options)])
+
+
 async def serve_command(
     runtime: Runtime, client: aiomqtt.Client, message: aiomqtt.Message, link: str
 ) -> bool:
@@ -189,6 +202,8 @@ class MqttLink:
         self.connected = asyncio.Event()
         self.connections = 0
         self.retained_refused = 0
+        self.status_reasserted = 0  # times another client overwrote `status` and we said online
+        self.rsp_cleared = 0  # retained `rsp` messages others left, cleared
         self._client: aiomqtt.Client | None = None
         self._late: set[asyncio.Task[None]] = set()
         runtime.register(self.name, self.send_later)
@@ -210,16 +225,46 @@ class MqttLink:
     async def _serve(self, client: aiomqtt.Client) -> None:
         await subscribe_commands(client, self.topics["cmd"])
         await client.publish(self.topics["status"], b"online", qos=1, retain=True)
+        # After our online: the retained status the broker hands us now is that one, not the
+        # `offline` our last run (another client id) left, which would look like a forgery.
+        await watch_own_topics(client, self.runtime.serial)
         self.connections += 1
         self.connected.set()
         log.info("mqtt: serving pump %s on %r", self.runtime.serial, self.settings)
         beacons = asyncio.create_task(self._beacons(client))
         try:
             async for message in client.messages:
-                if await serve_command(self.runtime, client, message, self.name):
+                topic = str(message.topic)
+                if topic == self.topics["status"]:
+                    await self._status_written(client, message)
+                elif topic == self.topics["rsp"]:
+                    await self._rsp_written(client, message)
+                elif await serve_command(self.runtime, client, message, self.name):
                     self.retained_refused += 1
         finally:
             beacons.cancel()
+
+    async def _status_written(self, client: aiomqtt.Client, message: aiomqtt.Message) -> None:
+        """Another client wrote our status: unless it says `online`, say it again."""
+        if message.payload == b"online":
+            return
+        self.status_reasserted += 1
+        log.warning(
+            "mqtt: another client set %s to %r; publishing online again",
+            self.topics["status"],
+            bytes(message.payload)[:32] if isinstance(message.payload, bytes) else "?",
+        )
+        await client.publish(self.topics["status"], b"online", qos=1, retain=True)
+
+    async def _rsp_written(self, client: aiomqtt.Client, message: aiomqtt.Message) -> None:
+        """Another client wrote our rsp topic. A retained one would greet every programmer that
+        subscribes: clear it. (Programmers also ignore retained and unsealed answers.)"""
+        if message.retain and message.payload:
+            self.rsp_cleared += 1
+            log.warning(
+                "mqtt: clearing a retained message another client left on %s", message.topic
+            )
+            await client.publish(self.topics["rsp"], b"", qos=1, retain=True)
 
     def send_later(self, data: bytes) -> None:
         """An answer an impaired link held back: publish it when its time comes."""

@@ -10,14 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import json
 import logging
 import random
 import secrets
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import Protocol
 
 import firmware_model as fm
 import protocol as p
@@ -26,6 +25,7 @@ from ._clock import VirtualClock, mono_ms, wall_ms
 from ._device import ControlCode, PumpDevice
 from ._keys import load_or_create_keys
 from ._store import Store, StoreError
+from ._trace import Trace
 
 log = logging.getLogger("emulator")
 
@@ -55,8 +55,7 @@ def open_device(
 
     `wall`, `monotonic_ns` and `randbytes` are injected so tests and simulations control time
     and randomness."""
-    state_dir.mkdir(parents=True, exist_ok=True)
-    keys = load_or_create_keys(state_dir)
+    keys = load_or_create_keys(state_dir)  # makes the state directory, 0700
     store = Store(state_dir / STORE_FILE)
     try:
         saved = store.load()
@@ -154,35 +153,6 @@ class Impairment:
             b[rng.randrange(len(b))] ^= 1 << rng.randrange(8)
             data = bytes(b)
         return [data, data] if rng.random() < self.duplicate else [data]
-
-
-class Trace:
-    """`--trace FILE`: every frame in and out, one JSON object per line (docs/emulator.md)."""
-
-    def __init__(self, path: Path, serial: int, speed_milli: int) -> None:
-        self._f: IO[str] = path.open("a", encoding="utf-8", buffering=1)
-        self._write(
-            {
-                "trace": "itp-frames",
-                "version": 1,
-                "pump_serial": serial,
-                "protocol": f"{p.PROTOCOL_MAJOR}.{p.PROTOCOL_MINOR}",
-                "speed_factor_milli": speed_milli,
-            }
-        )
-
-    def _write(self, obj: dict[str, Any]) -> None:
-        self._f.write(json.dumps(obj, separators=(",", ":")) + "\n")
-
-    def frame(self, link: str, direction: str, data: bytes) -> None:
-        t = time.time_ns() / 1e6
-        self._write({"t_ms": t, "link": link, "dir": direction, "hex": data.hex()})
-
-    def error(self, link: str, err: p.DecodeError) -> None:
-        self._write({"t_ms": time.time_ns() / 1e6, "link": link, "dir": "in", "error": repr(err)})
-
-    def close(self) -> None:
-        self._f.close()
 
 
 class Runtime:

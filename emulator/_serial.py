@@ -56,6 +56,7 @@ class PtyLink:
     def open(self) -> str:
         master, slave = os.openpty()
         tty.setraw(slave)  # before anyone can see the path: a cooked pty mangles frames
+        os.fchmod(slave, 0o600)  # frames carry patient data: no group (tty) access
         os.set_blocking(master, False)
         self._master, self._slave = master, slave
         self.path = os.ttyname(slave)

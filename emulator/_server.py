@@ -21,10 +21,12 @@ from ._control import ControlPlane
 from ._device import PumpDevice
 from ._keys import key_path
 from ._mqtt import MqttLink, MqttSettings
-from ._runtime import Runtime, Trace, open_device
+from ._runtime import Runtime, open_device
 from ._scenario import load_scenario, narration, starting_pump
 from ._serial import PtyLink, SerialPortLink
 from ._store import StoreError
+from ._trace import DEFAULT_MAX_BYTES as DEFAULT_TRACE_MAX_BYTES
+from ._trace import Trace
 
 
 @dataclasses.dataclass
@@ -39,6 +41,7 @@ class ServerOptions:
     mqtt: MqttSettings | None = None
     beacon_interval_s: float = 1.0
     trace: Path | None = None
+    trace_max_bytes: int = DEFAULT_TRACE_MAX_BYTES  # then rotated to FILE.1; 0: never
     stale_recovery_log: bool = True
     policy: p.SessionPolicy | None = None
     control: tuple[str, int] | None = None  # serve the control plane here (port 0: any free)
@@ -101,7 +104,11 @@ class EmulatorServer:
                 raise
             if failure is not None:
                 raise StoreError(failure)
-        trace = Trace(o.trace, device.pump.serial, o.speed_milli) if o.trace else None
+        trace = (
+            Trace(o.trace, device.pump.serial, o.speed_milli, max_bytes=o.trace_max_bytes)
+            if o.trace
+            else None
+        )
         self.runtime = rt = Runtime(device, trace=trace)
         try:
             if o.port is not None:

@@ -30,6 +30,8 @@ from typing import Any
 
 from firmware_model import Event
 
+from ._files import connect_private_sqlite
+
 FORMAT = "itp-emulator-store"
 VERSION = 1
 MAX_COMMANDS = 100_000
@@ -119,8 +121,7 @@ class Store:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         self.fault_hook: Callable[[str], None] | None = _crashpoint_hook()
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db = connect_private_sqlite(self.path)  # 0600, -wal and -shm too
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
         self._persisted_seq = self._scalar("SELECT COALESCE(MAX(seq), 0) FROM events")

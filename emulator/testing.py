@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -23,7 +24,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,8 @@ import firmware_model as fm
 import protocol as p
 
 from ._mqtt import MqttSettings
+from ._mqtt_acl import mosquitto_acl, pump_username
+from ._runtime import DEFAULT_SERIAL
 from ._scenario import PROFILES
 from ._server import EmulatorServer, ServerOptions
 
@@ -40,7 +43,9 @@ from ._server import EmulatorServer, ServerOptions
 class Broker:
     """A mosquitto on a free loopback port that a test can stop and start again."""
 
-    def __init__(self, workdir: Path, *, users: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, workdir: Path, *, users: dict[str, str] | None = None, acl: str | None = None
+    ) -> None:
         exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         if not Path(exe).exists():
             raise RuntimeError("mosquitto is not installed: apt-get install -y mosquitto")
@@ -49,6 +54,9 @@ class Broker:
         self.port = _free_port()
         self.conf = workdir / "mosquitto.conf"
         auth = "allow_anonymous true\n"
+        if acl is not None and not users:
+            raise ValueError("an ACL needs users (it names them)")
+        self.users = dict(users or {})
         if users:
             passwords = workdir / "passwords"
             passwd = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
@@ -56,6 +64,10 @@ class Broker:
                 flags = ["-b", "-c"] if i == 0 else ["-b"]
                 subprocess.run([passwd, *flags, str(passwords), user, password], check=True)
             auth = f"allow_anonymous false\npassword_file {passwords}\n"
+            if acl is not None:
+                acl_file = workdir / "acl"
+                acl_file.write_text(acl)
+                auth += f"acl_file {acl_file}\n"
             if os.geteuid() == 0:  # else mosquitto drops to its own user, who cannot read it
                 auth += "user root\n"
         self.conf.write_text(
@@ -90,6 +102,21 @@ class Broker:
     @property
     def url(self) -> str:
         return f"mqtt://{self.host}:{self.port}"
+
+    def url_for(self, user: str) -> str:
+        """`mqtt://user:password@host:port` for one of the broker's users."""
+        return f"mqtt://{user}:{self.users[user]}@{self.host}:{self.port}"
+
+    @classmethod
+    def with_acl(
+        cls, workdir: Path, pumps: Iterable[int], programmers: Iterable[str] = ("programmer",)
+    ) -> Broker:
+        """A broker with passwords (fresh random ones) and `mosquitto_acl`: each pump logs in
+        as `pump_username(serial)` and alone may write its status, rsp and telemetry."""
+        pumps, programmers = list(pumps), list(programmers)
+        users = {pump_username(s): secrets.token_hex(12) for s in pumps}
+        users |= {name: secrets.token_hex(12) for name in programmers}
+        return cls(workdir, users=users, acl=mosquitto_acl(pumps, programmers))
 
 
 def _free_port() -> int:
@@ -182,6 +209,7 @@ class EmulatedPump:
         keys = self.server.key_files
         self.key_file = keys[p.Role.CLINICIAN]
         self.patient_key_file = keys[p.Role.PATIENT]
+        self.broker: Broker | None = None  # its own broker (pump_emulator_mqtt_acl)
         mqtt = options.mqtt
         self.connection = (
             f"serial://{self.server.port_path}"
@@ -266,6 +294,34 @@ def pump_emulator_mqtt(
     pump.wait_online()
     yield pump
     pump.close()
+
+
+@pytest.fixture
+def pump_emulator_mqtt_acl(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[EmulatedPump]:
+    """An emulated pump on MQTT through its own private broker with passwords and the
+    `mosquitto_acl` (docs/emulator.md section 6): the pump logs in as `pump-<serial>`, the only
+    identity that may write its status, rsp and telemetry; `.connection` carries the
+    `programmer` user's credentials; `.broker` is the broker (`.url_for(user)`, `.users`)."""
+    kwargs = _options(request)
+    serial = kwargs.get("serial") or DEFAULT_SERIAL
+    workdir = tmp_path / "itp-mosquitto"
+    workdir.mkdir()
+    broker = Broker.with_acl(workdir, [serial])
+    broker.start()
+    try:
+        mqtt = MqttSettings.from_url(broker.url_for(pump_username(serial)))
+        pump = EmulatedPump(tmp_path / "itp-pump", _server_options(kwargs, pty=False, mqtt=mqtt))
+        try:
+            pump.broker = broker
+            pump.connection = f"{broker.url_for('programmer')}/{pump.serial}"
+            pump.wait_online()
+            yield pump
+        finally:
+            pump.close()
+    finally:
+        broker.stop()
 
 
 def pytest_configure(config: pytest.Config) -> None:

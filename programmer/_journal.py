@@ -51,14 +51,41 @@ class Entry:
     error_code: int
 
 
+def _connect_private(path: Path) -> sqlite3.Connection:
+    """The journal's SQLite file, its `-wal` and `-shm` 0600 and the directories made for it
+    0700, whatever the umask: it holds patient data. SQLite gives `-wal` and `-shm` the main
+    file's permission bits, so creating that one 0600 is enough; older ones are tightened."""
+    missing = []
+    d = path.parent
+    while not d.exists() and d.parent != d:
+        missing.append(d)
+        d = d.parent
+    for d in reversed(missing):
+        try:
+            d.mkdir(mode=0o700)
+        except FileExistsError:
+            continue
+        os.chmod(d, 0o700)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    db.execute("PRAGMA journal_mode=WAL")
+    for suffix in ("-wal", "-shm", "-journal"):
+        side = path.with_name(path.name + suffix)
+        if side.exists() and side.stat().st_mode & 0o777 != 0o600:
+            os.chmod(side, 0o600)
+    return db
+
+
 class Journal:
     """One SQLite file (WAL, synchronous=FULL): every write is on disk when the call returns."""
 
     def __init__(self, path: Path | str | None = None) -> None:
         self.path = Path(path) if path is not None else default_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db = _connect_private(self.path)  # 0600, -wal and -shm too; new dirs 0700
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
         self._db.execute(

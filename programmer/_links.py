@@ -324,6 +324,10 @@ class MqttLink:
                     if self._online is not None and parts[2].isdigit():
                         self._online[int(parts[2])] = bytes(payload) == b"online"
                     continue
+                if m.retain:
+                    # Kept by the broker from before we subscribed: no answer to anything we
+                    # sent (a pump never publishes rsp retained); a replay or a forgery.
+                    continue
                 items = p.FrameDecoder().feed(bytes(payload))
                 if len(items) == 1 and isinstance(items[0], p.Frame):
                     self._in.put_nowait(items[0])
