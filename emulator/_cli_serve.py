@@ -34,6 +34,7 @@ from ._cli_common import (
 from ._keys import KeyFileError
 from ._mqtt import MqttSettings, topics
 from ._scenario import ScenarioError
+from ._serial import PortError
 from ._server import EmulatorServer, ServerOptions
 from ._store import StoreError
 
@@ -207,7 +208,7 @@ async def serve(args: argparse.Namespace) -> int:
     server = EmulatorServer(state_dir, options(args))
     try:
         await server.__aenter__()
-    except (StoreError, KeyFileError, fm.SnapshotError, ScenarioError) as exc:
+    except (StoreError, KeyFileError, fm.SnapshotError, ScenarioError, PortError) as exc:
         print(f"pump-emulator: error: {exc}", file=sys.stderr)
         return 2
     stop = stop_on_signals()
