@@ -14,6 +14,7 @@ import dataclasses
 import enum
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Sequence
@@ -105,7 +106,9 @@ def _exact(number: str, scale: int, text: str) -> int:
         value = Decimal(number) * scale
     except InvalidOperation:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if value < 0 or value != value.to_integral_value():
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: cannot be negative")
+    if value != value.to_integral_value():
         raise argparse.ArgumentTypeError(f"{text!r}: must be >= 0 and exact to the unit")
     return int(value)
 
@@ -501,7 +504,21 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--json", action="store_true")
     d = sub.add_parser("decode", help="decode protocol v1 frames given in hex")
     d.add_argument("hex", nargs="*", help="frame bytes in hex (default: read standard input)")
+    for each in sub.choices.values():
+        # `set-dose -5mg`, `refill --added -5ml`: a value starting with "-" and a digit is a
+        # value (the type then says it cannot be negative), never an unknown option; argparse
+        # itself only takes plain numbers ("-5") so. No option of ours starts with a digit.
+        each._negative_number_matcher = re.compile(r"^-\.?\d")
     return parser
+
+
+def _role_message(command: str) -> str:
+    """A clinician command in a patient session: say which key it needs, not which message."""
+    return (
+        f"{command} needs the clinician key: this was a patient session (--role patient), "
+        "and the pump changed nothing. Give the clinician key with --key (or ITP_KEY_FILE) "
+        "and leave out --role."
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -515,6 +532,12 @@ def main(argv: list[str] | None = None) -> int:
             code = asyncio.run(_run(args))
         sys.stdout.flush()  # a reader that left shows here, not as an error at exit
         return code
+    except Refused as exc:
+        if exc.code is p.ErrorCode.ROLE_FORBIDDEN and getattr(args, "role", "") == "patient":
+            print(f"pump-programmer: {_role_message(args.command)}", file=sys.stderr)
+        else:
+            print(f"pump-programmer: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return exc.exit_code
     except ProgrammerError as exc:
         print(f"pump-programmer: {type(exc).__name__}: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -5,11 +5,18 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
+import programmer
+import protocol as p
+from emulator import EmulatorServer, ServerOptions
 from emulator._scenario import ScenarioError, builtin_scenarios, load_scenario
+from programmer.cli import main as programmer_main
+
+from .test_programmer_cli import cli
 
 
 def _emulator(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -50,3 +57,65 @@ def test_a_scenario_file_without_the_toml_suffix_still_loads(tmp_path: Path) -> 
     path = tmp_path / "mine.scenario"
     path.write_text('name = "mine"\n[pump]\nprofile = "synchromed-ii-20"\n', encoding="utf-8")
     assert load_scenario(str(path)).name == "mine"
+
+
+# --- pump-programmer (item 8) -----------------------------------------------------------------
+
+
+@pytest.fixture
+async def server(tmp_path: Path) -> AsyncIterator[EmulatorServer]:
+    async with EmulatorServer(tmp_path / "pump", ServerOptions(speed_milli=100_000)) as s:
+        yield s
+
+
+async def test_the_wrong_pump_message_shows_only_the_options_the_user_gave(
+    server: EmulatorServer, tmp_path: Path
+) -> None:
+    rc, _, err = await cli(
+        server,
+        tmp_path,
+        "interrogate",
+        env={"ITP_CONNECT": f"serial://{server.port_path}?pump=999"},
+    )
+    assert rc == 4 and "a pump answering as 1234" in err and "not pump 999" in err
+    assert "baud" not in err  # the user never gave ?baud=9600
+    assert f"on serial://{server.port_path}," in err
+    assert (
+        str(programmer.parse_address("serial:///dev/x?baud=19200")) == "serial:///dev/x?baud=19200"
+    )
+    assert str(programmer.parse_address("/dev/x")) == "serial:///dev/x"
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (("set-dose", "-5mg"), "argument dose: '-5mg': cannot be negative"),
+        (("bolus", "-1mg"), "argument dose: '-1mg': cannot be negative"),
+        (
+            ("refill", "--withdrawn", "0", "--added", "-5ml"),
+            "argument --added: '-5ml': cannot be negative",
+        ),
+        (("schedule", "00:00=-1mg"), "cannot be negative"),
+    ],
+)
+def test_a_negative_value_is_called_negative_not_a_missing_argument(
+    args: tuple[str, ...], said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as done:
+        programmer_main([*args, "--connect", "/dev/null"])
+    assert done.value.code == 2
+    err = capsys.readouterr().err
+    assert said in err and "required" not in err and "expected one argument" not in err
+
+
+async def test_a_patient_key_on_a_clinician_command_says_it_needs_the_clinician_key(
+    server: EmulatorServer, tmp_path: Path
+) -> None:
+    patient = {"ITP_KEY_FILE": str(server.key_files[p.Role.PATIENT])}
+    before = server.device.pump.program_version
+    rc, _, err = await cli(server, tmp_path, "set-dose", "3mg", "--role", "patient", env=patient)
+    assert rc == 6
+    assert err.startswith("pump-programmer: set-dose needs the clinician key")
+    for internal in ("GET_DRUG", "SET_", "ROLE_FORBIDDEN", "Refused"):
+        assert internal not in err
+    assert server.device.pump.program_version == before
