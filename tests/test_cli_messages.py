@@ -119,3 +119,38 @@ async def test_a_patient_key_on_a_clinician_command_says_it_needs_the_clinician_
     for internal in ("GET_DRUG", "SET_", "ROLE_FORBIDDEN", "Refused"):
         assert internal not in err
     assert server.device.pump.program_version == before
+
+
+# --- overfill, refused on the Finish screen (item 6) ------------------------------------------
+
+
+async def test_an_overfill_is_refused_up_front_with_the_capacity(
+    server: EmulatorServer, tmp_path: Path
+) -> None:
+    """50 mL into a 20 mL pump: the Finish screen refuses it before showing a diff or a
+    discrepancy warning (no --yes/--confirm needed to find out), naming the capacity; the
+    pump's state is unchanged. The library refuses it the same way (BadInput)."""
+    before = server.device.pump.program_version
+    reservoir = server.device.pump.status().reservoir_nl
+    rc, out, err = await cli(
+        server, tmp_path, "refill", "--withdrawn", "0", "--added", "50",
+        "--drug", "morphine", "--concentration", "25mg/mL",
+    )  # fmt: skip
+    assert rc == 2, (out, err)
+    assert "capacity is 20 mL" in err and "added 50 mL" in err
+    assert "new reservoir" not in out and "discrepancy" not in out + err
+    assert server.device.pump.program_version == before
+    assert server.device.pump.status().reservoir_nl == reservoir
+    async with programmer.connect(
+        f"serial://{server.port_path}",
+        key=server.key_files[p.Role.CLINICIAN],
+        journal=tmp_path / "journal.sqlite",
+    ) as pump:
+        with pytest.raises(programmer.BadInput, match="capacity is 20 mL"):
+            await pump.prepare_refill(
+                withdrawn_nl=0, added_nl=20_000_001, drug=p.Drug.MORPHINE, conc_ng_per_ml=1000
+            )
+        change = await pump.prepare_refill(
+            withdrawn_nl=0, added_nl=20_000_000, drug=p.Drug.MORPHINE, conc_ng_per_ml=1000
+        )  # exactly full is fine
+        assert change.diff[0][2] == "20 mL"
