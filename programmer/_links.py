@@ -98,9 +98,7 @@ def parse_address(text: str) -> Address:
         if query or baud <= 0:
             raise BadInput(f"{text!r}: serial options are baud=N (> 0) and pump=SERIAL")
         serial = _serial_number(pump, text) if pump is not None else None
-        return Address(
-            "serial", u.path, baud=baud, pump_serial=serial, baud_given=baud_given
-        )
+        return Address("serial", u.path, baud=baud, pump_serial=serial, baud_given=baud_given)
     if u.scheme in ("mqtt", "mqtts"):
         if not u.hostname:
             raise BadInput(f"{text!r}: no broker host")

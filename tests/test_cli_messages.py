@@ -22,7 +22,7 @@ from .test_programmer_cli import cli
 def _emulator(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "emulator.cli", *args],
-        capture_output=True, text=True, timeout=60, cwd=cwd,
+        check=False, capture_output=True, text=True, timeout=60, cwd=cwd,
     )  # fmt: skip
 
 

@@ -1,11 +1,14 @@
+from pathlib import Path
+
 import pytest
 
 import programmer
+from emulator.testing import EmulatedPump
 from protocol import ConcentrationUnit, Drug
 
 
 @pytest.mark.pump(profile="synchromed-ii-20", speed=1000)
-def test_refill_reminder(pump_emulator, tmp_path):
+def test_refill_reminder(pump_emulator: EmulatedPump, tmp_path: Path) -> None:
     with programmer.connect_sync(
         pump_emulator.connection, key=pump_emulator.key_file, journal=tmp_path / "journal"
     ) as pump:
