@@ -17,7 +17,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal, InvalidOperation
 from importlib import metadata
 from pathlib import Path
@@ -246,11 +246,30 @@ async def _run(args: argparse.Namespace) -> int:
     if not key:
         raise BadInput("give --key (or ITP_KEY_FILE): the role key file")
     async with connect(
-        connection, key=Path(key), role=args.role, journal=args.journal, timeout_s=args.timeout
+        connection,
+        key=Path(key),
+        role=args.role,
+        journal=args.journal,
+        timeout_s=args.timeout,
+        progress=status_line(quiet=args.json),
     ) as pump:
         for cid, message, outcome in pump.recovered:
             print(f"journal: {message} {cid.hex()} was {outcome}", file=sys.stderr)
         return await COMMANDS[args.command](pump, args)
+
+
+def status_line(*, quiet: bool) -> Callable[[str], None] | None:
+    """A one-line progress display on stderr ("connecting to ...: attempt 2 of 5"), redrawn in
+    place and cleared by ""; None (nothing shown) under --json or when stderr is no terminal,
+    so scripts and pipes never see it."""
+    if quiet or not sys.stderr.isatty():
+        return None
+
+    def show(text: str) -> None:
+        sys.stderr.write(f"\r{text}\x1b[K" if text else "\r\x1b[K")
+        sys.stderr.flush()
+
+    return show
 
 
 async def _set_dose(pump: Pump, args: argparse.Namespace) -> int:

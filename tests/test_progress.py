@@ -1,0 +1,94 @@
+"""Progress on a terminal (issue 19 item 9): a CLI operation that can take more than a second
+says what it is doing on stderr when stderr is a terminal, and is silent under --json and when
+stderr is a pipe or a file (scripts see only the result)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+
+def _run_with_tty_stderr(args: list[str], env: dict[str, str]) -> tuple[int, str, str]:
+    """Run `args` with stderr on a fresh pseudo-terminal; (exit status, stdout, terminal text)."""
+    master, slave = os.openpty()
+    try:
+        proc = subprocess.Popen(
+            args, stdout=subprocess.PIPE, stderr=slave, stdin=subprocess.DEVNULL, env=env
+        )
+        os.close(slave)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        assert proc.stdout is not None
+        with proc.stdout:
+            out = proc.stdout.read().decode()
+        rc = proc.wait(60)
+    finally:
+        os.close(master)
+    return rc, out, b"".join(chunks).decode(errors="replace")
+
+
+@contextlib.contextmanager
+def dead_serial_port() -> Iterator[str]:
+    """A pseudo-terminal nobody answers on: a wand with no pump in range."""
+    master, slave = os.openpty()
+    try:
+        yield os.ttyname(slave)
+    finally:
+        os.close(slave)
+        os.close(master)
+
+
+@pytest.fixture
+def programmer_env(tmp_path: Path) -> dict[str, str]:
+    key = tmp_path / "clinician.key"
+    key.write_text("00" * 32 + "\n")
+    key.chmod(0o600)
+    return {**os.environ, "ITP_KEY_FILE": str(key), "ITP_JOURNAL": str(tmp_path / "j.sqlite")}
+
+
+PROGRAMMER = [sys.executable, "-m", "programmer.cli"]
+
+
+def test_connecting_to_a_dead_port_shows_each_attempt_on_a_terminal(
+    programmer_env: dict[str, str],
+) -> None:
+    with dead_serial_port() as port:
+        rc, _, tty = _run_with_tty_stderr(
+            [*PROGRAMMER, "interrogate", "--connect", port, "--timeout", "0.1"], programmer_env
+        )
+    assert rc == 4
+    assert f"connecting to serial://{port}: attempt 1 of 5" in tty
+    assert f"connecting to serial://{port}: attempt 5 of 5" in tty
+    assert "\r\x1b[K" in tty  # the status line is cleared before the error
+    assert tty.rstrip().endswith(f"no answer from a pump on serial://{port}")
+
+
+@pytest.mark.parametrize("how", ["json", "pipe"])
+def test_no_progress_under_json_or_without_a_terminal(
+    programmer_env: dict[str, str], how: str
+) -> None:
+    with dead_serial_port() as port:
+        args = [*PROGRAMMER, "interrogate", "--connect", port, "--timeout", "0.1"]
+        if how == "json":
+            rc, _, err = _run_with_tty_stderr([*args, "--json"], programmer_env)
+        else:
+            done = subprocess.run(
+                args, capture_output=True, text=True, env=programmer_env, timeout=60, check=False
+            )
+            rc, err = done.returncode, done.stderr
+    assert rc == 4
+    assert "connecting" not in err and "\x1b" not in err and "\r" not in err.replace("\r\n", "\n")
+    assert "no answer from a pump" in err
