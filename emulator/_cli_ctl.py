@@ -20,6 +20,7 @@ import urllib.request
 
 import firmware_model as fm
 
+from ._cli_common import shown_after
 from ._control import UNTIL
 
 
@@ -96,7 +97,8 @@ def ctl(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
-    status, out = call(*_request(args, f"/v1/pumps/{serial}"))
+    with shown_after(f"pump {serial}: {args.action}..."):  # an advance over months, a reset
+        status, out = call(*_request(args, f"/v1/pumps/{serial}"))
     print(json.dumps(out, indent=2))
     return 0 if status == 200 else (2 if status == 400 else 1)
 

@@ -8,6 +8,7 @@ import contextlib
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -92,3 +93,35 @@ def test_no_progress_under_json_or_without_a_terminal(
     assert rc == 4
     assert "connecting" not in err and "\x1b" not in err and "\r" not in err.replace("\r\n", "\n")
     assert "no answer from a pump" in err
+
+
+def test_fleet_start_counts_the_pumps_on_a_terminal_only(tmp_path: Path) -> None:
+    """`fleet --count 250`: "starting pumps: 100 of 250" ... "250 of 250" on a terminal, then
+    the line is cleared before the fleet's own banner; nothing of it in a pipe."""
+    args = [sys.executable, "-m", "emulator.cli", "fleet", "--count", "250",
+            "--mqtt", "mqtt://127.0.0.1:1", "--beacon-interval", "0",
+            "--ready-file", str(tmp_path / "ready.json")]  # fmt: skip
+    master, slave = os.openpty()
+    try:
+        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=slave)
+        os.close(slave)
+        seen = b""
+        while b"250 of 250" not in seen or not (tmp_path / "ready.json").exists():
+            seen += os.read(master, 4096)
+        proc.terminate()
+        proc.wait(30)
+    finally:
+        os.close(master)
+    text = seen.decode(errors="replace")
+    assert "starting pumps: 100 of 250" in text
+    assert "starting pumps: 250 of 250\x1b[K\r\x1b[K" in text  # then cleared
+    (tmp_path / "ready.json").unlink()
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        while not (tmp_path / "ready.json").exists():
+            assert proc.poll() is None
+            time.sleep(0.02)
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=30)
+    assert b"starting pumps" not in err and b"\x1b" not in err
