@@ -28,7 +28,7 @@ import protocol as p
 from . import calc
 from ._change import Change
 from ._connect import connect
-from ._errors import BadInput, ProgrammerError, Refused
+from ._errors import BadInput, KeyMismatch, ProgrammerError, Refused
 from ._pump import Pump
 from ._zone import LocalClock, host_zone, offset_text
 
@@ -556,6 +556,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"pump-programmer: {_role_message(args.command)}", file=sys.stderr)
         else:
             print(f"pump-programmer: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyMismatch as exc:
+        hint = ""
+        if getattr(args, "role", "") == "clinician":  # e.g. the patient key without --role
+            hint = (
+                f". {args.command} needs the clinician key; a patient key opens only a patient "
+                "session (--role patient), which cannot change therapy"
+            )
+        print(f"pump-programmer: KeyMismatch: {exc}{hint}", file=sys.stderr)
         return exc.exit_code
     except ProgrammerError as exc:
         print(f"pump-programmer: {type(exc).__name__}: {exc}", file=sys.stderr)

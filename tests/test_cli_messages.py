@@ -119,6 +119,10 @@ async def test_a_patient_key_on_a_clinician_command_says_it_needs_the_clinician_
     for internal in ("GET_DRUG", "SET_", "ROLE_FORBIDDEN", "Refused"):
         assert internal not in err
     assert server.device.pump.program_version == before
+    # the patient key without --role: the handshake fails; the message says which key it needs
+    rc, _, err = await cli(server, tmp_path, "set-dose", "3mg", env=patient)
+    assert rc == 5 and "set-dose needs the clinician key" in err
+    assert server.device.pump.program_version == before
 
 
 # --- overfill, refused on the Finish screen (item 6) ------------------------------------------
