@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -55,7 +56,7 @@ def dead_serial_port() -> Iterator[str]:
 @pytest.fixture
 def programmer_env(tmp_path: Path) -> dict[str, str]:
     key = tmp_path / "clinician.key"
-    key.write_text("00" * 32 + "\n")
+    key.write_text(secrets.token_hex(32) + "\n")  # random: never a run of zeros in a store
     key.chmod(0o600)
     return {**os.environ, "ITP_KEY_FILE": str(key), "ITP_JOURNAL": str(tmp_path / "j.sqlite")}
 
