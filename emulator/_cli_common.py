@@ -12,10 +12,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import signal
 import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import firmware_model as fm
@@ -132,3 +136,44 @@ def write_ready_file(path: Path, info: dict[str, object]) -> None:
     """`info` as JSON at `path`, 0600 (it holds the control token), whole or not at all
     (written beside it, then renamed)."""
     write_private_json(path, info)
+
+
+def status_line(*, quiet: bool = False) -> Callable[[str], None] | None:
+    """A one-line progress display on stderr, redrawn in place, cleared by "". None (nothing
+    shown) when `quiet` (--json) or stderr is not a terminal: pipes and scripts never see it."""
+    if quiet or not sys.stderr.isatty():
+        return None
+
+    def show(text: str) -> None:
+        sys.stderr.write(f"\r{text}\x1b[K" if text else "\r\x1b[K")
+        sys.stderr.flush()
+
+    return show
+
+
+@contextlib.contextmanager
+def shown_after(text: str, seconds: float = 1.0) -> Iterator[None]:
+    """Show `text` on the status line if the block is still running after `seconds` (a
+    request that may take long: an advance over months); cleared when it ends."""
+    show = status_line()
+    if show is None:
+        yield
+        return
+    started = time.monotonic()
+    shown = threading.Event()
+    done = threading.Event()
+
+    def tick() -> None:
+        while not done.wait(0.5 if shown.is_set() else seconds):
+            shown.set()
+            show(f"{text} ({time.monotonic() - started:.0f} s)")
+
+    thread = threading.Thread(target=tick, daemon=True, name="status-line")
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+        if shown.is_set():
+            show("")

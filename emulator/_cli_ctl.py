@@ -13,12 +13,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import urllib.error
 import urllib.request
 
 import firmware_model as fm
 
+from ._cli_common import shown_after
 from ._control import UNTIL
 
 
@@ -42,7 +44,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     fa.add_argument("--param", action="append", help="KEY=INT, e.g. volume_nl=2000000")
     fa.add_argument("--clear", action="store_true")
     rs = acts.add_parser("reservoir", help="set the true reservoir volume, mL")
-    rs.add_argument("ml", type=float)
+    rs.add_argument("ml", type=_millilitres, help="mL, e.g. 12.5")
+    rs._negative_number_matcher = re.compile(r"^-\.?\d")  # "-5ml": a value, said negative
     acts.add_parser("aspirate", help="the catheter access port check (CSF / dye): its finding")
     li = acts.add_parser("link", help="impair the link (no options: a clean link)")
     li.add_argument("--drop", type=float)
@@ -84,9 +87,30 @@ def ctl(args: argparse.Namespace) -> int:
             print(f"pump-emulator ctl: {pumps}", file=sys.stderr)
             return 4 if status != 401 else 5
         serial = pumps[0]["serial"]
-    status, out = call(*_request(args, f"/v1/pumps/{serial}"))
+    if args.action == "reservoir":  # checked in mL, the unit the user typed
+        status, state = call("GET", f"/v1/pumps/{serial}")
+        capacity = state.get("capacity_nl") if isinstance(state, dict) else None
+        if status == 200 and isinstance(capacity, int) and args.ml * fm.NL_PER_ML > capacity:
+            print(
+                f"pump-emulator ctl: reservoir {args.ml:g} mL is more than pump {serial} holds: "
+                f"its capacity is {capacity / fm.NL_PER_ML:g} mL",
+                file=sys.stderr,
+            )
+            return 2
+    with shown_after(f"pump {serial}: {args.action}..."):  # an advance over months, a reset
+        status, out = call(*_request(args, f"/v1/pumps/{serial}"))
     print(json.dumps(out, indent=2))
     return 0 if status == 200 else (2 if status == 400 else 1)
+
+
+def _millilitres(text: str) -> float:
+    try:
+        value = float(text.strip().lower().removesuffix("ml"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a volume in mL") from None
+    if not value >= 0:  # also NaN
+        raise argparse.ArgumentTypeError(f"{text!r}: a volume cannot be negative")
+    return value
 
 
 def _request(args: argparse.Namespace, base: str) -> tuple[str, str, object]:

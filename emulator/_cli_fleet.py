@@ -20,6 +20,7 @@ from ._cli_common import (
     control_address,
     serial_number,
     speed_milli,
+    status_line,
     stop_on_signals,
     write_ready_file,
 )
@@ -70,6 +71,7 @@ async def fleet(args: argparse.Namespace) -> int:
             keys_dir=args.keys_dir,
             state_dir=args.state_dir,
             name=args.name,
+            progress=status_line(),
         )
     except (ValueError, StoreError, KeyFileError) as exc:
         print(f"pump-emulator fleet: error: {exc}", file=sys.stderr)

@@ -34,6 +34,7 @@ from ._cli_common import (
 from ._keys import KeyFileError
 from ._mqtt import MqttSettings, topics
 from ._scenario import ScenarioError, load_scenario
+from ._serial import PortError
 from ._server import EmulatorServer, ServerOptions
 from ._store import StoreError
 from ._trace import DEFAULT_MAX_BYTES as DEFAULT_TRACE_MAX_BYTES
@@ -239,7 +240,7 @@ async def serve(args: argparse.Namespace) -> int:
         state_dir = args.state_dir or default_state_dir(served_serial(args))
         server = EmulatorServer(state_dir, options(args))
         await server.__aenter__()
-    except (StoreError, KeyFileError, fm.SnapshotError, ScenarioError) as exc:
+    except (StoreError, KeyFileError, fm.SnapshotError, ScenarioError, PortError) as exc:
         print(f"pump-emulator: error: {exc}", file=sys.stderr)
         return 2
     stop = stop_on_signals()

@@ -376,14 +376,20 @@ class Hub:
                     reset = True
                 pump_id = id(pump)
                 records = pump.events(first)
+                unit = pump.status().conc_unit
                 out += sse(
-                    "log", {"reset": reset, "records": [record(e) for e in records]}, pump.event_seq
+                    "log",
+                    {"reset": reset, "records": [record(e, unit) for e in records]},
+                    pump.event_seq,
                 )
                 cursor = pump.event_seq + 1
             elif pump.event_seq >= cursor:
                 records = pump.events(max(cursor, pump.oldest_seq))
+                unit = pump.status().conc_unit
                 out += sse(
-                    "log", {"reset": False, "records": [record(e) for e in records]}, pump.event_seq
+                    "log",
+                    {"reset": False, "records": [record(e, unit) for e in records]},
+                    pump.event_seq,
                 )
                 cursor = pump.event_seq + 1
             if history.generation != sent_generation:

@@ -57,8 +57,18 @@ def _ml(nl: int) -> str:
     return f"{nl / fm.NL_PER_ML:.3f} mL"
 
 
-def _mass(ng: int) -> str:
-    return f"{ng / fm.NG_PER_MG:g} mg" if abs(ng) >= fm.NG_PER_MG else f"{ng / 1000:g} mcg"
+def _trim(x: float, places: int) -> str:
+    text = f"{x:.{places}f}".rstrip("0").rstrip(".")
+    return "0" if text in ("", "-0") else text
+
+
+def mass(ng: int, unit: fm.ConcentrationUnit) -> str:
+    """The one rule for a mass, shared with the console's panel (console.js fmtMass): in the
+    unit the drug's concentration was entered in (2000 mcg/mL stays 2000 mcg/mL, never
+    2 mg/mL), mcg to 3 decimals and mg to 4, trailing zeros dropped."""
+    if unit is fm.ConcentrationUnit.MCG_PER_ML:
+        return f"{_trim(ng / fm.NG_PER_MCG, 3)} mcg"
+    return f"{_trim(ng / fm.NG_PER_MG, 4)} mg"
 
 
 def _duration(ms: int) -> str:
@@ -85,9 +95,14 @@ CONTROL_TEXT: dict[int, Callable[[int], str]] = {
 }
 
 
-def describe(e: fm.Event) -> str:
-    """One line a trainee understands for an event-log record."""
+def describe(e: fm.Event, unit: fm.ConcentrationUnit = fm.ConcentrationUnit.MG_PER_ML) -> str:
+    """One line a trainee understands for an event-log record; masses in `unit`, the pump's
+    concentration unit (as its panel shows them)."""
     k, a, b = e.kind, e.a, e.b
+
+    def _mass(ng: int) -> str:
+        return mass(ng, unit)
+
     E = fm.EventKind
     text: dict[fm.EventKind, Callable[[], str]] = {
         E.POWER_ON: lambda: f"power on, serial {b}",
@@ -131,8 +146,11 @@ def describe(e: fm.Event) -> str:
     return make() if make else f"{k.name} a={a} b={b}"
 
 
-def record(e: fm.Event) -> dict[str, Any]:
-    """An event-log record as the streams send it: the control plane's fields, plus text."""
+def record(
+    e: fm.Event, unit: fm.ConcentrationUnit = fm.ConcentrationUnit.MG_PER_ML
+) -> dict[str, Any]:
+    """An event-log record as the streams send it: the control plane's fields, plus text
+    (masses in `unit`, the pump's concentration unit)."""
     return {
         "seq": e.seq,
         "time_ms": e.time_ms,
@@ -142,5 +160,5 @@ def record(e: fm.Event) -> dict[str, Any]:
         "a": e.a,
         "b": e.b,
         "category": EVENT_CATEGORIES.get(e.kind.name, "system"),
-        "text": describe(e),
+        "text": describe(e, unit),
     }

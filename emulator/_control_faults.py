@@ -98,11 +98,24 @@ async def _clear(call: Call) -> Any:
 async def _reservoir(call: Call) -> Any:
     dev = call.rt.device
     dev.advance(writing=True)
+    volume = call.body["true_volume_nl"]
+    capacity = dev.pump.profile.reservoir_nl
+    if volume > capacity:  # the document's maximum is the largest profile's; this is this pump's
+        raise ControlError(
+            400,
+            f"body.true_volume_nl must be 0 .. {capacity} nL: this pump ({dev.pump.profile.name})"
+            f" holds {capacity / fm.NL_PER_ML:g} mL; {volume} nL is {volume / fm.NL_PER_ML:g} mL",
+        )
     try:
-        dev.pump.set_true_reservoir(call.body["true_volume_nl"])
+        dev.pump.set_true_reservoir(volume)
     except ValueError as exc:
         raise ControlError(400, str(exc)) from None
     return done(call)
+
+
+# every profile's capacity fits the document's range; the route refuses above this pump's own
+MAX_CAPACITY_NL = max(profile.reservoir_nl for profile in fm.PROFILES.values())
+MIN_CAPACITY_NL = min(profile.reservoir_nl for profile in fm.PROFILES.values())
 
 
 async def _aspirate(call: Call) -> Any:
@@ -157,7 +170,16 @@ ROUTES = [
         "/v1/pumps/{serial}/reservoir",
         "Set what is truly in the reservoir; the pump's calculated volume is left alone.",
         _reservoir,
-        obj(["true_volume_nl"], true_volume_nl=integer(0, 100_000_000, "nL")),
+        obj(
+            ["true_volume_nl"],
+            true_volume_nl=integer(
+                0,
+                MAX_CAPACITY_NL,
+                "nL; at most this pump's reservoir capacity, which is per profile (`capacity_nl` "
+                f"in the pump's state, {MIN_CAPACITY_NL // fm.NL_PER_ML} to "
+                f"{MAX_CAPACITY_NL // fm.NL_PER_ML} mL): more is refused with 400",
+            ),
+        ),
         STATE,
     ),
 ]

@@ -42,7 +42,9 @@ STATE = answer(
     empty_threshold_nl=INT,
     status=answer(now=INT, clock_ms=INT, mode=STRING, reservoir_nl=INT, active_alarms=NAMES),
     program=OBJECT,
-    catheter=answer(restriction_ppm=INT, leak_ppm=INT, occluded=BOOL, cap_finding=STRING),
+    catheter=answer(
+        restriction_ppm=INT, leak_ppm=INT, occluded=BOOL, cap_finding=STRING, drug_free_nl=INT
+    ),
     alarms={"type": "array", "items": OBJECT},
     alarm_settings={"type": "array", "items": INT},
     last_tone=nullable({"type": "array", "description": "[model time, tone]"}),

@@ -17,6 +17,7 @@ import heapq
 import logging
 import secrets
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,7 @@ class Fleet:
         keys_dir: Path | None = None,
         state_dir: Path | None = None,
         name: str = "fleet",
+        progress: Callable[[str], None] | None = None,
     ) -> None:
         if not 1 <= count <= 100_000:
             raise ValueError("count must be 1 .. 100000")
@@ -83,6 +85,10 @@ class Fleet:
                 pump = fm.Pump.create(profile, serial=serial, now_ms=now)
                 device = PumpDevice(pump, keys, clock=VirtualClock(now, speed_milli))
             self.runtimes[serial] = Runtime(device)
+            if progress is not None and (i + 1 == count or (i + 1) % 100 == 0):
+                progress(f"starting pumps: {i + 1} of {count}")
+        if progress is not None:
+            progress("")
         self.connected = asyncio.Event()
         self.connections = 0
         self.beacons_sent = 0

@@ -132,17 +132,25 @@ EXPECTATIONS = {
 
 
 def load_scenario(source: str | Path) -> Scenario:
-    """A scenario from a TOML file, TOML text, or the name of a built-in one."""
-    if isinstance(source, Path) or (isinstance(source, str) and source.endswith(".toml")):
+    """A scenario from a TOML file, TOML text, or the name of a built-in one.
+
+    A single line without `=` is a name or a path (never TOML text): when it is neither a
+    built-in scenario nor a file, the error says so and lists the shipped scenarios."""
+    if isinstance(source, str) and source in builtin_scenarios():
+        text = (resources.files("emulator") / "scenarios" / f"{source}.toml").read_text("utf-8")
+    elif isinstance(source, Path) or ("\n" not in source and "=" not in source):
         path = Path(source)
+        if not path.is_file():
+            raise ScenarioError(
+                f"no such scenario or file: {str(source)!r} "
+                f"(shipped scenarios: {', '.join(builtin_scenarios())})"
+            )
         try:
             text = path.read_text(encoding="utf-8")
         except OSError as exc:
             raise ScenarioError(f"cannot read {path}: {exc.strerror}") from None
-    elif isinstance(source, str) and source in builtin_scenarios():
-        text = (resources.files("emulator") / "scenarios" / f"{source}.toml").read_text("utf-8")
     else:
-        text = str(source)
+        text = source
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

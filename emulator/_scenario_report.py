@@ -128,6 +128,20 @@ def write_report(report: Report, out_dir: Path, *, plot: bool = True) -> list[Pa
 
 
 def _plot(report: Report, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig = figure(report)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+ALARM_FONT_PT = 10  # readable at the PNG's 1000 x 800 px
+
+
+def figure(report: Report) -> Any:
+    """The report's matplotlib figure: reservoir, rate, delivered; alarms (red, labelled),
+    refills (green), narration (blue, dotted)."""
     try:
         import matplotlib
 
@@ -149,17 +163,58 @@ def _plot(report: Report, path: Path) -> Path:
     axes[2].plot(days, [x[4] for x in report.samples])
     axes[2].set_ylabel("delivered, mg")
     axes[2].set_xlabel("day")
-    for day, alarm in report.alarms:
+    for day, _alarm in report.alarms:
         for ax in axes:
             ax.axvline(day, color="red", alpha=0.4)
-        axes[0].annotate(alarm, (day, axes[0].get_ylim()[1]), rotation=90, fontsize=7,
-                         va="top", color="red")  # fmt: skip
     for r in report.refills:
         axes[0].axvline(r["day"], color="green", alpha=0.4)
     for n in report.narration:  # the instructor's notes: blue, dotted
         axes[2].axvline(n["day"], color="blue", alpha=0.4, linestyle=":")
     fig.suptitle(report.scenario.name)
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return path
+    _label_alarms(fig, axes[0], report.alarms)
+    return fig
+
+
+def _label_alarms(fig: Any, ax: Any, alarms: list[tuple[float, str]]) -> None:
+    """Alarm names beside their red lines, horizontal, inside the reservoir panel below its top
+    edge, on a white box; right of the line, or left of it near the panel's right edge. A label
+    that would overlap another goes a row lower (up to four rows); the same alarm raised again
+    under its own label counts there ("motor stall x3") instead of a label of its own."""
+    renderer = fig.canvas.get_renderer()
+    box = ax.get_window_extent(renderer)
+    rows: list[list[tuple[float, float]]] = [[] for _ in range(4)]  # occupied spans, px
+    placed: list[tuple[str, tuple[float, float], Any, list[int]]] = []  # name, span, label, n
+    for day, alarm in sorted(alarms):
+        name = alarm.lower().replace("_", " ")
+        x_px = ax.transData.transform((day, 0))[0]
+        again = next(
+            (q for q in placed if q[0] == name and q[1][0] - 8 <= x_px <= q[1][1] + 8), None
+        )
+        if again is not None:
+            again[3][0] += 1
+            again[2].set_text(f"{name} x{again[3][0]}")
+            continue
+        label = ax.annotate(
+            name,
+            (day, 1.0),
+            xycoords=("data", "axes fraction"),
+            xytext=(3, -6),
+            textcoords="offset points",
+            fontsize=ALARM_FONT_PT,
+            va="top",
+            ha="left",
+            color="#b00000",
+            bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "none", "alpha": 0.85},
+        )
+        extent = label.get_window_extent(renderer)
+        if extent.x1 + 30 > box.x1 - 2:  # no room on the right (with room for " x3"): left
+            label.set_horizontalalignment("right")
+            label.xyann = (-3, -6)
+            extent = label.get_window_extent(renderer)
+        span = (extent.x0 - 34, extent.x1 + 34)  # room for a count to grow into
+        free = [i for i, row in enumerate(rows) if all(b < span[0] or a > span[1] for a, b in row)]
+        row = free[0] if free else min(range(4), key=lambda i: len(rows[i]))
+        rows[row].append(span)
+        label.xyann = (label.xyann[0], -6 - row * (ALARM_FONT_PT + 8))
+        placed.append((name, span, label, [1]))

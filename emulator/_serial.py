@@ -175,6 +175,19 @@ class PtyLink:
             await asyncio.sleep(max(byte_s, 0.001))
 
 
+class PortError(Exception):
+    """A `--port` that cannot be opened (missing device, no permission, a bad URL)."""
+
+
+def _reason(exc: Exception) -> str:
+    """pyserial's message without its repeated errno and port prefix."""
+    errno_ = getattr(exc, "errno", None)
+    if isinstance(errno_, int) and errno_ > 0:
+        return os.strerror(errno_)
+    text = str(exc)
+    return text.rsplit("] ", 1)[-1] if "[Errno" in text else text
+
+
 class SerialPortLink:
     """An existing serial device or pyserial URL (a socat pair, a USB adapter, socket://...).
 
@@ -196,7 +209,10 @@ class SerialPortLink:
     def open(self) -> str:
         import serial  # pyserial: only needed for this link
 
-        self._port = serial.serial_for_url(self.url, baudrate=self.baud, timeout=0.05)
+        try:
+            self._port = serial.serial_for_url(self.url, baudrate=self.baud, timeout=0.05)
+        except (serial.SerialException, OSError, ValueError) as exc:
+            raise PortError(f"cannot open serial port {self.url}: {_reason(exc)}") from None
         loop = asyncio.get_running_loop()
         self.runtime.register(self.name, self.send)
         self._threads = [

@@ -324,7 +324,20 @@ def pump_emulator_mqtt_acl(
         broker.stop()
 
 
+LOOP_SCOPE = "asyncio_default_fixture_loop_scope"
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-asyncio's own pytest_configure reads it
 def pytest_configure(config: pytest.Config) -> None:
+    # pytest-asyncio warns (PytestDeprecationWarning) when a project leaves its fixture loop
+    # scope unset; the plugin's users did not choose pytest-asyncio, so the plugin sets it to
+    # "function" (pytest-asyncio's announced default) unless the project's configuration names
+    # one. pytest has no public setter for another plugin's ini value: its cache is the one.
+    try:
+        if not config.getini(LOOP_SCOPE):
+            config._inicache[LOOP_SCOPE] = "function"
+    except ValueError:  # pytest-asyncio not installed: nothing to set
+        pass
     config.addinivalue_line(
         "markers",
         "pump(profile=, speed=, serial=, scenario=, console=): options of the emulated pump "

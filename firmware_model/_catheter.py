@@ -84,6 +84,9 @@ class CatheterView:
     occluded: bool
     dead_volume_nl: int  # fluid in the catheter and pump tubing
     cap_finding: CapFinding  # what a CAP aspiration would show now
+    # drug-free fluid at the tip end, all of which the patient receives before any drug (an
+    # unprimed path after the first fill: ~0.23 mL, nearly a day at 0.25 mL/day); 0 = primed
+    drug_free_nl: int = 0
 
 
 class CatheterMixin(PumpCore):
@@ -125,6 +128,7 @@ class CatheterMixin(PumpCore):
             occluded=f.occluded,
             dead_volume_nl=sum(seg.volume_nl for seg in s.catheter),
             cap_finding=self.cap_finding(),
+            drug_free_nl=_drug_free_nl(s.catheter),
         )
 
     def _restriction_ppm(self) -> int:
@@ -208,3 +212,13 @@ class CatheterMixin(PumpCore):
         seq = self._log(EventKind.CONTROL, source, NO_COMMAND, CONTROL_CAP_ASPIRATION, int(finding))
         self._settle()
         return CapAspiration(seq, finding, FINDING_TEXT[finding], volume, drug_fg // 1_000_000)
+
+
+def _drug_free_nl(path: list[Segment]) -> int:
+    """Volume of the drug-free slugs at the tip end of the fluid path (index 0 is the tip)."""
+    free = 0
+    for seg in path:
+        if seg.conc_ng_per_ml:
+            break
+        free += seg.volume_nl
+    return free

@@ -67,8 +67,10 @@ async def connect(
     timeout_s: float | None = None,
     retries: int = RETRIES,
     pump_serial: int | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> AsyncIterator[Pump]:
     """A session with the pump at `address` (see programmer._links for the grammar).
+    `progress`, if given, is told each attempt to reach the pump and "" once it answered.
 
     async with connect("serial:///dev/pts/5", key=Path("clinician.key")) as pump:
         snapshot = await pump.interrogate()
@@ -82,6 +84,7 @@ async def connect(
     try:
         link = await open_link(addr)
         pump = Pump(link, addr, _role(role), secret, jrn, timeout_s=timeout_s, retries=retries)
+        pump.progress = progress  # "connecting to ...: attempt n of m", then "" (the CLI's)
         try:
             await pump.start()
             yield pump

@@ -38,10 +38,20 @@ async def prepare_refill(
     threshold = st.low_reservoir_threshold_nl if low_threshold_nl is None else low_threshold_nl
     if new_drug is p.Drug.NONE or not new_conc:
         raise BadInput("give the drug and concentration of the refill")
+    capacity = pump.device.reservoir_capacity_nl
+    if added_nl > capacity:  # the pump refuses it too; say so before any diff or warning
+        raise BadInput(
+            f"added {ml(added_nl)} is more than the reservoir holds: this pump's capacity is "
+            f"{ml(capacity)} (DEVICE_INFO); nothing was sent"
+        )
+    if threshold > capacity:
+        raise BadInput(
+            f"low-reservoir alarm at {ml(threshold)} is above the reservoir capacity of "
+            f"{ml(capacity)}; nothing was sent"
+        )
     expected = st.reservoir_volume_nl
     discrepancy = withdrawn_nl - expected
     filled = await _last_fill_nl(pump, st)
-    capacity = pump.device.reservoir_capacity_nl
     basis = calc.discrepancy_limit_nl(capacity)
     ratio = calc.delivery_ratio_ppm(filled, withdrawn_nl, expected, basis) if filled else None
     warnings = []

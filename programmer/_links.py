@@ -54,6 +54,7 @@ class Address:
     cert_file: str | None = None
     key_file: str | None = None
     insecure: bool = False
+    baud_given: bool = dataclasses.field(default=False, compare=False)  # shown only when given
 
     def __str__(self) -> str:
         if self.kind == "mqtt":
@@ -65,7 +66,7 @@ class Address:
             scheme = "mqtts" if self.tls else "mqtt"
             return f"{scheme}://{auth}{self.target}:{self.port}/{self.pump_serial}"
         if self.kind == "serial":
-            return f"serial://{self.target}?baud={self.baud}"
+            return f"serial://{self.target}" + (f"?baud={self.baud}" if self.baud_given else "")
         return self.target
 
 
@@ -88,6 +89,7 @@ def parse_address(text: str) -> Address:
     if u.scheme == "serial":
         if not u.path:
             raise BadInput(f"{text!r}: give the device path, e.g. serial:///dev/ttyUSB0")
+        baud_given = "baud" in query
         try:
             baud = int(query.pop("baud", DEFAULT_BAUD))
         except ValueError:
@@ -96,7 +98,7 @@ def parse_address(text: str) -> Address:
         if query or baud <= 0:
             raise BadInput(f"{text!r}: serial options are baud=N (> 0) and pump=SERIAL")
         serial = _serial_number(pump, text) if pump is not None else None
-        return Address("serial", u.path, baud=baud, pump_serial=serial)
+        return Address("serial", u.path, baud=baud, pump_serial=serial, baud_given=baud_given)
     if u.scheme in ("mqtt", "mqtts"):
         if not u.hostname:
             raise BadInput(f"{text!r}: no broker host")

@@ -31,7 +31,7 @@ import asyncio
 import secrets
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import protocol as p
@@ -109,6 +109,10 @@ class Pump:
         self.recovered: list[tuple[bytes, str, str]] = []  # (id, message, outcome) at connect
         self._seq = secrets.randbelow(0xFFFF)
         self._lock = asyncio.Lock()
+        # told "connecting to ...: attempt n of m" before each try to reach the pump, then ""
+        # once it answered (the CLI shows it on a terminal; a dead port is not silent)
+        self.progress: Callable[[str], None] | None = None
+        self._connecting = False
         self.handshakes = 0
         self.resends = 0
         self._foreign: int | None = None  # serial of a pump that said our frame was not for it
@@ -147,7 +151,13 @@ class Pump:
         return self._seq
 
     async def start(self) -> None:
-        info = await self._plain(p.GetDeviceInfo())
+        self._connecting = True
+        try:
+            info = await self._plain(p.GetDeviceInfo())
+        finally:
+            self._connecting = False
+            if self.progress is not None:
+                self.progress("")
         assert isinstance(info, p.DeviceInfo)
         self.device = info
         self.serial = info.serial_number
@@ -160,7 +170,11 @@ class Pump:
     async def _plain(self, msg: p.Message) -> p.Message:
         target = self.serial or p.BROADCAST_PUMP_ID
         self._foreign = None
-        for _ in range(self.retries + 1):
+        for attempt in range(self.retries + 1):
+            if self.progress is not None and self._connecting:
+                self.progress(
+                    f"connecting to {self.address}: attempt {attempt + 1} of {self.retries + 1}"
+                )
             seq = self._next_seq()
             data = p.encode_frame(msg, pump_id=target, seq=seq, from_pump=False)
             frame = await self._exchange(data, {seq})

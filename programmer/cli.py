@@ -14,9 +14,10 @@ import dataclasses
 import enum
 import json
 import os
+import re
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal, InvalidOperation
 from importlib import metadata
 from pathlib import Path
@@ -27,7 +28,7 @@ import protocol as p
 from . import calc
 from ._change import Change
 from ._connect import connect
-from ._errors import BadInput, ProgrammerError, Refused
+from ._errors import BadInput, KeyMismatch, ProgrammerError, Refused
 from ._pump import Pump
 from ._zone import LocalClock, host_zone, offset_text
 
@@ -105,7 +106,9 @@ def _exact(number: str, scale: int, text: str) -> int:
         value = Decimal(number) * scale
     except InvalidOperation:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if value < 0 or value != value.to_integral_value():
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: cannot be negative")
+    if value != value.to_integral_value():
         raise argparse.ArgumentTypeError(f"{text!r}: must be >= 0 and exact to the unit")
     return int(value)
 
@@ -243,11 +246,30 @@ async def _run(args: argparse.Namespace) -> int:
     if not key:
         raise BadInput("give --key (or ITP_KEY_FILE): the role key file")
     async with connect(
-        connection, key=Path(key), role=args.role, journal=args.journal, timeout_s=args.timeout
+        connection,
+        key=Path(key),
+        role=args.role,
+        journal=args.journal,
+        timeout_s=args.timeout,
+        progress=status_line(quiet=args.json),
     ) as pump:
         for cid, message, outcome in pump.recovered:
             print(f"journal: {message} {cid.hex()} was {outcome}", file=sys.stderr)
         return await COMMANDS[args.command](pump, args)
+
+
+def status_line(*, quiet: bool) -> Callable[[str], None] | None:
+    """A one-line progress display on stderr ("connecting to ...: attempt 2 of 5"), redrawn in
+    place and cleared by ""; None (nothing shown) under --json or when stderr is no terminal,
+    so scripts and pipes never see it."""
+    if quiet or not sys.stderr.isatty():
+        return None
+
+    def show(text: str) -> None:
+        sys.stderr.write(f"\r{text}\x1b[K" if text else "\r\x1b[K")
+        sys.stderr.flush()
+
+    return show
 
 
 async def _set_dose(pump: Pump, args: argparse.Namespace) -> int:
@@ -501,7 +523,21 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--json", action="store_true")
     d = sub.add_parser("decode", help="decode protocol v1 frames given in hex")
     d.add_argument("hex", nargs="*", help="frame bytes in hex (default: read standard input)")
+    for each in sub.choices.values():
+        # `set-dose -5mg`, `refill --added -5ml`: a value starting with "-" and a digit is a
+        # value (the type then says it cannot be negative), never an unknown option; argparse
+        # itself only takes plain numbers ("-5") so. No option of ours starts with a digit.
+        each._negative_number_matcher = re.compile(r"^-\.?\d")
     return parser
+
+
+def _role_message(command: str) -> str:
+    """A clinician command in a patient session: say which key it needs, not which message."""
+    return (
+        f"{command} needs the clinician key: this was a patient session (--role patient), "
+        "and the pump changed nothing. Give the clinician key with --key (or ITP_KEY_FILE) "
+        "and leave out --role."
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -515,6 +551,21 @@ def main(argv: list[str] | None = None) -> int:
             code = asyncio.run(_run(args))
         sys.stdout.flush()  # a reader that left shows here, not as an error at exit
         return code
+    except Refused as exc:
+        if exc.code is p.ErrorCode.ROLE_FORBIDDEN and getattr(args, "role", "") == "patient":
+            print(f"pump-programmer: {_role_message(args.command)}", file=sys.stderr)
+        else:
+            print(f"pump-programmer: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyMismatch as exc:
+        hint = ""
+        if getattr(args, "role", "") == "clinician":  # e.g. the patient key without --role
+            hint = (
+                f". {args.command} needs the clinician key; a patient key opens only a patient "
+                "session (--role patient), which cannot change therapy"
+            )
+        print(f"pump-programmer: KeyMismatch: {exc}{hint}", file=sys.stderr)
+        return exc.exit_code
     except ProgrammerError as exc:
         print(f"pump-programmer: {type(exc).__name__}: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -3,11 +3,15 @@ a fresh pytest process (the plugin is found through its entry point)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 pytest_plugins = ["pytester"]
 
 EXAMPLE = """
+from pathlib import Path
+
 import pytest
 import programmer
 from protocol import Drug
@@ -64,6 +68,8 @@ def test_the_plugin_serves_an_example_suite(pytester: pytest.Pytester) -> None:
 def test_an_unknown_option_is_a_usage_error(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         test_bad="""
+from pathlib import Path
+
 import pytest
 
 @pytest.mark.pump(colour="blue")
@@ -74,3 +80,37 @@ def test_x(pump_emulator):
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q")
     assert result.ret != 0
     result.stdout.fnmatch_lines(["*unknown option*colour*"])
+
+
+def test_a_plugin_user_sees_no_pytest_asyncio_loop_scope_warning(pytester: pytest.Pytester) -> None:
+    """A user's project without `asyncio_default_fixture_loop_scope` in its configuration: the
+    plugin sets it (to "function", pytest-asyncio's future default), so pytest-asyncio's
+    deprecation warning never shows; -W error turns that warning into a failed run."""
+    pytester.makepyfile(
+        test_plain="def test_x(pump_emulator):\n    assert pump_emulator.connection\n"
+    )
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-q", "-W", "error::pytest.PytestDeprecationWarning"
+    )
+    result.assert_outcomes(passed=1)
+    assert "asyncio_default_fixture_loop_scope" not in result.stdout.str() + result.stderr.str()
+
+
+def test_a_users_own_loop_scope_is_kept(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = module\n")
+    pytester.makepyfile(test_plain="def test_x():\n    pass\n")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*asyncio_default_fixture_loop_scope=module*"])
+
+
+def test_the_readme_plugin_example_is_the_test_ci_runs() -> None:
+    """README's "Testing your own programmer code" block is tests/test_readme_plugin_example.py,
+    byte for byte (imports included), so the example a user copies is one CI runs."""
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Testing your own programmer code") :]
+    block = section.split("```python\n", 1)[1].split("```\n", 1)[0]
+    example = (root / "tests" / "test_readme_plugin_example.py").read_text(encoding="utf-8")
+    assert block == example
+    assert "from protocol import ConcentrationUnit, Drug" in block

@@ -558,6 +558,17 @@
 
   // --- today's schedule -------------------------------------------------------------------
 
+  // Why "delivered to the patient" can stay at 0 for most of a day after a first fill: the
+  // unprimed fluid path holds drug-free fluid the patient receives first (firmware_model.md 20).
+  function drugFreeNote(st) {
+    const c = st.catheter;
+    const S = st.status;
+    if (!c || !c.drug_free_nl || S.drug === "NONE") return "";
+    const rate = S.current_rate_nl_per_day;
+    const eta = rate > 0 ? `, the drug arrives in ${fmtDuration((c.drug_free_nl / rate) * DAY)}` : "";
+    return `drug-free fluid ahead of the drug: ${fmtMl(c.drug_free_nl)}${eta}`;
+  }
+
   function scheduleSteps(st) {
     const S = st.status;
     if (S.mode === "SCHEDULE" && st.program.schedule.length) {
@@ -650,7 +661,7 @@
       end - start > 2 * DAY
         ? { top: 214, h: 85, label: "rate, mL/day (program's daily mean)", head: 1.25, scale: 1e6, series: [[5, "#3b3b3b", null]], step: true }
         : { top: 214, h: 85, label: "rate, mL/day", head: 1.25, scale: 1e6, series: [[3, "#3b3b3b", null]], step: true },
-      { top: 329, h: 85, label: `delivered to the patient, ${unit}`, head: 1.15, scale: unit === "mcg" ? 1000 : 1e6, series: [[4, "#5b21b6", null]] },
+      { top: 329, h: 85, label: `delivered to the patient, ${unit}`, note: drugFreeNote(st), head: 1.15, scale: unit === "mcg" ? 1000 : 1e6, series: [[4, "#5b21b6", null]] },
       // The ground truth: a kink or granuloma parts pumped from counted, a leak parts patient from pumped.
       { top: 444, h: 85, label: "mL counted by the pump (grey), pumped (orange), to the patient (purple)", head: 1.15, scale: 1e6, zoom: true,
         series: [[6, "#3b3b3b", null], [7, "#c2410c", "10 6"], [8, "#5b21b6", "2 4"]] },
@@ -669,6 +680,7 @@
       const y = (v) => p.top + p.h - ((v - min) / ((max - min) * p.head || 1)) * p.h;
       kids.push(s("rect", { x: L, y: p.top, width: W - L - R, height: p.h, fill: "none", stroke: "#000", "stroke-width": 1.5 }));
       kids.push(s("text", { x: L, y: p.top - 6, "font-size": 16, "font-weight": "bold" }, p.label));
+      if (p.note) kids.push(s("text", { x: L + 8, y: p.top + 20, "font-size": 15, class: "plot-note" }, p.note));
       kids.push(s("text", { x: L - 6, y: y(max) + 5, "font-size": 15, "text-anchor": "end" }, `${+(max / p.scale).toFixed(max / p.scale < 1 ? 3 : 1)}`));
       kids.push(s("text", { x: L - 6, y: p.top + p.h, "font-size": 15, "text-anchor": "end" }, `${+(min / p.scale).toFixed(min / p.scale < 1 ? 3 : 1)}`));
       if (p.series[0][0] === 1 && S.low_threshold_nl >= min && S.low_threshold_nl <= max) {
