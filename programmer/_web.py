@@ -99,9 +99,7 @@ class WebProgrammer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
         await site.start()
-        server = site._server
-        sock = server.sockets[0] if server is not None and server.sockets else None
-        bound = sock.getsockname()[1] if sock is not None else port
+        bound = self._runner.addresses[0][1]
         self.url = f"http://{host}:{bound}/"
         return self.url
 

@@ -14,7 +14,7 @@ from ._zone import offset_text
 
 
 def _names(flags: p.Alarm) -> list[str]:
-    return [a.name.lower() for a in p.Alarm if a.value and a in flags and a.name]
+    return [str(a.name).lower() for a in p.Alarm if a.value and a in flags]
 
 
 def summary(snap: Interrogation) -> dict[str, Any]:
@@ -73,7 +73,7 @@ def summary(snap: Interrogation) -> dict[str, Any]:
         )
     alarms = [
         {
-            "alarm": a.alarm.name.lower(),
+            "alarm": str(a.alarm.name).lower(),
             "priority": a.priority.name.lower(),
             "state": a.state.name.lower(),
             "critical": a.critical,
