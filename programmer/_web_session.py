@@ -109,7 +109,7 @@ class WebSession:
             "address": self.address,
             "serial": pump.serial if pump else None,
             "role": pump.role.name.lower() if pump else None,
-            "session": (
+            "counters": (
                 f"{pump.handshakes} handshake(s), {pump.resends} resend(s)" if pump else None
             ),
             "speed_factor": pump.speed_factor if pump else None,

@@ -62,7 +62,7 @@ function showSession(s) {
   text(state, s.state);
   state.dataset.state = s.state.replace(/ /g, "-");
   const bits = [s.detail];
-  if (s.session) bits.push(s.session);
+  if (s.counters) bits.push(s.counters);
   if (s.speed_factor && s.speed_factor !== 1) bits.push("pump time x" + s.speed_factor);
   text($("#link-detail"), bits.join(" · "));
   const box = $("#unresolved");

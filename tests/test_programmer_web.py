@@ -1,0 +1,237 @@
+"""The web programmer (`pump-programmer web`) in a real browser (Playwright driving Debian's
+Chromium, as tests/test_console.py does): a trainee refills and changes the dose through the
+page and the emulated pump's state matches; a wrong entry is refused with a clear message and
+changes nothing; a lost link leaves the outcome UNKNOWN, never re-sent, and Reconnect resolves
+it from the pump. ITP_UPDATE_SCREENSHOTS=1 also rewrites docs/programmer-web.png."""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import firmware_model as fm
+import protocol as p
+from emulator import EmulatorServer, ServerOptions
+from emulator._runtime import Impairment
+from programmer._web import WebProgrammer
+from programmer._web_session import WebSession
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+@pytest.fixture
+async def server(tmp_path: Path) -> AsyncIterator[EmulatorServer]:
+    options = ServerOptions(speed_milli=1000, scenario="low-reservoir-alarm-day")
+    async with EmulatorServer(tmp_path / "pump", options) as s:
+        yield s
+
+
+@pytest.fixture
+async def web(server: EmulatorServer, tmp_path: Path) -> AsyncIterator[WebProgrammer]:
+    assert server.port_path
+    session = WebSession(
+        f"serial://{server.port_path}",
+        server.key_files[p.Role.CLINICIAN],
+        journal=tmp_path / "journal.sqlite",
+        timeout_s=0.3,
+        activity=tmp_path / "activity.jsonl",
+    )
+    w = WebProgrammer(session)
+    await w.start()
+    await session.open()
+    try:
+        yield w
+    finally:
+        await w.close()
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    if not CHROMIUM.exists():
+        pytest.fail("Debian's Chromium is not installed: apt-get install -y chromium")
+    try:
+        api = importlib.import_module("playwright.async_api")
+    except ImportError:
+        pytest.fail("playwright is not installed: pip install -e '.[test]'")
+    async with api.async_playwright() as pw:
+        b = await pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            await b.close()
+
+
+def expect(locator: Any) -> Any:
+    return importlib.import_module("playwright.async_api").expect(locator)
+
+
+async def open_page(browser: Any, web: WebProgrammer) -> Any:
+    page = await browser.new_page(viewport={"width": 1280, "height": 1000})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.errors = errors
+    await page.goto(web.page_url)
+    await page.wait_for_selector("body[data-ready]")
+    return page
+
+
+def model(server: EmulatorServer) -> fm.Status:
+    assert server.runtime is not None
+    return server.runtime.device.pump.status()
+
+
+def row(page: Any, table: str, name: str) -> Any:
+    return page.locator(f"{table} tr[data-row='{name}'] td").last
+
+
+async def test_a_refill_and_a_dose_change_through_the_page(
+    server: EmulatorServer, web: WebProgrammer, browser: Any, tmp_path: Path
+) -> None:
+    page = await open_page(browser, web)
+    await expect(page.locator("#link-state")).to_have_text("connected")
+    await expect(row(page, "#summary", "drug")).to_have_text("baclofen")
+    await expect(row(page, "#summary", "concentration")).to_have_text("2000 mcg/mL")
+    await expect(row(page, "#summary", "daily dose")).to_have_text("500 mcg/day")
+    await expect(row(page, "#summary", "reservoir")).to_have_text("20 mL")
+    for label in ("next refill (low-reservoir alarm)", "battery", "battery replacement due"):
+        await expect(row(page, "#summary", label)).to_contain_text(" ")
+    font = await page.evaluate("parseFloat(getComputedStyle(document.body).fontSize)")
+    assert font >= 20
+
+    # the refill wizard: aspirate, then a new concentration, then the Finish screen
+    await page.click("nav button[data-panel=refill]")
+    focused = await page.evaluate("document.activeElement.name")
+    assert focused == "withdrawn"  # the first step has the focus
+    await page.keyboard.type("20 mL")
+    await page.keyboard.press("Tab")
+    await page.keyboard.press("Tab")  # past the drug (chosen below), to the concentration
+    await page.keyboard.type("1500 mcg/mL")
+    await page.select_option("select[name=drug]", "baclofen")
+    await page.fill("input[name=added]", "18 mL")
+    await page.locator("#panel-refill button[type=submit]").press("Enter")
+    finish = page.locator("#finish")
+    await expect(finish).to_be_visible()
+    assert await page.evaluate("document.activeElement.id") == "finish-cancel"
+    await expect(row(page, "#finish-diff", "concentration")).to_have_text("1500 mcg/mL")
+    await expect(page.locator("#finish-diff tr[data-row='concentration'] td").first).to_have_text(
+        "2000 mcg/mL"
+    )
+    await expect(row(page, "#finish-diff", "expected residual")).to_contain_text("mL")
+    await expect(page.locator("#finish-verdict")).to_contain_text("within the limits")
+    await expect(page.locator("#finish-warnings li")).to_contain_text("concentration changes")
+    version = model(server).program_version
+    # the warning must be confirmed: Send without it sends nothing
+    await page.click("#finish-send")
+    await expect(page.locator("#finish-error")).to_contain_text("nothing was sent")
+    assert model(server).program_version == version
+    await page.check("#finish-confirm")
+    await page.click("#finish-send")
+    await expect(finish).to_be_hidden()
+    await expect(page.locator("#message")).to_contain_text("Sent: refill")
+    st = model(server)
+    assert st.conc_ng_per_ml == 1_500_000 and st.reservoir_nl == 18 * fm.NL_PER_ML
+    await expect(row(page, "#summary", "concentration")).to_have_text("1500 mcg/mL")
+    await expect(row(page, "#summary", "reservoir")).to_have_text("18 mL")
+
+    # the dose change, by keyboard only: type, Enter, Tab to Send, Enter
+    await page.click("nav button[data-panel=dose]")
+    await page.keyboard.type("600 mcg/day")
+    await page.keyboard.press("Enter")
+    await expect(finish).to_be_visible()
+    await expect(row(page, "#finish-diff", "daily dose")).to_have_text("600 mcg/day")
+    await expect(row(page, "#finish-diff", "rate")).to_have_text("0.4 mL/day")
+    await page.keyboard.press("Tab")
+    assert await page.evaluate("document.activeElement.id") == "finish-send"
+    await page.keyboard.press("Enter")
+    await expect(finish).to_be_hidden()
+    await expect(row(page, "#summary", "daily dose")).to_have_text("600 mcg/day")
+    st = model(server)
+    assert st.daily_dose_ng == 600_000 and st.mode is fm.Mode.CONTINUOUS
+    assert st.basal_rate_nl_per_day == 400_000
+    # each Finish screen went exactly once: one refill (its new concentration stops the
+    # program: a PROGRAM_CHANGED of its own) and one dose change
+    assert server.runtime is not None
+    kinds = [e.kind for e in server.runtime.device.pump.events() if e.seq > 4]
+    assert kinds.count(fm.EventKind.REFILL) == 1
+    assert kinds.count(fm.EventKind.DRUG_CHANGED) == 1
+    assert kinds.count(fm.EventKind.PROGRAM_CHANGED) == 2
+    activity = (tmp_path / "activity.jsonl").read_text().splitlines()
+    assert len(activity) == 2 and '"warnings_confirmed": ["the drug' in activity[0]
+    await page.screenshot(path=tmp_path / "programmer-web.png", full_page=True)
+    if os.environ.get("ITP_UPDATE_SCREENSHOTS") == "1":
+        await page.screenshot(path=ROOT / "docs" / "programmer-web.png", full_page=True)
+    assert page.errors == []
+
+
+async def test_a_wrong_entry_is_refused_and_changes_nothing(
+    server: EmulatorServer, web: WebProgrammer, browser: Any
+) -> None:
+    page = await open_page(browser, web)
+    before = model(server)
+    seq = before.event_seq
+    await page.click("nav button[data-panel=dose]")
+    error = page.locator("#panel-dose .error")
+    cases = {
+        "600 mcg/mL": "that is a concentration",
+        "600": "give a unit",
+        "abc mg": "is not a number",
+        "3000 mcg/day": "hard limit",
+    }
+    for typed, why in cases.items():
+        await page.fill("input[name=dose]", typed)
+        await page.keyboard.press("Enter")
+        await expect(error).to_contain_text("nothing was sent")
+        await expect(error).to_contain_text(why)
+        await expect(page.locator("#finish")).to_be_hidden()
+    await page.click("nav button[data-panel=refill]")
+    await page.fill("input[name=withdrawn]", "2 mg")
+    await page.fill("input[name=concentration]", "2000 mcg/mL")
+    await page.fill("input[name=added]", "20 mL")
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#panel-refill .error")).to_contain_text("a volume in mL")
+    # cancelling a Finish screen sends nothing either
+    await page.fill("input[name=withdrawn]", "20 mL")
+    await page.select_option("select[name=drug]", "baclofen")
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#finish")).to_be_visible()
+    await page.keyboard.press("Escape")
+    await expect(page.locator("#message")).to_contain_text("nothing was sent")
+    after = model(server)
+    assert after.program_version == before.program_version
+    assert (after.daily_dose_ng, after.conc_ng_per_ml) == (500_000, 2_000_000)
+    assert server.runtime is not None
+    new = [e.kind for e in server.runtime.device.pump.events() if e.seq > seq]
+    assert fm.EventKind.REFILL not in new and fm.EventKind.PROGRAM_CHANGED not in new
+    assert page.errors == []
+
+
+async def test_a_lost_link_shows_unknown_and_reconnect_resolves_it(
+    server: EmulatorServer, web: WebProgrammer, browser: Any
+) -> None:
+    page = await open_page(browser, web)
+    await page.click("nav button[data-panel=dose]")
+    await page.keyboard.type("700 mcg/day")
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#finish")).to_be_visible()
+    assert server.runtime is not None
+    server.runtime.impairment = Impairment(cut=True)  # the wand slips off
+    await page.click("#finish-send")
+    await expect(page.locator("#link-state")).to_have_text("outcome unknown", timeout=30_000)
+    await expect(page.locator("#message")).to_contain_text("UNKNOWN")
+    await expect(page.locator("#message")).to_contain_text("not sent again")
+    await expect(page.locator("#unresolved")).to_contain_text("not re-sent")
+    assert model(server).daily_dose_ng == 500_000  # the cut line carried nothing
+    server.runtime.impairment = Impairment()
+    await page.click("#reconnect")
+    await expect(page.locator("#link-state")).to_have_text("connected", timeout=15_000)
+    await expect(page.locator("#unresolved")).to_contain_text("resolved by the pump as")
+    await expect(page.locator("#unresolved")).not_to_contain_text("not re-sent")
+    assert model(server).daily_dose_ng == 500_000  # resolved, never re-sent
+    assert page.errors == []
