@@ -19,6 +19,7 @@ import protocol as p
 
 from ._control import ControlPlane
 from ._device import PumpDevice
+from ._exercise import start_of
 from ._keys import key_path
 from ._mqtt import MqttLink, MqttSettings
 from ._runtime import Runtime, Trace, open_device
@@ -100,6 +101,8 @@ class EmulatorServer:
                 raise StoreError(failure)
         trace = Trace(o.trace, device.pump.serial, o.speed_milli) if o.trace else None
         self.runtime = rt = Runtime(device, trace=trace)
+        if o.scenario is not None and scenario.exercise is not None:
+            rt.exercise = (scenario.exercise, start_of(device.pump))
         try:
             if o.port is not None:
                 self.serial_port = SerialPortLink(rt, o.port, baud=o.baud)

@@ -37,7 +37,7 @@ def summary(snap: Interrogation) -> dict[str, Any]:
         ("mode", st.mode.name.lower() + (" (suspended)" if st.suspended else "")),
         ("daily dose", daily(st.daily_dose_ng, unit)),
         ("rate", f"{ml(st.current_rate_nl_per_day)}/day"),
-        ("reservoir", ml(st.reservoir_volume_nl)),
+        ("reservoir", f"{st.reservoir_volume_nl / 1_000_000:.2f} mL"),
         ("reservoir capacity", ml(dev.reservoir_capacity_nl)),
         ("low-reservoir alarm at", ml(st.low_reservoir_threshold_nl)),
         ("next refill (low-reservoir alarm)", date(snap.low_reservoir_at_ms)),

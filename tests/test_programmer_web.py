@@ -7,6 +7,7 @@ it from the pump. ITP_UPDATE_SCREENSHOTS=1 also rewrites docs/programmer-web.png
 from __future__ import annotations
 
 import importlib
+import json
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,9 +18,12 @@ import pytest
 import firmware_model as fm
 import protocol as p
 from emulator import EmulatorServer, ServerOptions
+from emulator._exercise import grade, read_activity, write_grade
 from emulator._runtime import Impairment
 from programmer._web import WebProgrammer
 from programmer._web_session import WebSession
+
+from .emulator_helpers import http_request
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
@@ -27,8 +31,9 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 
 
 @pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[EmulatorServer]:
-    options = ServerOptions(speed_milli=1000, scenario="low-reservoir-alarm-day")
+async def server(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[EmulatorServer]:
+    scenario = getattr(request, "param", "low-reservoir-alarm-day")
+    options = ServerOptions(speed_milli=1000, scenario=scenario, control=("127.0.0.1", 0))
     async with EmulatorServer(tmp_path / "pump", options) as s:
         yield s
 
@@ -99,7 +104,7 @@ async def test_a_refill_and_a_dose_change_through_the_page(
     await expect(row(page, "#summary", "drug")).to_have_text("baclofen")
     await expect(row(page, "#summary", "concentration")).to_have_text("2000 mcg/mL")
     await expect(row(page, "#summary", "daily dose")).to_have_text("500 mcg/day")
-    await expect(row(page, "#summary", "reservoir")).to_have_text("20 mL")
+    await expect(row(page, "#summary", "reservoir")).to_have_text("20.00 mL")
     for label in ("next refill (low-reservoir alarm)", "battery", "battery replacement due"):
         await expect(row(page, "#summary", label)).to_contain_text(" ")
     font = await page.evaluate("parseFloat(getComputedStyle(document.body).fontSize)")
@@ -138,7 +143,7 @@ async def test_a_refill_and_a_dose_change_through_the_page(
     st = model(server)
     assert st.conc_ng_per_ml == 1_500_000 and st.reservoir_nl == 18 * fm.NL_PER_ML
     await expect(row(page, "#summary", "concentration")).to_have_text("1500 mcg/mL")
-    await expect(row(page, "#summary", "reservoir")).to_have_text("18 mL")
+    await expect(row(page, "#summary", "reservoir")).to_have_text("18.00 mL")
 
     # the dose change, by keyboard only: type, Enter, Tab to Send, Enter
     await page.click("nav button[data-panel=dose]")
@@ -234,4 +239,70 @@ async def test_a_lost_link_shows_unknown_and_reconnect_resolves_it(
     await expect(page.locator("#unresolved")).to_contain_text("resolved by the pump as")
     await expect(page.locator("#unresolved")).not_to_contain_text("not re-sent")
     assert model(server).daily_dose_ng == 500_000  # resolved, never re-sent
+    assert page.errors == []
+
+
+async def refill_on_the_page(page: Any, withdrawn: str, conc: str, added: str) -> None:
+    await page.click("nav button[data-panel=refill]")
+    await page.fill("input[name=withdrawn]", withdrawn)
+    await page.select_option("select[name=drug]", "baclofen")
+    await page.fill("input[name=concentration]", conc)
+    await page.fill("input[name=added]", added)
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#finish")).to_be_visible()
+    if await page.locator("#finish-warnings li").count():
+        await page.check("#finish-confirm")  # the trainee overrides the warning
+    await page.click("#finish-send")
+    await expect(page.locator("#message")).to_contain_text("Sent: refill")
+
+
+async def graded(server: EmulatorServer, tmp_path: Path) -> dict[str, Any]:
+    """The exercise graded twice: by the control plane's route (what the instructor sees) and
+    by grade() with the trainee's activity file (the warnings overridden too)."""
+    assert server.control is not None and server.runtime is not None
+    status, _, body = await http_request(
+        server.control.url, "GET", "/v1/pumps/1234/exercise", None, token=server.control.token
+    )
+    assert status == 200, body
+    live = json.loads(body)
+    exercise, start = server.runtime.exercise
+    activity = read_activity(tmp_path / "activity.jsonl")
+    result = grade(exercise, server.runtime.device.pump, start, activity=activity)
+    assert [c["ok"] for c in live["checks"]] == [c["ok"] for c in result["checks"]][: live["total"]]
+    paths = write_grade(result, tmp_path / "grade")
+    assert json.loads(paths[0].read_text()) == result
+    assert result["score"] in paths[1].read_text()
+    return result
+
+
+@pytest.mark.parametrize("server", ["exercise-refill-keep-dose"], indirect=True)
+async def test_a_graded_exercise_done_right_passes(
+    server: EmulatorServer, web: WebProgrammer, browser: Any, tmp_path: Path
+) -> None:
+    page = await open_page(browser, web)
+    await expect(row(page, "#summary", "reservoir")).to_have_text("8.00 mL")
+    await refill_on_the_page(page, "8 mL", "2000 mcg/mL", "20 mL")
+    result = await graded(server, tmp_path)
+    assert result["passed"], result
+    assert result["score"] == "6/6" and result["warnings_overridden"] == []
+    assert page.errors == []
+
+
+@pytest.mark.parametrize("server", ["exercise-refill-keep-dose"], indirect=True)
+async def test_a_graded_exercise_done_wrong_fails_on_what_was_wrong(
+    server: EmulatorServer, web: WebProgrammer, browser: Any, tmp_path: Path
+) -> None:
+    page = await open_page(browser, web)
+    # the wrong vial: 1000 mcg/mL, and the warning that the program stops is overridden
+    await refill_on_the_page(page, "8 mL", "1000 mcg/mL", "20 mL")
+    result = await graded(server, tmp_path)
+    assert not result["passed"]
+    wrong = {c["check"] for c in result["checks"] if not c["ok"]}
+    assert wrong == {
+        "baclofen 2000 mcg/mL in the pump",
+        "the daily dose is still 500 mcg/day, delivering",
+        "at most 0 warning(s) overridden",
+    }, result
+    assert result["score"] == "3/6"
+    assert "concentration changes" in result["warnings_overridden"][0]
     assert page.errors == []
