@@ -9,7 +9,7 @@ takes it from the URL fragment, which never reaches a server log).
 
     GET  /api/session          connection and session state, unresolved commands
     POST /api/connect          (re)connect: resolves unknown outcomes from the journal
-    GET  /api/summary          the interrogation summary
+    GET  /api/summary          the interrogation summary (?first=1: STATUS read at connect)
     GET  /api/events?last=N    the event log, newest first
     POST /api/prepare          {kind, form}: a Finish screen (nothing is sent)
     POST /api/commit           {id, confirm}: send it, exactly once
@@ -171,6 +171,8 @@ class WebProgrammer:
         return _json(200, self.session.view())
 
     async def _summary(self, request: web.Request) -> web.Response:
+        if request.query.get("first") == "1":
+            return _json(200, await self.session.quick())
         return _json(200, await self.session.interrogate())
 
     async def _events(self, request: web.Request) -> web.Response:

@@ -26,7 +26,7 @@ from ._change import Change
 from ._connect import connect
 from ._errors import BadInput, ConfirmationNeeded, OutcomeUnknown, ProgrammerError, Unreachable
 from ._pump import Pump
-from ._web_view import event, summary, verdict
+from ._web_view import event, status_summary, summary, verdict
 
 
 class Gone(ProgrammerError):
@@ -59,6 +59,8 @@ class WebSession:
         self._ids = itertools.count(1)
         self._connecting = asyncio.Lock()
         self.connected_at = 0.0
+        self._first: asyncio.Task[Any] | None = None
+        self._first_status: asyncio.Task[p.Status] | None = None
 
     # --- connection -----------------------------------------------------------------------
 
@@ -82,6 +84,16 @@ class WebSession:
                 return
             self._stack = stack
             self.connected_at = time.monotonic()
+            # the first interrogation starts at once, while the page loads (bench/
+            # web_first_interrogation.py); the page's first summary is this one
+            pump = self.pump
+            status = asyncio.create_task(pump.status())
+            self._first_status = status
+
+            async def the_rest() -> Any:
+                return await pump.interrogate(await status)
+
+            self._first = asyncio.create_task(the_rest())
             self.state, self.detail = "connected", f"session with pump {self.pump.serial}"
             for cid, message, outcome in self.pump.recovered:
                 self.unresolved = [x for x in self.unresolved if x["command_id"] != cid.hex()]
@@ -91,6 +103,7 @@ class WebSession:
 
     async def _close(self) -> None:
         self._changes.clear()
+        await self._drop_first()
         stack, self._stack, self.pump = self._stack, None, None
         if stack is not None:
             with contextlib.suppress(ProgrammerError, OSError):
@@ -145,8 +158,34 @@ class WebSession:
 
     # --- reads ----------------------------------------------------------------------------
 
+    async def _drop_first(self) -> None:
+        self._first_status = None
+        first, self._first = self._first, None
+        if first is not None and not first.done():
+            first.cancel()
+        if first is not None:
+            with contextlib.suppress(asyncio.CancelledError, ProgrammerError):
+                await first
+
+    async def quick(self) -> dict[str, Any]:
+        """The first screen after connecting: the STATUS read at connect (the full summary
+        follows from `interrogate()`); a full summary when that one was already used."""
+        status = self._first_status
+        if status is None:
+            return await self.interrogate()
+        st = await self.call(lambda pump: status)
+        assert self.pump is not None and self.pump.device is not None
+        return status_summary(self.pump.device, st)
+
     async def interrogate(self) -> dict[str, Any]:
-        snap = await self.call(lambda pump: pump.interrogate())
+        """The interrogation summary: the one read at connect if nothing was asked since,
+        else a fresh one."""
+        self._first_status = None
+        first, self._first = self._first, None
+        if first is not None:
+            snap = await self.call(lambda pump: first)
+        else:
+            snap = await self.call(lambda pump: pump.interrogate())
         return summary(snap)
 
     async def events(self, last: int) -> list[dict[str, Any]]:
@@ -160,6 +199,7 @@ class WebSession:
 
     async def prepare(self, kind: str, form: dict[str, Any]) -> dict[str, Any]:
         """Read the form (BadInput before anything is sent), prepare the Change, keep it."""
+        await self._drop_first()
         build = _PREPARE.get(kind)
         if build is None:
             raise BadInput(f"unknown change {kind!r}: one of {', '.join(_PREPARE)}")
@@ -202,6 +242,7 @@ class WebSession:
 
     async def command(self, kind: str, form: dict[str, Any]) -> dict[str, Any]:
         """A command without a Finish screen (alarms, clock): the page confirms it first."""
+        await self._drop_first()
         if kind == "ack":
             bits = u.alarms(form.get("alarms"))
             await self.call(lambda pump: pump.acknowledge_alarms(bits))

@@ -17,21 +17,13 @@ def _names(flags: p.Alarm) -> list[str]:
     return [str(a.name).lower() for a in p.Alarm if a.value and a in flags]
 
 
-def summary(snap: Interrogation) -> dict[str, Any]:
-    """The interrogation screen: (label, value) rows in reading order, the alarms, the raw
-    values a test or a grader compares with."""
-    st, dev = snap.status, snap.device
+def status_rows(dev: p.DeviceInfo, st: p.Status) -> list[tuple[str, str]]:
+    """The summary's rows that one STATUS answers: drug, concentration, dose, reservoir, the
+    next refill and alarm dates, battery (shown first, while the rest is read)."""
     unit = st.concentration_unit
-    drug = snap.drug
-    rows: list[tuple[str, str]] = [
+    return [
         ("pump", f"{dev.model.name.replace('_', ' ')}, serial {dev.serial_number}"),
         ("pump clock", date(st.pump_time_ms)),
-    ]
-    if snap.local_clock is not None:
-        lc = snap.local_clock
-        rows.append(("local time", f"{date(lc.local_ms)[:-4]} {lc.zone} "
-                                   f"({offset_text(lc.utc_offset_ms)})"))  # fmt: skip
-    rows += [
         ("drug", st.drug.name.lower() if st.drug is not p.Drug.NONE else "none recorded"),
         ("concentration", conc(st.concentration_ng_per_ml, unit)),
         ("mode", st.mode.name.lower() + (" (suspended)" if st.suspended else "")),
@@ -40,12 +32,42 @@ def summary(snap: Interrogation) -> dict[str, Any]:
         ("reservoir", f"{st.reservoir_volume_nl / 1_000_000:.2f} mL"),
         ("reservoir capacity", ml(dev.reservoir_capacity_nl)),
         ("low-reservoir alarm at", ml(st.low_reservoir_threshold_nl)),
-        ("next refill (low-reservoir alarm)", date(snap.low_reservoir_at_ms)),
-        ("empty", date(snap.empty_at_ms)),
-        ("last refill", date(snap.last_refill_at_ms)),
+        ("next refill (low-reservoir alarm)", date(st.low_reservoir_at_ms)),
+        ("empty", date(st.empty_at_ms)),
+        ("last refill", date(st.last_refill_at_ms)),
         ("battery", f"{st.battery.name.lower()} ({st.battery_remaining_permille / 10:g} %)"),
-        ("battery replacement due", date(snap.replacement_due_at_ms)),
+        ("battery replacement due", date(st.replacement_due_at_ms)),
     ]
+
+
+def status_summary(dev: p.DeviceInfo, st: p.Status) -> dict[str, Any]:
+    """The first screen, from STATUS alone: the active alarms by name (their details follow
+    with the full interrogation)."""
+    alarms = [
+        {"alarm": name, "priority": "", "state": "active", "critical": False, "raised": "",
+         "silenced_until": ""}
+        for name in _names(st.active_alarms)
+    ]  # fmt: skip
+    return {
+        "rows": status_rows(dev, st),
+        "alarms": alarms,
+        "complete": False,
+        "unit": "mcg" if st.concentration_unit is p.ConcentrationUnit.MCG_PER_ML else "mg",
+        "max_schedule_steps": dev.max_schedule_steps,
+    }
+
+
+def summary(snap: Interrogation) -> dict[str, Any]:
+    """The interrogation screen: (label, value) rows in reading order, the alarms, the raw
+    values a test or a grader compares with."""
+    st, dev = snap.status, snap.device
+    unit = st.concentration_unit
+    drug = snap.drug
+    rows = status_rows(dev, st)
+    if snap.local_clock is not None:
+        lc = snap.local_clock
+        rows.insert(2, ("local time", f"{date(lc.local_ms)[:-4]} {lc.zone} "
+                                      f"({offset_text(lc.utc_offset_ms)})"))  # fmt: skip
     if drug is not None and drug.drug is not p.Drug.NONE:
         rows.append(("soft limit", daily(drug.soft_limit_ng_per_day, unit)))
         rows.append(("hard limit", daily(drug.hard_limit_ng_per_day, unit)))
@@ -85,6 +107,7 @@ def summary(snap: Interrogation) -> dict[str, Any]:
     return {
         "rows": rows,
         "alarms": alarms,
+        "complete": True,
         "unit": "mcg" if unit is p.ConcentrationUnit.MCG_PER_ML else "mg",
         "max_schedule_steps": dev.max_schedule_steps,
         "raw": {

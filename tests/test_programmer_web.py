@@ -83,7 +83,7 @@ async def open_page(browser: Any, web: WebProgrammer) -> Any:
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.errors = errors
     await page.goto(web.page_url)
-    await page.wait_for_selector("body[data-ready]")
+    await page.wait_for_selector("body[data-complete]", state="attached")
     return page
 
 

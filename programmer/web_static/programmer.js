@@ -87,8 +87,8 @@ async function reconnect() {
 
 // --- summary ----------------------------------------------------------------------------
 
-async function interrogate() {
-  const data = await api("GET", "/api/summary");
+async function interrogate(first = false) {
+  const data = await api("GET", "/api/summary" + (first ? "?first=1" : ""));
   const body = $("#summary tbody");
   body.replaceChildren();
   for (const [label, value] of data.rows) {
@@ -103,9 +103,10 @@ async function interrogate() {
   list.replaceChildren();
   alarms.replaceChildren();
   for (const a of data.alarms) {
-    const li = text(document.createElement("li"),
-      `${a.alarm.replace(/_/g, " ")}: ${a.priority}, ${a.state}, raised ${a.raised}` +
-      (a.state === "silenced" ? `, silenced until ${a.silenced_until}` : ""));
+    const li = text(document.createElement("li"), a.priority
+      ? `${a.alarm.replace(/_/g, " ")}: ${a.priority}, ${a.state}, raised ${a.raised}` +
+        (a.state === "silenced" ? `, silenced until ${a.silenced_until}` : "")
+      : `${a.alarm.replace(/_/g, " ")}: active (reading its details…)`);
     if (a.critical) li.className = "critical";
     list.appendChild(li);
     const label = document.createElement("label");
@@ -123,7 +124,9 @@ async function interrogate() {
   }
   text($("#max-steps"), String(data.max_schedule_steps));
   document.body.dataset.unit = data.unit;
-  document.body.dataset.ready = "1";
+  document.body.dataset.ready = "1"; // the summary is on screen
+  if (data.complete) document.body.dataset.complete = "1"; // every detail of it too
+  $("#summary").setAttribute("aria-busy", data.complete ? "false" : "true");
   return data;
 }
 
@@ -300,10 +303,20 @@ function start() {
   $("#reconnect").addEventListener("click", reconnect);
   $("#interrogate").addEventListener("click", () => interrogate().catch((e) => say(explain(e), "error")));
   $("#read-log").addEventListener("click", readLog);
-  api("GET", "/api/session").then((s) => {
+  firstLook();
+}
+
+// The first interrogation as soon as the session is up (the server may still be connecting).
+async function firstLook() {
+  try {
+    const s = await api("GET", "/api/session");
     showSession(s);
-    return s.state === "connected" ? interrogate() : null;
-  }).catch((err) => say(explain(err), "error"));
+    if (s.state === "connecting") { setTimeout(firstLook, 100); return; }
+    if (s.state === "connected") {
+      const shown = await interrogate(true);
+      if (!shown.complete) await interrogate();
+    }
+  } catch (err) { say(explain(err), "error"); }
 }
 
 document.addEventListener("DOMContentLoaded", start);
