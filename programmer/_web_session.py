@@ -296,7 +296,11 @@ async def _refill(pump: Pump, f: dict[str, Any]) -> Change:
 
 
 async def _schedule(pump: Pump, f: dict[str, Any]) -> Change:
-    return await pump.prepare_schedule(u.steps(f.get("steps"), "schedule"))
+    steps = u.steps(f.get("steps"), "schedule")
+    most = pump.device.max_schedule_steps if pump.device else 0
+    if most and len(steps) > most:
+        raise BadInput(f"schedule: this pump takes at most {most} steps, not {len(steps)}")
+    return await pump.prepare_schedule(steps)
 
 
 async def _bolus(pump: Pump, f: dict[str, Any]) -> Change:

@@ -306,3 +306,80 @@ async def test_a_graded_exercise_done_wrong_fails_on_what_was_wrong(
     assert result["score"] == "3/6"
     assert "concentration changes" in result["warnings_overridden"][0]
     assert page.errors == []
+
+
+async def confirm_dialog(page: Any, says: str) -> None:
+    dialog = page.locator("#confirm")
+    await expect(dialog).to_be_visible()
+    await expect(page.locator("#confirm-text")).to_contain_text(says)
+    assert await page.evaluate("document.activeElement.id") == "confirm-cancel"
+    await page.click("#confirm-send")
+    await expect(dialog).to_be_hidden()
+
+
+async def finish_and_send(page: Any) -> None:
+    await expect(page.locator("#finish")).to_be_visible()
+    if await page.locator("#finish-warnings li").count():
+        await page.check("#finish-confirm")
+    await page.click("#finish-send")
+    await expect(page.locator("#finish")).to_be_hidden()
+    await expect(page.locator("#message")).to_contain_text("Sent:")
+
+
+@pytest.mark.parametrize("server", ["exercise-low-reservoir-alarm"], indirect=True)
+async def test_alarms_schedule_bolus_log_and_clock_through_the_page(
+    server: EmulatorServer, web: WebProgrammer, browser: Any
+) -> None:
+    assert server.runtime is not None
+    pump = server.runtime.device.pump
+    page = await open_page(browser, web)
+    await expect(page.locator("#summary-alarms li")).to_contain_text("low reservoir")
+
+    # alarm review: silence it (confirmed first), then acknowledge it
+    await page.click("nav button[data-panel=alarms]")
+    await page.check("input[name=alarm][value=low_reservoir]")
+    await page.fill("#alarm-form input[name=minutes]", "30 min")
+    await page.click("button[data-command=silence]")
+    await confirm_dialog(page, "for 30 min")
+    assert [a.state for a in pump.alarms()] == [fm.AlarmState.SILENCED]
+    await expect(page.locator("#summary-alarms li")).to_contain_text("silenced until")
+    await page.check("input[name=alarm][value=low_reservoir]")
+    await page.click("button[data-command=ack]")
+    await confirm_dialog(page, "Acknowledge low reservoir")
+    assert [a.state for a in pump.alarms()] == [fm.AlarmState.ACKNOWLEDGED]
+
+    # the flex schedule: too many steps are refused; three steps with the daily total shown
+    await page.click("nav button[data-panel=schedule]")
+    await expect(page.locator("#max-steps")).to_have_text("24")
+    many = "\n".join(f"{h:02d}:00=400mcg" for h in range(24)) + "\n23:30=400mcg"
+    await page.fill("textarea[name=steps]", many)
+    await page.click("#panel-schedule button[type=submit]")
+    await expect(page.locator("#panel-schedule .error")).to_contain_text("at most 24 steps")
+    await page.fill("textarea[name=steps]", "00:00=400mcg\n07:00=600mcg\n22:00=400mcg")
+    await page.click("#panel-schedule button[type=submit]")
+    await expect(row(page, "#finish-diff", "daily dose")).to_have_text("525 mcg/day")
+    await finish_and_send(page)
+    assert pump.schedule == ((0, 400_000), (420, 600_000), (1320, 400_000))
+    await expect(row(page, "#summary", "schedule")).to_contain_text("07:00 600 mcg/day")
+
+    # a clinician bolus on top of it
+    await page.click("nav button[data-panel=bolus]")
+    await page.fill("#panel-bolus input[name=dose]", "20 mcg")
+    await page.click("#panel-bolus form[data-kind=bolus] button[type=submit]")
+    await expect(row(page, "#finish-diff", "bolus")).to_contain_text("20 mcg")
+    await finish_and_send(page)
+    assert pump.status().bolus is fm.BolusKind.CLINICIAN
+
+    # the event log shows what was done, newest first
+    await page.click("nav button[data-panel=log]")
+    await expect(page.locator("#log tbody tr").first).to_contain_text("bolus started")
+    await expect(page.locator("#log tbody")).to_contain_text("alarm silenced")
+
+    # clock sync, with the clinic's zone
+    await page.click("nav button[data-panel=clock]")
+    await page.fill("#clock-form input[name=zone]", "Europe/Paris")
+    await page.click("button[data-command=clock]")
+    await confirm_dialog(page, "Europe/Paris")
+    assert pump.status().zone == "Europe/Paris"
+    await expect(row(page, "#summary", "local time")).to_contain_text("Europe/Paris")
+    assert page.errors == []
