@@ -1,6 +1,7 @@
-"""Graded exercises: a scenario's `[exercise]` part (docs/emulator.md section 14, "Graded exercises"): the task
-given to the trainee and the checks on the pump's state and log after the trainee's actions,
-the time taken and the warnings overridden. `grade()` scores a live or finished pump; the
+"""Graded exercises: a scenario's `[exercise]` part (docs/emulator.md section 14, "Graded
+exercises"): the task given to the trainee and the checks on the pump's state and log after
+the trainee's actions, the time taken and the warnings overridden.
+`grade()` scores a live or finished pump; the
 report is JSON and HTML (`write_grade`).
 
 The grader reads the emulated pump (the firmware model), never the trainee's programmer: the
