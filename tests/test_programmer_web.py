@@ -33,7 +33,9 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 @pytest.fixture
 async def server(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[EmulatorServer]:
     scenario = getattr(request, "param", "low-reservoir-alarm-day")
-    options = ServerOptions(speed_milli=1000, scenario=scenario, control=("127.0.0.1", 0))
+    options = ServerOptions(
+        speed_milli=1000, scenario=scenario, control=("127.0.0.1", 0), console=True
+    )
     async with EmulatorServer(tmp_path / "pump", options) as s:
         yield s
 
@@ -279,9 +281,17 @@ async def graded(server: EmulatorServer, tmp_path: Path) -> dict[str, Any]:
 async def test_a_graded_exercise_done_right_passes(
     server: EmulatorServer, web: WebProgrammer, browser: Any, tmp_path: Path
 ) -> None:
+    assert server.control is not None
+    console = await browser.new_page(viewport={"width": 1600, "height": 1000})
+    await console.goto(server.control.console_url + "&pump=1234")
+    progress = console.locator("#exercise-score")
+    await expect(progress).to_contain_text("in progress")  # the instructor's live view
+    await expect(console.locator("#exercise-task")).to_contain_text("Refill the pump")
     page = await open_page(browser, web)
     await expect(row(page, "#summary", "reservoir")).to_have_text("8.00 mL")
     await refill_on_the_page(page, "8 mL", "2000 mcg/mL", "20 mL")
+    await expect(progress).to_contain_text("passed: 5/5 right")
+    await expect(console.locator("#exercise-checks li.wrong")).to_have_count(0)
     result = await graded(server, tmp_path)
     assert result["passed"], result
     assert result["score"] == "6/6" and result["warnings_overridden"] == []
@@ -308,13 +318,14 @@ async def test_a_graded_exercise_done_wrong_fails_on_what_was_wrong(
     assert page.errors == []
 
 
-async def confirm_dialog(page: Any, says: str) -> None:
+async def confirm_dialog(page: Any, says: str, sent: str) -> None:
     dialog = page.locator("#confirm")
     await expect(dialog).to_be_visible()
     await expect(page.locator("#confirm-text")).to_contain_text(says)
     assert await page.evaluate("document.activeElement.id") == "confirm-cancel"
     await page.click("#confirm-send")
     await expect(dialog).to_be_hidden()
+    await expect(page.locator("#message")).to_contain_text(f"Sent: {sent}")  # the pump answered
 
 
 async def finish_and_send(page: Any) -> None:
@@ -340,12 +351,12 @@ async def test_alarms_schedule_bolus_log_and_clock_through_the_page(
     await page.check("input[name=alarm][value=low_reservoir]")
     await page.fill("#alarm-form input[name=minutes]", "30 min")
     await page.click("button[data-command=silence]")
-    await confirm_dialog(page, "for 30 min")
+    await confirm_dialog(page, "for 30 min", "silenced for 30 min")
     assert [a.state for a in pump.alarms()] == [fm.AlarmState.SILENCED]
     await expect(page.locator("#summary-alarms li")).to_contain_text("silenced until")
     await page.check("input[name=alarm][value=low_reservoir]")
     await page.click("button[data-command=ack]")
-    await confirm_dialog(page, "Acknowledge low reservoir")
+    await confirm_dialog(page, "Acknowledge low reservoir", "acknowledged")
     assert [a.state for a in pump.alarms()] == [fm.AlarmState.ACKNOWLEDGED]
 
     # the flex schedule: too many steps are refused; three steps with the daily total shown
@@ -379,7 +390,7 @@ async def test_alarms_schedule_bolus_log_and_clock_through_the_page(
     await page.click("nav button[data-panel=clock]")
     await page.fill("#clock-form input[name=zone]", "Europe/Paris")
     await page.click("button[data-command=clock]")
-    await confirm_dialog(page, "Europe/Paris")
+    await confirm_dialog(page, "Europe/Paris", "clock set")
     assert pump.status().zone == "Europe/Paris"
     await expect(row(page, "#summary", "local time")).to_contain_text("Europe/Paris")
     assert page.errors == []

@@ -238,6 +238,8 @@ async function sendFinish() {
 let command = null;
 
 function askCommand(kind, form) {
+  say("");
+  $(".error", form).hidden = true;
   const data = formData(form);
   if (kind === "ack" || kind === "silence") {
     data.alarms = $$("input[name=alarm]:checked", form).map((b) => b.value);
