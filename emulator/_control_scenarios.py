@@ -41,12 +41,14 @@ async def _reset(call: Call) -> Any:
 
 
 async def _get_exercise(call: Call) -> Any:
-    """The running exercise graded now: what the trainee got right and wrong so far."""
+    """The running exercise graded now: what the trainee got right and wrong so far (with the
+    programmer's activity in a POST: the warnings the trainee overrode too)."""
     if call.rt.exercise is None:
         raise ControlError(404, "no exercise: start or reset the pump with an exercise scenario")
     call.rt.device.advance()
     exercise, start = call.rt.exercise
-    return grade(exercise, call.rt.device.pump, start)
+    activity = call.body.get("activity") if isinstance(call.body, dict) else None
+    return grade(exercise, call.rt.device.pump, start, activity=activity)
 
 
 def _notes(call: Call) -> dict[str, Any]:
@@ -108,6 +110,28 @@ ROUTES = [
         "(404 when the pump was not started with an exercise scenario).",
         _get_exercise,
         answer=GRADE,
+    ),
+    Route(
+        "POST",
+        "/v1/pumps/{serial}/exercise",
+        "The exercise scored now with the web programmer's activity (its --activity file's "
+        "lines): the warnings the trainee confirmed are counted too.",
+        _get_exercise,
+        obj(
+            ["activity"],
+            activity={
+                "type": "array",
+                "maxItems": 10_000,
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "what": {"type": "string"},
+                        "warnings_confirmed": {"type": "array", "items": {"type": "string"}},
+                    },
+                },
+            },
+        ),
+        GRADE,
     ),
     Route(
         "POST",

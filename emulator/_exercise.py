@@ -235,8 +235,12 @@ def grade(
         )
     overridden = None
     if activity is not None:
-        overridden = [w for a in activity if a.get("what") == "sent"
-                      for w in a.get("warnings_confirmed", [])]  # fmt: skip
+        overridden = [
+            str(w)
+            for a in activity
+            if isinstance(a, dict) and a.get("what") == "sent"
+            for w in (a.get("warnings_confirmed") or [])
+        ]
         if exercise.max_warnings_overridden is not None:
             results.append(
                 {

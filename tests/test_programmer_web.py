@@ -6,9 +6,11 @@ it from the pump. ITP_UPDATE_SCREENSHOTS=1 also rewrites docs/programmer-web.png
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import json
 import os
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -271,6 +273,17 @@ async def graded(server: EmulatorServer, tmp_path: Path) -> dict[str, Any]:
     activity = read_activity(tmp_path / "activity.jsonl")
     result = grade(exercise, server.runtime.device.pump, start, activity=activity)
     assert [c["ok"] for c in live["checks"]] == [c["ok"] for c in result["checks"]][: live["total"]]
+    # what `pump-emulator ctl exercise --activity FILE --out DIR` does: the same score
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "emulator.cli", "ctl", "--url", server.control.url,
+        "--token", server.control.token, "exercise",
+        "--activity", str(tmp_path / "activity.jsonl"), "--out", str(tmp_path / "ctl"),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, err
+    assert json.loads(out)["checks"] == result["checks"]
+    assert (tmp_path / "ctl" / "grade.html").exists()
     paths = write_grade(result, tmp_path / "grade")
     assert json.loads(paths[0].read_text()) == result
     assert result["score"] in paths[1].read_text()
