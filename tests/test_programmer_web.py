@@ -407,3 +407,45 @@ async def test_alarms_schedule_bolus_log_and_clock_through_the_page(
     assert pump.status().zone == "Europe/Paris"
     await expect(row(page, "#summary", "local time")).to_contain_text("Europe/Paris")
     assert page.errors == []
+
+
+@pytest.mark.parametrize("server", ["exercise-concentration-bridge"], indirect=True)
+async def test_the_bridge_exercise_through_the_page(
+    server: EmulatorServer, web: WebProgrammer, browser: Any, tmp_path: Path
+) -> None:
+    page = await open_page(browser, web)
+    await refill_on_the_page(page, "10 mL", "2000 mcg/mL", "20 mL")
+    await page.click("nav button[data-panel=bridge]")
+    await page.fill("#panel-bridge input[name=previous]", "1000 mcg/mL")
+    await page.fill("#panel-bridge input[name=dose]", "400 mcg/day")
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#finish-diff")).to_contain_text("from the pump")  # catheter
+    await finish_and_send(page)
+    await expect(row(page, "#summary", "mode")).to_have_text("bridge")
+    result = await graded(server, tmp_path)
+    assert result["passed"], result["checks"]
+    assert len(result["warnings_overridden"]) == 1  # the concentration change, allowed here
+    assert page.errors == []
+
+
+@pytest.mark.parametrize("server", ["exercise-patient-bolus"], indirect=True)
+async def test_the_patient_bolus_exercise_through_the_page(
+    server: EmulatorServer, web: WebProgrammer, browser: Any, tmp_path: Path
+) -> None:
+    page = await open_page(browser, web)
+    await page.click("nav button[data-panel=patient_bolus]")
+    form = page.locator("#panel-patient_bolus form")
+    await form.locator("input[name=dose]").fill("0.25 mg")
+    await form.locator("input[name=lockout]").fill("120 min")
+    await form.locator("input[name=max_per_day]").fill("25")
+    await page.keyboard.press("Enter")
+    await expect(form.locator(".error")).to_contain_text("1 .. 24")  # refused, nothing sent
+    await form.locator("input[name=max_per_day]").fill("4")
+    await page.keyboard.press("Enter")
+    await expect(row(page, "#finish-diff", "lockout")).to_have_text("120 min")
+    await expect(row(page, "#finish-diff", "worst-case daily dose")).to_have_text("4 mg/day")
+    await finish_and_send(page)
+    await expect(row(page, "#summary", "patient bolus")).to_contain_text("0.25 mg over 10 min")
+    result = await graded(server, tmp_path)
+    assert result["passed"], result["checks"]
+    assert page.errors == []
