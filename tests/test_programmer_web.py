@@ -134,6 +134,8 @@ async def test_a_refill_and_a_dose_change_through_the_page(
     )
     await expect(row(page, "#finish-diff", "expected residual")).to_contain_text("mL")
     await expect(page.locator("#finish-verdict")).to_contain_text("within the limits")
+    # the new alarm dates: none while the new concentration stops the program
+    await expect(row(page, "#finish-diff", "empty")).to_have_text("when a new program is set")
     await expect(page.locator("#finish-warnings li")).to_contain_text("concentration changes")
     version = model(server).program_version
     # the warning must be confirmed: Send without it sends nothing
