@@ -2,7 +2,8 @@
 Chromium, as tests/test_console.py does): a trainee refills and changes the dose through the
 page and the emulated pump's state matches; a wrong entry is refused with a clear message and
 changes nothing; a lost link leaves the outcome UNKNOWN, never re-sent, and Reconnect resolves
-it from the pump. ITP_UPDATE_SCREENSHOTS=1 also rewrites docs/programmer-web.png."""
+it from the pump. ITP_UPDATE_SCREENSHOTS=1 also rewrites docs/programmer-web.png and
+docs/programmer-web-finish.png (the refill's Finish screen)."""
 
 from __future__ import annotations
 
@@ -137,6 +138,8 @@ async def test_a_refill_and_a_dose_change_through_the_page(
     # the new alarm dates: none while the new concentration stops the program
     await expect(row(page, "#finish-diff", "empty")).to_have_text("when a new program is set")
     await expect(page.locator("#finish-warnings li")).to_contain_text("concentration changes")
+    if os.environ.get("ITP_UPDATE_SCREENSHOTS") == "1":
+        await page.screenshot(path=ROOT / "docs" / "programmer-web-finish.png")
     version = model(server).program_version
     # the warning must be confirmed: Send without it sends nothing
     await page.click("#finish-send")
