@@ -281,7 +281,7 @@ async def graded(server: EmulatorServer, tmp_path: Path) -> dict[str, Any]:
     # what `pump-emulator ctl exercise --activity FILE --out DIR` does: the same score
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "emulator.cli", "ctl", "--url", server.control.url,
-        "--token", server.control.token, "exercise",
+        f"--token={server.control.token}", "exercise",  # a token may begin with "-"
         "--activity", str(tmp_path / "activity.jsonl"), "--out", str(tmp_path / "ctl"),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
