@@ -1,9 +1,10 @@
 """`pump-emulator ctl`: the control plane of a running emulator, from the shell.
 
 Each action (`state`, `speed`, `pause`, `resume`, `advance`, `fault`, `reservoir`, `aspirate`,
-`link`) is one HTTP JSON call on `--url` with the bearer `--token` (or ITP_CONTROL_URL and
-ITP_CONTROL_TOKEN, as printed by `serve --control`); `_request` maps an action and its options to
-that call's method, path and body. Without `--serial` the first pump listed is steered. The
+`link`, `exercise`) is one HTTP JSON call on `--url` with the bearer `--token` (or
+ITP_CONTROL_URL and ITP_CONTROL_TOKEN, as printed by `serve --control`); `_request` maps an
+action and its options to that call's method, path and body (`exercise --out DIR` also writes
+the grade's JSON and HTML report). Without `--serial` the first pump listed is steered. The
 answer is printed as JSON; the exit code is 0 for 200, 2 for 400 or missing options, 4 when the
 plane cannot be reached, 5 when the token is refused, 1 otherwise.
 """
@@ -17,6 +18,7 @@ import re
 import sys
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import firmware_model as fm
 
@@ -53,6 +55,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     li.add_argument("--corrupt", type=float)
     li.add_argument("--delay-ms", type=int)
     li.add_argument("--cut", action="store_true")
+    ex = acts.add_parser("exercise", help="score the running exercise (JSON; --out: + HTML)")
+    ex.add_argument("--activity", help="the web programmer's --activity file (warnings counted)")
+    ex.add_argument("--out", help="write grade.json and grade.html in this directory")
 
 
 def ctl(args: argparse.Namespace) -> int:
@@ -98,8 +103,17 @@ def ctl(args: argparse.Namespace) -> int:
             )
             return 2
     with shown_after(f"pump {serial}: {args.action}..."):  # an advance over months, a reset
-        status, out = call(*_request(args, f"/v1/pumps/{serial}"))
+        try:
+            status, out = call(*_request(args, f"/v1/pumps/{serial}"))
+        except ValueError as exc:  # the activity file: not JSON lines
+            print(f"pump-emulator ctl: {exc}", file=sys.stderr)
+            return 2
     print(json.dumps(out, indent=2))
+    if args.action == "exercise" and args.out and status == 200 and isinstance(out, dict):
+        from ._exercise import write_grade
+
+        for path in write_grade(out, Path(args.out)):
+            print(f"wrote {path}", file=sys.stderr)
     return 0 if status == 200 else (2 if status == 400 else 1)
 
 
@@ -139,6 +153,16 @@ def _request(args: argparse.Namespace, base: str) -> tuple[str, str, object]:
         return "PUT", base + "/reservoir", {"true_volume_nl": round(args.ml * 1e6)}
     if a == "aspirate":
         return "POST", base + "/catheter/aspirate", None
+    if a == "exercise":
+        if not args.activity:
+            return "GET", base + "/exercise", None
+        from ._exercise import read_activity
+
+        try:
+            activity = read_activity(Path(args.activity))
+        except OSError as exc:
+            raise ValueError(f"cannot read {args.activity}: {exc.strerror}") from None
+        return "POST", base + "/exercise", {"activity": activity}
     impairment: dict[str, object] = {}  # link
     for key in ("drop", "duplicate", "corrupt"):
         if getattr(args, key) is not None:

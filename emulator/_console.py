@@ -49,6 +49,7 @@ FINE_FILL_MS = 2 * fm.DAY_MS  # the end of a jump is sampled at every rate chang
 FILES = {
     "index.html": "text/html; charset=utf-8",
     "console.js": "text/javascript; charset=utf-8",
+    "exercise.js": "text/javascript; charset=utf-8",
     "console.css": "text/css; charset=utf-8",
     "favicon.svg": "image/svg+xml",
 }

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._control_api import Call, ControlError, Route, answer, obj
+from ._control_api import Call, ControlError, Route, answer, nullable, obj
 from ._control_state import STATE, done
 from ._device import ControlCode
+from ._exercise import grade, start_of
 from ._narration import MAX_TEXT, as_json
 
 
@@ -35,7 +36,19 @@ async def _reset(call: Call) -> Any:
     if failure is not None:
         raise ControlError(409, failure)
     call.plane.hub.narration_of(call.rt.serial).schedule(narration(scenario), pump.now)
+    call.rt.exercise = (scenario.exercise, start_of(pump)) if scenario.exercise else None
     return done(call, ControlCode.RESET, 0)
+
+
+async def _get_exercise(call: Call) -> Any:
+    """The running exercise graded now: what the trainee got right and wrong so far (with the
+    programmer's activity in a POST: the warnings the trainee overrode too)."""
+    if call.rt.exercise is None:
+        raise ControlError(404, "no exercise: start or reset the pump with an exercise scenario")
+    call.rt.device.advance()
+    exercise, start = call.rt.exercise
+    activity = call.body.get("activity") if isinstance(call.body, dict) else None
+    return grade(exercise, call.rt.device.pump, start, activity=activity)
 
 
 def _notes(call: Call) -> dict[str, Any]:
@@ -74,7 +87,52 @@ NOTES = answer(
 )
 
 
+GRADE = answer(
+    task={"type": "string"},
+    passed={"type": "boolean"},
+    score={"type": "string", "description": "right/total"},
+    right={"type": "integer"},
+    total={"type": "integer"},
+    checks={
+        "type": "array",
+        "items": answer(check={"type": "string"}, ok={"type": "boolean"}, found={"type": "string"}),
+    },
+    minutes_taken={"type": "number", "description": "pump clock, start to the last change"},
+    warnings_overridden=nullable({"type": "array", "items": {"type": "string"}}),
+    pump={"type": "object"},
+)
+
 ROUTES = [
+    Route(
+        "GET",
+        "/v1/pumps/{serial}/exercise",
+        "The scenario's graded exercise, scored now against the pump's state and log "
+        "(404 when the pump was not started with an exercise scenario).",
+        _get_exercise,
+        answer=GRADE,
+    ),
+    Route(
+        "POST",
+        "/v1/pumps/{serial}/exercise",
+        "The exercise scored now with the web programmer's activity (its --activity file's "
+        "lines): the warnings the trainee confirmed are counted too.",
+        _get_exercise,
+        obj(
+            ["activity"],
+            activity={
+                "type": "array",
+                "maxItems": 10_000,
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "what": {"type": "string"},
+                        "warnings_confirmed": {"type": "array", "items": {"type": "string"}},
+                    },
+                },
+            },
+        ),
+        GRADE,
+    ),
     Route(
         "POST",
         "/v1/pumps/{serial}/reset",

@@ -167,6 +167,7 @@ class Runtime:
         self._closed = False
         self._planned_ms = 0  # monotonic ms the clock task plans to wake at
         self.impairment = Impairment()
+        self.exercise: Any = None  # (Exercise, Start): a scenario's graded exercise running
         self._rng = random.Random()
         self._senders: dict[str, Callable[[bytes], None]] = {}
         # called after a frame changed the pump (a programmer's command): the console's streams

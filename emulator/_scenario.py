@@ -19,6 +19,7 @@ from typing import Any
 import firmware_model as fm
 
 from . import _scenario_report, _scenario_units
+from ._exercise import Exercise, parse_exercise
 from ._scenario_report import check
 from ._scenario_units import _enum, concentration, duration_ms, mass_ng, volume_nl
 
@@ -88,6 +89,7 @@ class Scenario:
     catheter_volume_nl: int | None = None  # None: the model's default (85 cm)
     catheter_primed: bool = False  # an existing patient: the fluid path holds the drug at 0d
     serial_named: bool = False  # [pump] serial given: `serve --scenario` serves that serial
+    exercise: Exercise | None = None  # a graded exercise for a trainee (emulator/_exercise.py)
 
     def new_pump(self, *, now_ms: int, serial: int | None = None) -> fm.Pump:
         """The scenario's pump, powering on at `now_ms`, with its catheter."""
@@ -159,7 +161,7 @@ def load_scenario(source: str | Path) -> Scenario:
 
 
 def parse_scenario(data: dict[str, Any]) -> Scenario:
-    known = {"name", "description", "pump", "run", "timeline", "expect"}
+    known = {"name", "description", "pump", "run", "timeline", "expect", "exercise"}
     extra = set(data) - known
     if extra:
         raise ScenarioError(f"unknown section(s): {', '.join(sorted(extra))}")
@@ -234,6 +236,7 @@ def parse_scenario(data: dict[str, Any]) -> Scenario:
         catheter_volume_nl=catheter_nl,
         catheter_primed=primed,
         serial_named="serial" in pump,
+        exercise=parse_exercise(data["exercise"]) if "exercise" in data else None,
     )
     if scenario.sample_ms < fm.MS_PER_MIN:
         raise ScenarioError("run.sample_every must be at least 1m")

@@ -19,6 +19,7 @@ import protocol as p
 
 from ._control import ControlPlane
 from ._device import PumpDevice
+from ._exercise import start_of
 from ._keys import key_path
 from ._mqtt import MqttLink, MqttSettings
 from ._runtime import Runtime, open_device
@@ -110,6 +111,8 @@ class EmulatorServer:
             else None
         )
         self.runtime = rt = Runtime(device, trace=trace)
+        if o.scenario is not None and scenario.exercise is not None:
+            rt.exercise = (scenario.exercise, start_of(device.pump))
         try:
             if o.port is not None:
                 self.serial_port = SerialPortLink(rt, o.port, baud=o.baud)

@@ -1,5 +1,6 @@
 """The refill Finish screen: record a refill (RECORD_REFILL) with the expected residual, the
-discrepancy and the delivery ratio, a warning beyond the limits, and the new alarm volume."""
+discrepancy and the delivery ratio, a warning beyond the limits, the new alarm volume and the
+new low-reservoir and empty dates."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ from typing import TYPE_CHECKING
 import protocol as p
 
 from . import calc
-from ._change import Change, command, read_context
+from ._change import Change, Row, alarm_rows, command, read_context
 from ._errors import BadInput
-from ._show import conc, ml
+from ._show import conc, date, ml
 
 if TYPE_CHECKING:
     from ._pump import Pump
@@ -80,6 +81,7 @@ async def prepare_refill(
             conc(new_conc, new_unit),
         ),
         ("low-reservoir alarm at", ml(st.low_reservoir_threshold_nl), ml(threshold)),
+        *_new_dates(st, added_nl, threshold, stops=changes_conc and old.drug is not p.Drug.NONE),
     ]
     msg = command(
         pump,
@@ -113,3 +115,20 @@ async def _last_fill_nl(pump: Pump, st: p.Status) -> int:
             return 0
         end = start
     return 0
+
+
+def _new_dates(st: p.Status, added_nl: int, threshold_nl: int, *, stops: bool) -> list[Row]:
+    """The low-reservoir and empty dates after the refill at the rate running now (none while
+    a new concentration stops the program)."""
+    if stops:
+        after = "when a new program is set"
+        return [("low-reservoir alarm", date(st.low_reservoir_at_ms), after),
+                ("empty", date(st.empty_at_ms), after)]  # fmt: skip
+    rate = st.current_rate_nl_per_day
+    low = calc.time_to_volume_ms(added_nl, threshold_nl, rate)
+    empty = calc.time_to_volume_ms(added_nl, 0, rate)
+    return alarm_rows(
+        st,
+        None if low is None else st.pump_time_ms + low,
+        None if empty is None else st.pump_time_ms + empty,
+    )

@@ -457,10 +457,12 @@ class Pump:
                 yield record
             cursor, more = page.next_cursor, page.more and bool(page.events)
 
-    async def interrogate(self) -> Interrogation:
+    async def interrogate(self, status: p.Status | None = None) -> Interrogation:
+        """Everything a clinician reviews, read in one go (with `status`: that STATUS, just
+        read, and the rest)."""
         assert self.device is not None
         clinician = self.role is p.Role.CLINICIAN
-        status = await self.status()
+        status = await self.status() if status is None else status
         return Interrogation(
             device=self.device,
             status=status,

@@ -401,6 +401,29 @@ COMMANDS = {
 }
 
 
+async def _web(args: argparse.Namespace) -> int:
+    from ._web import serve
+    from ._web_session import WebSession
+
+    connection = args.connect or os.environ.get("ITP_CONNECT")
+    key = args.key or os.environ.get("ITP_KEY_FILE")
+    if not connection or not key:
+        raise BadInput("give --connect and --key (or ITP_CONNECT and ITP_KEY_FILE)")
+    if args.role != "clinician":
+        raise BadInput("the web programmer is the clinician's: --role clinician")
+    session = WebSession(
+        connection, Path(key), journal=args.journal, timeout_s=args.timeout, activity=args.activity
+    )
+
+    def ready(url: str) -> None:
+        print(f"web programmer: open {url}", flush=True)
+        if session.state != "connected":
+            print(f"pump-programmer: not connected yet: {session.detail}", file=sys.stderr)
+
+    await serve(session, port=args.port, ready=ready)
+    return 0
+
+
 def replay(path: Path, as_json: bool) -> int:
     """Print an emulator trace (`pump-emulator serve --trace`): every frame, decoded."""
     try:
@@ -518,6 +541,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub.add_parser("suspend", parents=[common], help="stop delivery until resume")
     sub.add_parser("resume", parents=[common], help="resume the program")
+    w = sub.add_parser("web", parents=[common], help="the clinician programmer on a web page")
+    w.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: any free)")
+    w.add_argument("--activity", type=Path, help="append the trainee's actions here (JSON lines)")
     r = sub.add_parser("replay", help="print an emulator trace file, decoded")
     r.add_argument("trace", type=Path)
     r.add_argument("--json", action="store_true")
@@ -545,6 +571,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "decode":
             code = decode(" ".join(args.hex) if args.hex else sys.stdin.read())
+        elif args.command == "web":
+            code = asyncio.run(_web(args))
         elif args.command == "replay":
             code = replay(args.trace, args.json)
         else:

@@ -140,3 +140,11 @@ def test_ci_runs_exactly_the_readme_test_command() -> None:
     assert "pump-emulator" in install_and_run
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").strip().splitlines()
     assert ci[-1] == test_command
+
+
+def test_web_programmer_benchmark_runs() -> None:
+    """Smoke test only: time to the first interrogation on screen is measured by
+    bench/web_first_interrogation.py, never asserted here."""
+    r = _run(sys.executable, "bench/web_first_interrogation.py", "--quick")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "ratio web summary / baseline" in r.stdout
