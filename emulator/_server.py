@@ -111,7 +111,7 @@ class EmulatorServer:
             else None
         )
         self.runtime = rt = Runtime(device, trace=trace)
-        if o.scenario is not None and scenario.exercise is not None:
+        if scenario is not None and scenario.exercise is not None:
             rt.exercise = (scenario.exercise, start_of(device.pump))
         try:
             if o.port is not None:
