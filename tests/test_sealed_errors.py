@@ -20,6 +20,7 @@ import programmer
 import protocol as p
 from emulator import EmulatorServer, MqttSettings, ServerOptions
 from emulator.testing import Broker
+from programmer._links import MqttLink
 from protocol._session import REPLAY_WINDOW
 
 from .helpers import PUMP_ID, Pair, dose, only_frame, recrc
@@ -300,7 +301,8 @@ async def test_forged_plain_errors_on_mqtt_change_no_outcome(
                 journal=tmp_path / "journal.sqlite",
             ) as pump,
         ):
-            queue = pump.link._in
+            assert isinstance(pump.link, MqttLink)
+            queue = pump.link._in  # the programmer's inbox: the forgery is in it first
 
             async def on_the_broker(data: bytes) -> None:
                 before = queue.qsize()
