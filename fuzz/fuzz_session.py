@@ -116,6 +116,11 @@ def _unchanged_but_expired(
         assert _expired(before[sid], policy, now_ms), ("session ended", sid, before[sid])
 
 
+def _known(pump: p.PumpSecurity, session_id: int) -> bool:
+    """The pump can still seal in this session: live, or one of its remembered ended ones."""
+    return session_id in pump._sessions or session_id in pump._retired
+
+
 def _check_reply(data: bytes, sealed: bool) -> None:
     reply = only_frame(data)
     assert reply.from_pump and reply.pump_id == PUMP_ID, reply
@@ -132,8 +137,9 @@ def _one_frame(pump: p.PumpSecurity, frame: p.Frame, now_ms: int, live: list[Exc
         assert isinstance(err, p.ProtocolError) and isinstance(err.code, p.ErrorCode), err
         assert (result.reply is None) == err.silent, result
         if result.reply is not None:
-            # Sealed only inside a session the frame was verified in.
-            _check_reply(result.reply, sealed=role is not None and frame.session_id in after)
+            # Sealed exactly when the frame verifies under the key of a session the pump still
+            # knows, live or recently ended (protocol 1.1: protocol.md section 10).
+            _check_reply(result.reply, sealed=role is not None and _known(pump, frame.session_id))
         if role is None:
             _unchanged_but_expired(before, after, pump.policy, now_ms)
         return

@@ -6,9 +6,13 @@ Theory of operation
 speed factor), runs the handshake, then resolves the journal's unfinished commands for this
 pump with GET_COMMAND_STATUS. Every request is sealed with a fresh seq and counter and answered
 by the frame with the same seq (a late answer to an earlier attempt of the same request counts
-too). On a timeout the request is sent again, resealed; a command keeps its command id, which
-the journal holds from before the first send. If the pump says the session ended, a new
-handshake runs and the same request goes again. When the retries are spent, a command's fate is
+too). Only sealed frames of our session that pass its checks (tag, replay window) are
+answers: a plain ERROR about a sealed request is counted and ignored (anyone on the line can
+forge one), and so is a replayed or forged sealed frame. On a timeout the request is sent again,
+resealed; a command keeps its command id, which the journal holds from before the first send.
+If the pump says (sealed) the session ended, or the request timed out after a plain
+session-lost ERROR (a pump restart forgets sessions), a new handshake runs and the same request
+goes again. When the retries are spent, a command's fate is
 asked with GET_COMMAND_STATUS; if that fails too, `OutcomeUnknown` is raised and the journal
 keeps the id for the next connection. Nothing is ever re-sent under a new id.
 
@@ -47,6 +51,8 @@ from . import (
     _finish_refill,
     _finish_schedule,
 )
+from ._answers import answers as _answers
+from ._answers import sealed_exchange
 from ._change import Change  # noqa: F401 (its old home: programmer._pump.Change)
 from ._diagnosis import BUSY_LIMIT_S, busy_stuck, foreign_answer, online_listing
 from ._errors import (
@@ -116,6 +122,8 @@ class Pump:
         self.handshakes = 0
         self.resends = 0
         self._foreign: int | None = None  # serial of a pump that said our frame was not for it
+        self.plain_errors_ignored = 0  # plain ERRORs about a sealed request: never its outcome
+        self.frames_refused = 0  # pump frames that failed a session check (tag, replay window)
 
     # --- session --------------------------------------------------------------------------
 
@@ -303,18 +311,16 @@ class Pump:
                 await self._handshake()
             seq = self._next_seq()
             seqs.add(seq)
-            frame = await self._exchange(sec.seal(msg, seq=seq), seqs)
-            if frame is None:
+            answer, hint = await self._sealed_exchange(sec.seal(msg, seq=seq), seqs, msg)
+            if answer is None:
                 attempt += 1
                 self.resends += 1
+                if hint is not None and hint.code in _SESSION_LOST:
+                    # Only a hint (anyone can forge a plain error), taken after the timeout
+                    # found no sealed answer: the pump may have restarted and forgotten the
+                    # session. A new handshake, then the same request (same command id).
+                    sec.forget()
                 continue
-            try:
-                event = sec.receive(frame) if frame.authenticated else None
-            except p.ProtocolError:
-                event = None  # not a frame of ours: a late or forged one
-            answer = event.message if isinstance(event, p.Response) else None
-            if answer is None and not frame.authenticated:
-                answer = _plain_error(frame)  # the pump could not use our session
             if isinstance(answer, p.Error) and answer.code is p.ErrorCode.BUSY:
                 if busy_until is None:
                     await self._busy_can_end(answer, msg)
@@ -323,8 +329,6 @@ class Pump:
                     await asyncio.sleep(BUSY_WAIT_S)
                     continue
             attempt += 1
-            if answer is None or not _answers(answer, msg):
-                continue  # not about this request: a late, forged or noise-drawn frame
             if isinstance(answer, p.Error):
                 if answer.code in _SESSION_LOST:
                     sec.forget()  # the pump lost our session: handshake, same request again
@@ -332,6 +336,11 @@ class Pump:
                 raise Refused(answer, msg.NAME)
             return answer
         raise Unreachable(f"pump {self.serial} did not answer {msg.NAME} on {self.address}")
+
+    async def _sealed_exchange(
+        self, data: bytes, seqs: set[int], msg: p.Message
+    ) -> tuple[p.Message | None, p.Error | None]:
+        return await sealed_exchange(self, data, seqs, msg)
 
     async def _busy_can_end(self, busy: p.Error, msg: p.Message) -> None:
         """First BUSY of a request: read the pump's speed afresh (the trainer may have paused
@@ -551,28 +560,6 @@ class Pump:
     prepare_patient_bolus = _finish_patient_bolus.prepare_patient_bolus
     prepare_refill = _finish_refill.prepare_refill
     prepare_alarm_settings = _finish_alarm_settings.prepare_alarm_settings
-
-
-def _answers(answer: p.Message, request: p.Message) -> bool:
-    """Whether an ERROR is about `request`. Line noise in a request's message id draws an
-    UNKNOWN_MESSAGE for that id (docs/protocol.md section 10): it is not this request's fate."""
-    if not isinstance(answer, p.Error):
-        return True
-    if answer.request_msg_id not in (0, request.MSG_ID):
-        return False
-    cid = getattr(request, "command_id", None)
-    return answer.command_id in (bytes(16), cid)
-
-
-def _plain_error(frame: p.Frame) -> p.Error | None:
-    """A plain ERROR frame; anything else unsealed answering a sealed request is a forgery."""
-    if frame.msg_id != p.Error.MSG_ID:
-        return None
-    try:
-        error = frame.decode()
-    except p.MessageError:
-        return None
-    return error if isinstance(error, p.Error) else None
 
 
 def _outcome(status: p.CommandStatus) -> str | None:

@@ -1,8 +1,14 @@
 """The host's end of one pump session: `HostSecurity` runs the handshake (hello, then the
 CONFIRM it computes from the pump's CHALLENGE after checking the pump proved the role key), seals
 commands in the session, encodes the few OPEN messages plainly, and verifies every frame the
-pump sends (`Send`, `Established` or `Response`; anything else raises a `ProtocolError` and
-changes nothing). Sans-I/O: the caller moves the bytes (programmer/ does, over pty or MQTT).
+pump sends (`Send`, `Established`, `Response` or `Unsealed`; anything else raises a
+`ProtocolError` and changes nothing). Sans-I/O: the caller moves the bytes (programmer/ does,
+over pty or MQTT).
+
+Host rules (protocol.md sections 5 and 10): every sealed pump frame passes this end's replay
+window (the pump's: 64 frames, RFC 4303) before it counts; a plain `ERROR` that arrives while a
+session is established is `Unsealed`, never a `Response`: anyone on the line or the broker can
+forge one, so it is never the outcome of a sealed request (counted in `plain_errors`).
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from ._enums import Role
 from ._errors import AuthFailed, HandshakeFailed, NotAuthenticated, WrongDirection, WrongPump
 from ._frame import Frame, encode_frame
 from ._keys import NONCE_SIZE, RandBytes, SecretKey, handshake_tags, session_keys, transcript
-from ._messages import Challenge, Confirm, Hello, SessionEnded, SessionReady
+from ._messages import Challenge, Confirm, Error, Hello, SessionEnded, SessionReady
 from ._schema import Access, Direction, Message
 
 
@@ -42,7 +48,18 @@ class Response:
     frame: Frame
 
 
-HostEvent = Send | Established | Response
+@dataclasses.dataclass(frozen=True)
+class Unsealed:
+    """A plain ERROR received while a session is established: not an outcome of any sealed
+    request (the pump seals every answer it can attribute to the session). A caller may take
+    it as a hint only: a session-lost code (the pump restarted and forgot the session) after
+    its request timed out without a sealed answer, or UNKNOWN_MESSAGE from an older pump."""
+
+    message: Error
+    frame: Frame
+
+
+HostEvent = Send | Established | Response | Unsealed
 
 
 class HostSecurity:
@@ -68,6 +85,7 @@ class HostSecurity:
         self._hello_seq = 0
         self._pending: tuple[int, _Channel] | None = None
         self._channel: _Channel | None = None
+        self.plain_errors = 0  # plain ERROR frames received (and not believed) in a session
 
     @property
     def established(self) -> bool:
@@ -118,6 +136,9 @@ class HostSecurity:
             message = frame.decode()
             if isinstance(message, Challenge):
                 return self._challenge(message)
+            if isinstance(message, Error) and self._channel is not None:
+                self.plain_errors += 1
+                return Unsealed(message, frame)
             return Response(message, frame)
         channel = self._channel
         if channel is None and self._pending is not None and self._pending[0] == frame.session_id:

@@ -24,6 +24,7 @@ from ._errors import (
     HandshakeLocked,
     NotAuthenticated,
     ProtocolError,
+    Replayed,
     RoleForbidden,
     SessionExpired,
     WrongDirection,
@@ -229,7 +230,16 @@ class PumpSecurity:
                     return Reply(data, "session_ended", info)
             return Request(message, frame, info)
         except ProtocolError as exc:
-            return Rejected(exc, frame, self._error_reply(exc, frame, channel, message))
+            sealer = (
+                channel if channel is not None and channel.session_id in self._sessions else None
+            )
+            if (
+                sealer is None
+                and frame.authenticated
+                and not isinstance(exc, Replayed | AuthFailed)
+            ):
+                sealer = self._attribute(frame)
+            return Rejected(exc, frame, self._error_reply(exc, frame, sealer, message))
 
     def reply(self, request: Request, message: Message) -> bytes:
         """Encode the answer to `request`: sealed in its session, echoing its seq."""
@@ -258,6 +268,17 @@ class PumpSecurity:
             return SessionEndReason.COUNTER_EXHAUSTED
         return None
 
+    def _attribute(self, frame: Frame) -> _Channel | None:
+        """The session whose key the refused sealed `frame` verifies under: a live one, or one
+        of the last RETIRED_SESSIONS ended ones (its late frames are told SESSION_EXPIRED in it).
+        The refusal is then sealed in that session (protocol.md section 10): only the pump can
+        produce it, so a host never has to believe a plain error about its session."""
+        channel = self._sessions.get(frame.session_id)
+        if channel is None:
+            retired = self._retired.get(frame.session_id)
+            channel = retired[0] if retired is not None else None
+        return channel if channel is not None and channel.authentic(frame) else None
+
     def _verify(self, frame: Frame, now_ms: int) -> _Channel:
         channel = self._sessions.get(frame.session_id)
         if channel is None:
@@ -271,7 +292,11 @@ class PumpSecurity:
         reason = self._expired(channel, now_ms)
         if reason is not None:
             self._end(channel, reason)
-            raise SessionExpired("the session expired: run a new handshake")
+            if not channel.authentic(frame):
+                raise AuthFailed("authentication failed")
+            raise SessionExpired(
+                f"the session ended ({reason.name.lower().replace('_', ' ')}): run a new handshake"
+            )
         channel.verify(frame)
         channel.last_ms = now_ms
         return channel
@@ -376,14 +401,19 @@ class PumpSecurity:
         self,
         exc: ProtocolError,
         frame: Frame,
-        channel: _Channel | None,
+        sealer: _Channel | None,
         message: Message | None,
     ) -> bytes | None:
+        """The refusal, sealed in `sealer` (the session the frame is attributed to) or plain
+        when no session can be named (protocol.md section 10 lists those cases)."""
         if exc.silent:
             return None
         err = _error_message(exc.code, exc.detail, frame, message)
-        if channel is not None and channel.session_id in self._sessions:
-            return channel.seal(err, pump_id=self.pump_id, seq=frame.seq, from_pump=True)
+        if sealer is not None:
+            try:
+                return sealer.seal(err, pump_id=self.pump_id, seq=frame.seq, from_pump=True)
+            except SessionExpired:
+                pass  # its counter is spent: nothing more can be sealed in it
         return encode_frame(err, pump_id=self.pump_id, seq=frame.seq, from_pump=True)
 
 

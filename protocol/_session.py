@@ -33,7 +33,7 @@ replay window), `_channel.py` (one session's keys, counters and window, as held 
 from __future__ import annotations
 
 from ._channel import MAX_COUNTER, Mac, SessionInfo, _Channel, keyed_mac
-from ._host_session import Established, HostEvent, HostSecurity, Response, Send
+from ._host_session import Established, HostEvent, HostSecurity, Response, Send, Unsealed
 from ._keys import (
     HKDF_INFO_PREFIX,
     KEY_SIZE,
@@ -80,6 +80,7 @@ __all__ = [
     "Send",
     "SessionInfo",
     "SessionPolicy",
+    "Unsealed",
     "_Channel",
     "handshake_tags",
     "hkdf_sha256",

@@ -188,6 +188,7 @@ class Host:
         self.asking_status = False
         self.resolving = [op for op in self.ops if op.outcome == "pending"]
         self.request_msg_id = 0
+        self.lost_hint = False  # a plain AUTH_FAILED / SESSION_EXPIRED came during the wait
 
     def _next_seq(self) -> int:
         self.seq = (self.seq % 0xFFFF) + 1
@@ -200,6 +201,9 @@ class Host:
         sim = self.sim
         if self.waiting and sim.now_ns - self.sent_at < REPLY_TIMEOUT_NS:
             return
+        if self.waiting and self.lost_hint and self.sec.established:
+            self.sec.forget()  # timed out after a plain session-lost error: a new handshake
+        self.lost_hint = False
         if not self.sec.established:
             self.waiting = {}
             seq = self._next_seq()
@@ -285,9 +289,10 @@ class Host:
                 err = item.decode()
                 assert isinstance(err, p.Error)
                 if err.code in (p.ErrorCode.AUTH_FAILED, p.ErrorCode.SESSION_EXPIRED):
-                    self.sec.forget()  # the pump lost our session (restart, idle limit)
-                    self.waiting = {}
-                continue  # plain errors never settle a sealed request
+                    # The pump may have lost our session (a restart): a hint only, since
+                    # anyone can forge a plain error; acted on if the wait times out.
+                    self.lost_hint = True
+                continue  # plain errors never settle a sealed request (protocol.md section 10)
             try:
                 event = self.sec.receive(item)
             except p.ProtocolError:
@@ -305,6 +310,10 @@ class Host:
         if isinstance(msg, p.Error):
             if msg.request_msg_id != self.request_msg_id:
                 return  # noise drew an answer about another message (protocol.md section 10)
+            if msg.code in (p.ErrorCode.AUTH_FAILED, p.ErrorCode.SESSION_EXPIRED):
+                self.sec.forget()  # sealed: the pump ended our session (idle or lifetime limit)
+                self.waiting = {}
+                return
             if msg.code in (p.ErrorCode.BUSY, p.ErrorCode.STORAGE_FAILURE):
                 self.waiting = {}  # try again (same command id)
                 return

@@ -118,6 +118,13 @@ def test_roundtrip_benchmark_runs() -> None:
     assert "pty status / floor" in r.stdout and "mqtt status / floor" in r.stdout
 
 
+def test_session_renewal_benchmark_runs() -> None:
+    """Smoke test only: the cost of renewing a forgotten session is measured, not asserted."""
+    r = _run(sys.executable, "bench/session_renewal.py", "--quick")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "ratio forgotten / in session" in r.stdout and "plain errors ignored: 1" in r.stdout
+
+
 def test_console_benchmark_runs() -> None:
     """Smoke test only: the console's load time is measured by bench/console.py, not here."""
     r = _run(sys.executable, "bench/console.py", "--quick")

@@ -319,7 +319,12 @@ def test_sessions_expire_when_idle_and_at_end_of_life() -> None:
     pair.now_ms += policy.idle_timeout_ms + 1  # one millisecond past it: gone
     result = pair.send(dose(2))
     assert isinstance(result, p.Rejected) and isinstance(result.error, p.SessionExpired)
-    assert result.reply is not None and not only_frame(result.reply).authenticated
+    # Protocol 1.1 (issue 16): the refusal is sealed in the session it ended, so the host
+    # can believe it (a plain SESSION_EXPIRED is anyone's forgery).
+    assert result.reply is not None and only_frame(result.reply).authenticated
+    told = pair.to_host(result.reply)
+    assert isinstance(told, p.Response) and isinstance(told.message, p.Error)
+    assert told.message.code is p.ErrorCode.SESSION_EXPIRED
     assert pair.pump.sessions == []
     # Lifetime: active every 9 minutes (never idle), yet over after 60 minutes.
     start = pair.now_ms
