@@ -59,7 +59,8 @@ class DeliveryMixin(PumpCore):
         s = self._s
         if s.drug is Drug.NONE or s.battery is BatteryState.END_OF_SERVICE:
             return True
-        return any(r.alarm in _HALTING for r in s.alarms)
+        alarms = s.alarms
+        return bool(alarms) and any(r.alarm in _HALTING for r in alarms)
 
     def _replan(self) -> None:
         """Recompute the basal rate function after any change of state."""
@@ -87,11 +88,17 @@ class DeliveryMixin(PumpCore):
 
     def _schedule_profile(self) -> RateProfile:
         s = self._s
+        last = self._last_schedule
+        # the same step list as last time (lists are replaced, never changed in place; this
+        # one is held here, so its id cannot be reused) at the same concentration
+        if last is not None and last[0] is s.steps and last[1] == s.conc_ng_per_ml:
+            return last[2]
         key = (s.conc_ng_per_ml, *s.steps)
         prof = self._step_cache.get(key)
         if prof is None:
             prof = RateProfile.steps([(m, self._rate_for(d, s.conc_ng_per_ml)) for m, d in s.steps])
             self._cache(key, prof)
+        self._last_schedule = (s.steps, s.conc_ng_per_ml, prof)
         return prof
 
     def _plus(self, prof: RateProfile, extra: int) -> RateProfile:
@@ -187,7 +194,7 @@ class DeliveryMixin(PumpCore):
         s = self._s
         vol = 0
         if self._basal is not None:
-            off = self._tod_off
+            off = s.clock_offset_ms + s.utc_offset_ms  # self._tod_off, inlined
             vol = (s.basal_carry + self._basal.integral(s.now + off, x + off)) // DAY_MS
         b = s.bolus
         if b is not None:
@@ -200,7 +207,7 @@ class DeliveryMixin(PumpCore):
         if need <= 0:
             return s.now
         if s.bolus is None and self._basal is not None:
-            off = self._tod_off
+            off = s.clock_offset_ms + s.utc_offset_ms  # self._tod_off, inlined
             c = self._basal.reach(s.now + off, need * DAY_MS - s.basal_carry)
             if c is None or c - off > bound:
                 return None
@@ -228,7 +235,7 @@ class DeliveryMixin(PumpCore):
             return
         p = 0
         if self._basal is not None:
-            off = self._tod_off
+            off = s.clock_offset_ms + s.utc_offset_ms  # self._tod_off, inlined
             p, s.basal_carry = divmod(
                 s.basal_carry + self._basal.integral(s.now + off, x + off), DAY_MS
             )
@@ -342,7 +349,7 @@ class DeliveryMixin(PumpCore):
         extra = 0
         if p.enabled and s.conc_ng_per_ml:
             extra = p.max_per_24h * (p.dose_ng * NL_PER_ML // s.conc_ng_per_ml)
-        off = self._tod_off
+        off = s.clock_offset_ms + s.utc_offset_ms  # self._tod_off, inlined
         t = s.now
         acc = s.basal_carry  # nL*ms/day
         basal = self._basal
