@@ -245,11 +245,15 @@ class MqttLink:
             rt.device.refuse_retained()
             rt.poke()
             self.retained_refused += 1
-            client.publish_nowait(message.topic, b"", qos=1, retain=True)
+            with contextlib.suppress(aiomqtt.MqttError):  # cleared by the next one if dropped
+                client.publish_nowait(message.topic, b"", qos=1, retain=True)
             return
         rsp = self.topics["rsp"]
         for reply in rt.feed_frame(self.name, payload):
-            client.publish_nowait(rsp, reply, qos=1)
+            try:
+                client.publish_nowait(rsp, reply, qos=1)
+            except aiomqtt.MqttError:  # over WireClient.max_queued: a flood, answer dropped
+                log.debug("mqtt: answer dropped, %s publishes wait", client.max_queued)
 
     def send_later(self, data: bytes) -> None:
         """An answer an impaired link held back: publish it when its time comes."""

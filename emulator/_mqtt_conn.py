@@ -30,6 +30,7 @@ import aiomqtt
 from . import _mqtt_wire as w
 
 CONNECT_TIMEOUT_S = 5.0
+MAX_QUEUED = 4096  # QoS 1 publishes held beyond the broker's Receive Maximum, at most
 
 
 class WireError(aiomqtt.MqttError):
@@ -118,6 +119,8 @@ class WireClient:
         self.closed: asyncio.Future[None] = self._loop.create_future()
         self._acks: dict[int, asyncio.Future[int]] = {}  # mid -> PUBACK/SUBACK reason
         self._waiting: collections.deque[tuple[int, bytes]] = collections.deque()
+        self.max_queued = MAX_QUEUED
+        self.dropped = 0  # QoS 1 publishes refused because `max_queued` were already waiting
         self._inflight = 0
         self._receive_max = 65_535
         self._next_mid = 0
@@ -229,12 +232,19 @@ class WireClient:
         self, topic: str, payload: bytes, qos: int = 1, retain: bool = False
     ) -> asyncio.Future[int] | None:
         """Send (or, over the broker's Receive Maximum, queue) a PUBLISH. At QoS 1 returns the
-        future of its PUBACK reason code; at QoS 0 None."""
+        future of its PUBACK reason code; at QoS 0 None. Raises WireError when not connected
+        or when `max_queued` QoS 1 publishes already wait."""
         if self.closed.done():
             raise WireError("not connected")
         if not qos:
             self._write(w.publish(topic, payload, 0, retain, 0))
             return None
+        if self._inflight >= self._receive_max and len(self._waiting) >= self.max_queued:
+            # The broker acknowledges slower than we are asked to publish (a flood of
+            # requests): memory stays bounded, the publish is refused (a programmer repeats
+            # an unanswered command under the same command id and gets the same answer).
+            self.dropped += 1
+            raise WireError(f"{len(self._waiting)} publishes already wait for the broker")
         mid = self._mid()
         fut = self._loop.create_future()
         self._acks[mid] = fut

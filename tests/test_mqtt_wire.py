@@ -115,3 +115,17 @@ async def test_no_broker_is_a_wire_error_which_reconnecting_retries() -> None:
             async with WireClient("127.0.0.1", port, identifier="x", will_topic="x/status"):
                 pass
     assert isinstance(err.value, aiomqtt.MqttError)
+
+
+async def test_publishes_waiting_for_the_broker_are_bounded(own_broker: Broker) -> None:
+    async with WireClient(
+        own_broker.host, own_broker.port, identifier="wire-bound", will_topic="bound/status"
+    ) as c:
+        c._receive_max, c.max_queued = 2, 5
+        futs = [c.publish_nowait("bound/x", b"x", qos=1) for _ in range(7)]
+        with pytest.raises(WireError):
+            c.publish_nowait("bound/x", b"one too many", qos=1)
+        assert c.dropped == 1 and len(c._waiting) == 5
+        await asyncio.wait_for(asyncio.gather(*futs), 5)  # type: ignore[arg-type]
+        assert not c._waiting and c._inflight == 0
+        await c.publish("bound/x", b"room again", qos=1)
