@@ -85,6 +85,7 @@ class Fleet:
             self.runtimes[serial] = Runtime(device)
         self.connected = asyncio.Event()
         self.connections = 0
+        self._closing = False  # set by close(): no `online` may follow its `offline`s
         self.beacons_sent = 0
         self.lateness_ms: list[float] = []  # beacon publish time minus its schedule
         self._client: aiomqtt.Client | None = None
@@ -98,6 +99,7 @@ class Fleet:
         self._tasks.append(asyncio.create_task(self._mqtt_loop()))
 
     async def close(self) -> None:
+        self._closing = True
         client = self._client
         if client is not None:
             with contextlib.suppress(aiomqtt.MqttError):
@@ -144,8 +146,12 @@ class Fleet:
     async def _serve(self, client: aiomqtt.Client) -> None:
         client.pending_calls_threshold = 10_000
         await subscribe_commands(client, "itp/v1/+/cmd")
-        await client.publish(self._fleet_status, b"online", qos=1, retain=True)
+        # close() may run meanwhile: an `online` queued after its `offline`s would stick
+        if not self._closing:
+            await client.publish(self._fleet_status, b"online", qos=1, retain=True)
         for serial in self.runtimes:
+            if self._closing:
+                break
             await client.publish(topics(serial)["status"], b"online", qos=0, retain=True)
         self.connections += 1
         self.connected.set()
