@@ -67,7 +67,8 @@ async def test_fleets_on_bridged_brokers_serve_programmers_across_the_bridge(
             await watcher.subscribe("itp/v1/9101/telemetry")
             async with asyncio.timeout(10):
                 async for m in watcher.messages:
-                    frame = p.FrameDecoder().feed(m.payload)[0]  # type: ignore[arg-type]
+                    assert isinstance(m.payload, bytes)
+                    frame = p.FrameDecoder().feed(m.payload)[0]
                     assert isinstance(frame, p.Frame) and frame.pump_id == 9101
                     break
 
