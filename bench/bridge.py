@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import socket
 import statistics
 import sys
 import tempfile
@@ -54,12 +56,45 @@ async def count_beacons(broker_url: tuple[str, int], serials: range, seconds: fl
     return n
 
 
+async def echo_rtt(req: tuple[str, int], echo: tuple[str, int], n: int) -> float:
+    """Median ms of a bare aiomqtt QoS 1 request/echo (TCP_NODELAY): requester on `req`,
+    echo on `echo`. Across the bridge this shows what the bridge's own connection costs."""
+    nd = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
+    async with (
+        aiomqtt.Client(*echo, socket_options=nd) as e,
+        aiomqtt.Client(*req, socket_options=nd) as c,
+    ):
+        await e.subscribe("itp/v1/bench-echo/req", qos=1)
+        await c.subscribe("itp/v1/bench-echo/rsp", qos=1)
+        await asyncio.sleep(0.3)  # the bridge learns the subscriptions
+
+        async def serve() -> None:
+            async for m in e.messages:
+                await e.publish("itp/v1/bench-echo/rsp", m.payload, qos=1)
+
+        task = asyncio.create_task(serve())
+        replies = c.messages.__aiter__()
+        out = []
+        for i in range(n):
+            t = time.perf_counter()
+            await c.publish("itp/v1/bench-echo/req", str(i).encode(), qos=1)
+            await anext(replies)
+            out.append((time.perf_counter() - t) * 1e3)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
+            await task
+    return statistics.median(out)
+
+
 async def run(work: Path, n: int, size: int, seconds: float) -> int:
     a, b = start_pair(work)
     fa = FleetProcess(a, work, "fa", 500_000, size)
     fb = FleetProcess(b, work, "fb", 600_000, size)
     try:
         await wait_bridged(a, b)
+        ha, hb = (a.host, a.port), (b.host, b.port)
+        echo_same = await echo_rtt(ha, ha, max(20, n // 5))
+        echo_across = await echo_rtt(hb, ha, max(20, n // 5))
         fa.start()
         fb.start()
         await retained(b, "itp/v1/fleet/fa/status", b"online")
@@ -115,6 +150,10 @@ async def run(work: Path, n: int, size: int, seconds: float) -> int:
     ratio = statistics.median(times["across the bridge"]) / statistics.median(times["same broker"])
     print(
         f"\nacross the bridge / same broker: {ratio:.2f}x (the bridge adds a broker hop each way)"
+    )
+    print(
+        f"bare aiomqtt QoS 1 echo: {echo_same:.2f} ms on one broker, {echo_across:.2f} ms "
+        f"across the bridge ({echo_across / echo_same:.1f}x)"
     )
     print(
         f"fleet a beacons in {seconds:g} s: {on_a} on broker a, {on_b} on broker b "
