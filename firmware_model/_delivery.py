@@ -158,16 +158,22 @@ class DeliveryMixin(PumpCore):
                 t = min(t, s.eos_at)
         # volume thresholds: only when something is delivering before t
         if self._basal is not None or b is not None:
-            if s.mode is Mode.BRIDGE:
+            # With a bolus running, t <= its end and _program_reach(need, t) is None exactly
+            # when the program volume by t is below need: that volume, computed once per t,
+            # spares the identical integral of each threshold that is not reached.
+            vt = -1 if b is None else self._program_volume(t)
+            if s.mode is Mode.BRIDGE and not 0 <= vt < s.bridge_left_nl:
                 x = self._program_reach(s.bridge_left_nl, t)
-                if x is not None:
-                    t = min(t, x)
+                if x is not None and x < t:
+                    t = x
+                    vt = -1 if b is None else self._program_volume(t)
             if s.drug is not Drug.NONE:
                 for thr in (s.low_threshold_nl, prof.empty_threshold_nl):
-                    if s.calc_nl > thr:
+                    if s.calc_nl > thr and not 0 <= vt < s.calc_nl - thr:
                         x = self._program_reach(s.calc_nl - thr, t)
-                        if x is not None:
-                            t = min(t, x)
+                        if x is not None and x < t:
+                            t = x
+                            vt = -1 if b is None else self._program_volume(t)
             passing = PPM - self._restriction_ppm()
             if not s.dry and not f.stalled and not f.occluded and not f.valve_closed and passing:
                 need_true = s.true_nl - prof.empty_threshold_nl
@@ -175,13 +181,22 @@ class DeliveryMixin(PumpCore):
                     if passing < PPM:  # what must leave the pump for need_true to pass
                         need_true = -(-(need_true * PPM - f.restriction_carry) // passing)
                     p = -(-(need_true * PPM - s.true_carry) // (PPM + f.error_ppm))
-                    x = self._program_reach(p, t)
+                    if not 0 <= vt < p:
+                        x = self._program_reach(p, t)
+                        if x is not None and x < t:
+                            t = x
+                            vt = -1 if b is None else self._program_volume(t)
+            if bat is not None and s.battery is BatteryState.OK:
+                need = bat.eri_used_bu - s.battery_used_bu
+                # as _battery_reach's own first test (t is finite while a bolus runs)
+                if (
+                    vt < 0
+                    or need <= 0
+                    or bat.idle_bu_per_ms * (t - now) + bat.bu_per_nl * vt >= need
+                ):
+                    x = self._battery_reach(need, t)
                     if x is not None:
                         t = min(t, x)
-            if bat is not None and s.battery is BatteryState.OK:
-                x = self._battery_reach(bat.eri_used_bu - s.battery_used_bu, t)
-                if x is not None:
-                    t = min(t, x)
         elif bat is not None and s.battery is BatteryState.OK:
             x = self._battery_reach(bat.eri_used_bu - s.battery_used_bu, t)
             if x is not None:
