@@ -40,8 +40,9 @@ Run (from the repository root):
 
 How to read the output: median and p99 (nearest rank; with --quick's 30 therapy round trips the
 p99 is the maximum) of each series in microseconds, then the ratios of the median to the floor
-of the same link: `pty status / floor` (target < 10x, and a median under 200 µs) and
-`mqtt status / floor` (target < 1.5x), with PASS or MISS, and the therapy rows beside them.
+of the same link: `pty status / floor` (target <= 3x, median <= 120 µs on a quiet machine),
+`mqtt status / floor` (target <= 1.2x, p99 <= 1.3x) and `mqtt therapy / floor` (<= 2x), with
+PASS or MISS, and the pty therapy row beside them (issue 18).
 Targets are reported, never enforced: the script exits 0 whatever the numbers (1 only if
 something could not be measured). The MQTT rows need `/usr/sbin/mosquitto` (or `--broker`);
 `--no-mqtt` skips them.
@@ -71,9 +72,11 @@ from _roundtrip_timing import Series
 import protocol as p
 from tests.e2e_client import PumpError
 
-PTY_STATUS_TARGET_X = 10.0
-PTY_STATUS_TARGET_US = 200.0
-MQTT_STATUS_TARGET_X = 1.5
+PTY_STATUS_TARGET_X = 3.0  # issue 18: pty status <= 3x its floor, median <= 120 µs (quiet)
+PTY_STATUS_TARGET_US = 120.0
+MQTT_STATUS_TARGET_X = 1.2  # issue 18: mqtt status <= 1.2x its floor, p99 <= 1.3x,
+MQTT_STATUS_P99_TARGET_X = 1.3
+MQTT_THERAPY_TARGET_X = 2.0  # therapy (a durable commit included) <= 2x the floor
 ROWS = ("pty floor", "pty status", "pty therapy", "mqtt floor", "mqtt status", "mqtt therapy")
 
 
@@ -115,14 +118,18 @@ def report(results: dict[str, Series], notes: list[str]) -> dict[str, Any]:
             continue
         s = results[f"{link} status"]
         if link == "pty":
-            ok = status < PTY_STATUS_TARGET_X and s.median_us < PTY_STATUS_TARGET_US
+            ok = status <= PTY_STATUS_TARGET_X and s.median_us <= PTY_STATUS_TARGET_US
             target = (
-                f"target < {PTY_STATUS_TARGET_X:g}x and median < {PTY_STATUS_TARGET_US:g} µs: "
+                f"target <= {PTY_STATUS_TARGET_X:g}x and median <= {PTY_STATUS_TARGET_US:g} µs: "
                 f"{verdict(ok)}"
             )
         else:
-            ok = status < MQTT_STATUS_TARGET_X
-            target = f"target < {MQTT_STATUS_TARGET_X:g}x: {verdict(ok)}"
+            p99 = ratios[f"{link} status / floor"]["p99"]
+            ok = status <= MQTT_STATUS_TARGET_X and p99 <= MQTT_STATUS_P99_TARGET_X
+            target = (
+                f"target <= {MQTT_STATUS_TARGET_X:g}x, p99 <= {MQTT_STATUS_P99_TARGET_X:g}x: "
+                f"{verdict(ok)}"
+            )
         ratios[f"{link} status / floor"]["target_met"] = ok
         r = ratios
         print(
@@ -130,11 +137,15 @@ def report(results: dict[str, Series], notes: list[str]) -> dict[str, Any]:
             f"[{r[f'{link} status / floor']['p99']:.2f}x]  ({target})"
         )
         assert therapy is not None and extra is not None
+        goal = (
+            f"target <= {MQTT_THERAPY_TARGET_X:g}x: {verdict(therapy <= MQTT_THERAPY_TARGET_X)}"
+            if link == "mqtt"
+            else "no target"
+        )
         print(
             f"  {link} therapy / floor = {therapy:6.2f}x "
             f"[{r[f'{link} therapy / floor']['p99']:.2f}x]  "
-            f"(therapy / status = {extra:.2f}x; a durable SQLite commit per command, "
-            "no target)"
+            f"(therapy / status = {extra:.2f}x; a durable SQLite commit per command, {goal})"
         )
     print_notes(notes)
     return ratios

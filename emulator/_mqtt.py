@@ -28,13 +28,15 @@ import ssl
 import urllib.parse
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from ._mqtt_conn import WireClient
+from ._mqtt_wire import Publish
 from ._runtime import Runtime
 
 log = logging.getLogger("emulator.mqtt")
@@ -42,6 +44,7 @@ log = logging.getLogger("emulator.mqtt")
 BACKOFF_MIN_S = 0.1
 BACKOFF_MAX_S = 5.0
 NODELAY = (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+C = TypeVar("C")  # a broker connection: aiomqtt.Client or WireClient
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,13 +140,6 @@ async def subscribe_commands(client: aiomqtt.Client, topic: str) -> None:
     await client.subscribe(topic, options=SubscribeOptions(qos=1, retainAsPublished=True))
 
 
-async def watch_own_topics(client: aiomqtt.Client, serial: int) -> None:
-    """The pump's `status` and `rsp` as others publish them ("no local": not its own)."""
-    t = topics(serial)
-    options = SubscribeOptions(qos=1, noLocal=True, retainAsPublished=True)
-    await client.subscribe([(t["status"], options), (t["rsp"], options)])
-
-
 async def serve_command(
     runtime: Runtime, client: aiomqtt.Client, message: aiomqtt.Message, link: str
 ) -> bool:
@@ -165,9 +161,9 @@ async def serve_command(
 
 
 async def reconnecting(
-    connect: Callable[[], aiomqtt.Client],
-    serve: Callable[[aiomqtt.Client], Awaitable[None]],
-    on_state: Callable[[aiomqtt.Client | None], None],
+    connect: Callable[[], contextlib.AbstractAsyncContextManager[C]],
+    serve: Callable[[C], Awaitable[None]],
+    on_state: Callable[[C | None], None],
     what: str,
 ) -> None:
     """aiomqtt 2.x does not reconnect: connect, `serve` until the connection drops, back off
@@ -188,7 +184,10 @@ async def reconnecting(
 
 
 class MqttLink:
-    """Serves one pump on a broker until cancelled, reconnecting as often as needed."""
+    """Serves one pump on a broker until cancelled, reconnecting as often as needed.
+
+    It speaks MQTT through `WireClient` (the lean path, `_mqtt_conn.py`): a command is
+    answered inside the read callback and its answer and PUBACK leave in one write."""
 
     name = "mqtt"
 
@@ -204,79 +203,110 @@ class MqttLink:
         self.retained_refused = 0
         self.status_reasserted = 0  # times another client overwrote `status` and we said online
         self.rsp_cleared = 0  # retained `rsp` messages others left, cleared
-        self._client: aiomqtt.Client | None = None
-        self._late: set[asyncio.Task[None]] = set()
+        self._client: WireClient | None = None
         runtime.register(self.name, self.send_later)
 
-    def _on_state(self, client: aiomqtt.Client | None) -> None:
+    def _on_state(self, client: WireClient | None) -> None:
         self._client = client
         if client is None:
             self.connected.clear()
 
+    def _connect(self) -> WireClient:
+        st = self.settings
+        return WireClient(
+            st.host,
+            st.port,
+            identifier=f"itp-pump-{self.runtime.serial}-{random.getrandbits(32):08x}",
+            will_topic=self.topics["status"],
+            keepalive_s=10,
+            username=st.username,
+            password=st.password,
+            tls_context=st.tls_context(),
+            timeout_s=5,
+        )
+
     async def run(self) -> None:
-        def connect() -> aiomqtt.Client:
-            serial = self.runtime.serial
-            return pump_client(
-                self.settings, f"itp-pump-{serial}", self.topics["status"], timeout=5
-            )
+        await reconnecting(self._connect, self._serve, self._on_state, "mqtt")
 
-        await reconnecting(connect, self._serve, self._on_state, "mqtt")
-
-    async def _serve(self, client: aiomqtt.Client) -> None:
-        await subscribe_commands(client, self.topics["cmd"])
+    async def _serve(self, client: WireClient) -> None:
+        client.on_publish = self._command
+        await client.subscribe(self.topics["cmd"], 1, retain_as_published=True)
         await client.publish(self.topics["status"], b"online", qos=1, retain=True)
         # After our online: the retained status the broker hands us now is that one, not the
         # `offline` our last run (another client id) left, which would look like a forgery.
-        await watch_own_topics(client, self.runtime.serial)
+        for own in (self.topics["status"], self.topics["rsp"]):  # as others publish them
+            await client.subscribe(own, 1, retain_as_published=True, no_local=True)
         self.connections += 1
         self.connected.set()
         log.info("mqtt: serving pump %s on %r", self.runtime.serial, self.settings)
         beacons = asyncio.create_task(self._beacons(client))
         try:
-            async for message in client.messages:
-                topic = str(message.topic)
-                if topic == self.topics["status"]:
-                    await self._status_written(client, message)
-                elif topic == self.topics["rsp"]:
-                    await self._rsp_written(client, message)
-                elif await serve_command(self.runtime, client, message, self.name):
-                    self.retained_refused += 1
+            await client.closed
         finally:
             beacons.cancel()
 
-    async def _status_written(self, client: aiomqtt.Client, message: aiomqtt.Message) -> None:
+    def _command(self, message: Publish) -> None:
+        """One command frame (as `serve_command`, synchronously): answered on the rsp topic,
+        or, published retained, refused, logged as a replay and cleared from the broker."""
+        client = self._client
+        payload = message.payload
+        if client is None or not payload:
+            return  # an empty payload is how retained messages are cleared
+        if message.topic == self.topics["status"]:
+            self._status_written(client, payload)
+            return
+        if message.topic == self.topics["rsp"]:
+            self._rsp_written(client, message)
+            return
+        if message.topic != self.topics["cmd"]:
+            return
+        rt = self.runtime
+        if message.retain:
+            rt.device.refuse_retained()
+            rt.poke()
+            self.retained_refused += 1
+            with contextlib.suppress(aiomqtt.MqttError):  # cleared by the next one if dropped
+                client.publish_nowait(message.topic, b"", qos=1, retain=True)
+            return
+        rsp = self.topics["rsp"]
+        for reply in rt.feed_frame(self.name, payload):
+            try:
+                client.publish_nowait(rsp, reply, qos=1)
+            except aiomqtt.MqttError:  # over WireClient.max_queued: a flood, answer dropped
+                log.debug("mqtt: answer dropped, %s publishes wait", client.max_queued)
+
+    def _status_written(self, client: WireClient, payload: bytes) -> None:
         """Another client wrote our status: unless it says `online`, say it again."""
-        if message.payload == b"online":
+        if payload == b"online":
             return
         self.status_reasserted += 1
         log.warning(
             "mqtt: another client set %s to %r; publishing online again",
             self.topics["status"],
-            bytes(message.payload)[:32] if isinstance(message.payload, bytes) else "?",
+            payload[:32],
         )
-        await client.publish(self.topics["status"], b"online", qos=1, retain=True)
+        with contextlib.suppress(aiomqtt.MqttError):  # said again at the next connection
+            client.publish_nowait(self.topics["status"], b"online", qos=1, retain=True)
 
-    async def _rsp_written(self, client: aiomqtt.Client, message: aiomqtt.Message) -> None:
+    def _rsp_written(self, client: WireClient, message: Publish) -> None:
         """Another client wrote our rsp topic. A retained one would greet every programmer that
         subscribes: clear it. (Programmers also ignore retained and unsealed answers.)"""
-        if message.retain and message.payload:
+        if message.retain:
             self.rsp_cleared += 1
             log.warning(
                 "mqtt: clearing a retained message another client left on %s", message.topic
             )
-            await client.publish(self.topics["rsp"], b"", qos=1, retain=True)
+            with contextlib.suppress(aiomqtt.MqttError):
+                client.publish_nowait(self.topics["rsp"], b"", qos=1, retain=True)
 
     def send_later(self, data: bytes) -> None:
         """An answer an impaired link held back: publish it when its time comes."""
         client = self._client
         if client is not None:
-            task = asyncio.get_running_loop().create_task(
-                client.publish(self.topics["rsp"], data, qos=1)
-            )
-            self._late.add(task)
-            task.add_done_callback(self._late.discard)
+            with contextlib.suppress(aiomqtt.MqttError):  # lost with the connection
+                client.publish_nowait(self.topics["rsp"], data, qos=1)
 
-    async def _beacons(self, client: aiomqtt.Client) -> None:
+    async def _beacons(self, client: WireClient) -> None:
         if self.beacon_interval_s <= 0:
             return
         loop = asyncio.get_running_loop()

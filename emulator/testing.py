@@ -44,8 +44,14 @@ class Broker:
     """A mosquitto on a free loopback port that a test can stop and start again."""
 
     def __init__(
-        self, workdir: Path, *, users: dict[str, str] | None = None, acl: str | None = None
+        self,
+        workdir: Path,
+        *,
+        users: dict[str, str] | None = None,
+        acl: str | None = None,
+        extra_conf: str = "",
     ) -> None:
+        """`extra_conf` is appended to the generated mosquitto.conf (a bridge, for example)."""
         exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         if not Path(exe).exists():
             raise RuntimeError("mosquitto is not installed: apt-get install -y mosquitto")
@@ -74,7 +80,7 @@ class Broker:
             f"listener {self.port} 127.0.0.1\n"
             f"{auth}persistence false\nlog_dest stderr\n"
             "log_type error\nlog_type warning\nmax_queued_messages 100000\n"
-            "max_inflight_messages 100\nset_tcp_nodelay true\n"
+            "max_inflight_messages 100\nset_tcp_nodelay true\n" + extra_conf
         )
         self.log = workdir / "mosquitto.log"
         self.proc: subprocess.Popen[bytes] | None = None

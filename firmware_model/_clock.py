@@ -153,11 +153,11 @@ class ClockMixin(CommandMixin):
             if s.drug is not Drug.NONE:
                 if s.calc_nl <= prof.empty_threshold_nl:
                     self._raise(Alarm.EMPTY_RESERVOIR, Source.PUMP, NO_COMMAND)
-                else:
+                elif s.alarms:  # resolving an alarm that is not raised does nothing
                     self._resolve(Alarm.EMPTY_RESERVOIR, Source.PUMP, NO_COMMAND)
                 if s.calc_nl <= s.low_threshold_nl:
                     self._raise(Alarm.LOW_RESERVOIR, Source.PUMP, NO_COMMAND)
-                else:
+                elif s.alarms:
                     self._resolve(Alarm.LOW_RESERVOIR, Source.PUMP, NO_COMMAND)
             bat = prof.battery
             if bat is not None:
@@ -175,7 +175,8 @@ class ClockMixin(CommandMixin):
             )
             if not stopped:
                 s.stopped_since = -1
-                self._resolve(Alarm.PUMP_STOPPED, Source.PUMP, NO_COMMAND)
+                if s.alarms:
+                    self._resolve(Alarm.PUMP_STOPPED, Source.PUMP, NO_COMMAND)
             elif s.stopped_since < 0:
                 s.stopped_since = now
             elif now >= s.stopped_since + STOPPED_ALARM_MS:
@@ -184,12 +185,16 @@ class ClockMixin(CommandMixin):
                 if r.state is AlarmState.SILENCED and r.silenced_until <= now:
                     r.state = AlarmState.ACTIVE
                     r.silenced_until = 0
-            sounding = self._sounding()
+            sounding = self._sounding() if s.alarms else None
             if sounding is not None and sounding.next_tone_at <= now:
                 s.tones_sounded += 1
                 s.last_tone_at = now
                 s.last_tone = CATALOGUE[sounding.alarm].tone
                 sounding.next_tone_at = now + self._repeat(sounding.alarm)
             if (s.next_seq, len(s.alarms)) == before:
+                # nothing logged, so nothing _replan reads changed since this pass began with
+                # one (every change of mode, bolus, alarm or battery state is logged)
                 break
-        self._replan()
+        else:
+            self._replan()
+        self._next = None

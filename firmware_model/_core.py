@@ -31,7 +31,7 @@ CONTROL_CATHETER_FILLED = 12  # `a` of the CONTROL record of fill_catheter (b: p
 class PumpCore:
     """The attributes every mixin of `Pump` works on (one instance, no per-concept objects)."""
 
-    __slots__ = ("_basal", "_library", "_next", "_profile", "_s", "_step_cache")
+    __slots__ = ("_basal", "_last_schedule", "_library", "_next", "_profile", "_s", "_step_cache")
 
     _profile: Profile
     _library: dict[Drug, DrugLimits]
@@ -39,6 +39,8 @@ class PumpCore:
     _basal: RateProfile | None  # the basal rate function now (None: no basal delivery)
     _next: int | None  # cached next internal event (None: recompute)
     _step_cache: dict[tuple[object, ...], RateProfile]
+    # the schedule profile last looked up: (its step list, its concentration, the profile)
+    _last_schedule: tuple[list[tuple[int, int]], int, RateProfile] | None
 
     @property
     def _tod_off(self) -> int:

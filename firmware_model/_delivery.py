@@ -59,7 +59,8 @@ class DeliveryMixin(PumpCore):
         s = self._s
         if s.drug is Drug.NONE or s.battery is BatteryState.END_OF_SERVICE:
             return True
-        return any(r.alarm in _HALTING for r in s.alarms)
+        alarms = s.alarms
+        return bool(alarms) and any(r.alarm in _HALTING for r in alarms)
 
     def _replan(self) -> None:
         """Recompute the basal rate function after any change of state."""
@@ -87,11 +88,17 @@ class DeliveryMixin(PumpCore):
 
     def _schedule_profile(self) -> RateProfile:
         s = self._s
+        last = self._last_schedule
+        # the same step list as last time (lists are replaced, never changed in place; this
+        # one is held here, so its id cannot be reused) at the same concentration
+        if last is not None and last[0] is s.steps and last[1] == s.conc_ng_per_ml:
+            return last[2]
         key = (s.conc_ng_per_ml, *s.steps)
         prof = self._step_cache.get(key)
         if prof is None:
             prof = RateProfile.steps([(m, self._rate_for(d, s.conc_ng_per_ml)) for m, d in s.steps])
             self._cache(key, prof)
+        self._last_schedule = (s.steps, s.conc_ng_per_ml, prof)
         return prof
 
     def _plus(self, prof: RateProfile, extra: int) -> RateProfile:
@@ -151,16 +158,22 @@ class DeliveryMixin(PumpCore):
                 t = min(t, s.eos_at)
         # volume thresholds: only when something is delivering before t
         if self._basal is not None or b is not None:
-            if s.mode is Mode.BRIDGE:
+            # With a bolus running, t <= its end and _program_reach(need, t) is None exactly
+            # when the program volume by t is below need: that volume, computed once per t,
+            # spares the identical integral of each threshold that is not reached.
+            vt = -1 if b is None else self._program_volume(t)
+            if s.mode is Mode.BRIDGE and not 0 <= vt < s.bridge_left_nl:
                 x = self._program_reach(s.bridge_left_nl, t)
-                if x is not None:
-                    t = min(t, x)
+                if x is not None and x < t:
+                    t = x
+                    vt = -1 if b is None else self._program_volume(t)
             if s.drug is not Drug.NONE:
                 for thr in (s.low_threshold_nl, prof.empty_threshold_nl):
-                    if s.calc_nl > thr:
+                    if s.calc_nl > thr and not 0 <= vt < s.calc_nl - thr:
                         x = self._program_reach(s.calc_nl - thr, t)
-                        if x is not None:
-                            t = min(t, x)
+                        if x is not None and x < t:
+                            t = x
+                            vt = -1 if b is None else self._program_volume(t)
             passing = PPM - self._restriction_ppm()
             if not s.dry and not f.stalled and not f.occluded and not f.valve_closed and passing:
                 need_true = s.true_nl - prof.empty_threshold_nl
@@ -168,13 +181,22 @@ class DeliveryMixin(PumpCore):
                     if passing < PPM:  # what must leave the pump for need_true to pass
                         need_true = -(-(need_true * PPM - f.restriction_carry) // passing)
                     p = -(-(need_true * PPM - s.true_carry) // (PPM + f.error_ppm))
-                    x = self._program_reach(p, t)
+                    if not 0 <= vt < p:
+                        x = self._program_reach(p, t)
+                        if x is not None and x < t:
+                            t = x
+                            vt = -1 if b is None else self._program_volume(t)
+            if bat is not None and s.battery is BatteryState.OK:
+                need = bat.eri_used_bu - s.battery_used_bu
+                # as _battery_reach's own first test (t is finite while a bolus runs)
+                if (
+                    vt < 0
+                    or need <= 0
+                    or bat.idle_bu_per_ms * (t - now) + bat.bu_per_nl * vt >= need
+                ):
+                    x = self._battery_reach(need, t)
                     if x is not None:
                         t = min(t, x)
-            if bat is not None and s.battery is BatteryState.OK:
-                x = self._battery_reach(bat.eri_used_bu - s.battery_used_bu, t)
-                if x is not None:
-                    t = min(t, x)
         elif bat is not None and s.battery is BatteryState.OK:
             x = self._battery_reach(bat.eri_used_bu - s.battery_used_bu, t)
             if x is not None:
@@ -187,7 +209,7 @@ class DeliveryMixin(PumpCore):
         s = self._s
         vol = 0
         if self._basal is not None:
-            off = self._tod_off
+            off = s.clock_offset_ms + s.utc_offset_ms  # self._tod_off, inlined
             vol = (s.basal_carry + self._basal.integral(s.now + off, x + off)) // DAY_MS
         b = s.bolus
         if b is not None:
@@ -200,7 +222,7 @@ class DeliveryMixin(PumpCore):
         if need <= 0:
             return s.now
         if s.bolus is None and self._basal is not None:
-            off = self._tod_off
+            off = s.clock_offset_ms + s.utc_offset_ms  # self._tod_off, inlined
             c = self._basal.reach(s.now + off, need * DAY_MS - s.basal_carry)
             if c is None or c - off > bound:
                 return None
@@ -228,7 +250,7 @@ class DeliveryMixin(PumpCore):
             return
         p = 0
         if self._basal is not None:
-            off = self._tod_off
+            off = s.clock_offset_ms + s.utc_offset_ms  # self._tod_off, inlined
             p, s.basal_carry = divmod(
                 s.basal_carry + self._basal.integral(s.now + off, x + off), DAY_MS
             )
@@ -342,7 +364,7 @@ class DeliveryMixin(PumpCore):
         extra = 0
         if p.enabled and s.conc_ng_per_ml:
             extra = p.max_per_24h * (p.dose_ng * NL_PER_ML // s.conc_ng_per_ml)
-        off = self._tod_off
+        off = s.clock_offset_ms + s.utc_offset_ms  # self._tod_off, inlined
         t = s.now
         acc = s.basal_carry  # nL*ms/day
         basal = self._basal

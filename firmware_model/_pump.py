@@ -126,6 +126,7 @@ class Pump(
         self._basal = None
         self._next = None
         self._step_cache = {}
+        self._last_schedule = None
         self._replan()
 
     # --- construction -------------------------------------------------------------------------

@@ -67,3 +67,25 @@ async def test_a_fleet_serves_each_pump_on_one_connection(tmp_path: Path, broker
         assert fleet.stats()["beacons_sent"] >= 20
     finally:
         await fleet.close()
+
+
+async def test_a_clean_stop_leaves_every_pump_and_the_fleet_offline(
+    tmp_path: Path, broker: Broker
+) -> None:
+    fleet = Fleet(300, MqttSettings.from_url(broker.url), first_serial=7100, name="t-stop")
+    await fleet.start()
+    await asyncio.wait_for(fleet.connected.wait(), 10)
+    await fleet.close()
+    want = {f"itp/v1/{s}/status" for s in range(7100, 7400)} | {"itp/v1/fleet/t-stop/status"}
+    got: dict[str, bytes] = {}
+    async with aiomqtt.Client(broker.host, broker.port) as watcher:
+        await watcher.subscribe("itp/v1/+/status")
+        await watcher.subscribe("itp/v1/fleet/t-stop/status")
+        async with asyncio.timeout(10):
+            async for m in watcher.messages:
+                if m.retain and str(m.topic) in want:
+                    assert isinstance(m.payload, bytes)
+                    got[str(m.topic)] = m.payload
+                    if len(got) == len(want):
+                        break
+    assert set(got.values()) == {b"offline"}
