@@ -347,8 +347,8 @@ class Pump:
     async def _busy_can_end(self, busy: p.Error, msg: p.Message) -> None:
         """First BUSY of a request: read the pump's speed afresh (the trainer may have paused
         it since we connected); raise PumpTimePaused if its self test cannot end soon."""
-        try:
-            info = await self._plain(p.GetDeviceInfo())
+        try:  # sealed, in the session: a forged plain "speed 0" must not make us give up
+            info = await self._request(p.GetDeviceInfo())
             if isinstance(info, p.DeviceInfo):
                 self.device = info
         except (Unreachable, Refused):
