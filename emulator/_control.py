@@ -133,6 +133,16 @@ def openapi() -> dict[str, Any]:
     }
 
 
+def new_token() -> str:
+    """A fresh control token: 24 random bytes, URL-safe. Never one starting with "-", which a
+    command line reads as an option (`pump-emulator ctl --token -Xy...` failed about once in
+    64 starts)."""
+    while True:
+        token = secrets.token_urlsafe(24)
+        if not token.startswith("-"):
+            return token
+
+
 class ControlPlane:
     """Serves the control API for the runtimes it is given (one per pump); with `console`, also
     the instructor console's page."""
@@ -141,7 +151,7 @@ class ControlPlane:
         self, runtimes: Mapping[int, Runtime], token: str | None = None, *, console: bool = False
     ) -> None:
         self.runtimes = runtimes
-        self.token = token or secrets.token_urlsafe(24)
+        self.token = token or new_token()
         self.console = console
         self.paused_speed: dict[int, int] = {}  # serial -> speed before the pause
         self.hub = Hub(runtimes, state, summary)

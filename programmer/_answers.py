@@ -6,6 +6,7 @@ one), except UNKNOWN_MESSAGE from a pump older than the request's message."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from typing import TYPE_CHECKING
 
@@ -93,3 +94,24 @@ def older_pump_lacks(device: p.DeviceInfo | None, request: p.Message, error: p.E
         and device is not None
         and device.protocol_minor < ADDED_IN_MINOR.get(request.MSG_ID, 0)
     )
+
+
+async def confirm_device(pump: Pump) -> None:
+    """DEVICE_INFO again, sealed in the new session. The plain one read to find the pump is
+    a claim anyone on the line or the broker can forge: a forged "protocol 1.0" would make
+    a plain UNKNOWN_MESSAGE an answer to the 1.1 reads (docs/protocol.md section 10). From
+    here on `device` is what the pump said in the session."""
+    info = await pump._request(p.GetDeviceInfo())
+    if not isinstance(info, p.DeviceInfo):
+        return
+    plain = pump.device
+    if (
+        plain is not None
+        and dataclasses.replace(plain, speed_factor_milli=info.speed_factor_milli) != info
+    ):
+        pump.device_claims_refuted += 1
+        log.warning(
+            "the plain DEVICE_INFO read before the session differs from the sealed one "
+            "(forged, or the pump changed in between): the sealed one is kept"
+        )
+    pump.device = info

@@ -52,7 +52,7 @@ from . import (
     _finish_schedule,
 )
 from ._answers import answers as _answers
-from ._answers import sealed_exchange
+from ._answers import confirm_device, sealed_exchange
 from ._change import Change  # noqa: F401 (its old home: programmer._pump.Change)
 from ._diagnosis import BUSY_LIMIT_S, busy_stuck, foreign_answer, online_listing
 from ._errors import (
@@ -124,6 +124,7 @@ class Pump:
         self._foreign: int | None = None  # serial of a pump that said our frame was not for it
         self.plain_errors_ignored = 0  # plain ERRORs about a sealed request: never its outcome
         self.frames_refused = 0  # pump frames that failed a session check (tag, replay window)
+        self.device_claims_refuted = 0  # plain DEVICE_INFO answers the sealed one contradicted
 
     # --- session --------------------------------------------------------------------------
 
@@ -173,6 +174,7 @@ class Pump:
             self.serial, self.role, self._key, secrets.token_bytes, host_id=self.host_id
         )
         await self._handshake()
+        await confirm_device(self)
         await self._resolve_journal()
 
     async def _plain(self, msg: p.Message) -> p.Message:
@@ -345,8 +347,8 @@ class Pump:
     async def _busy_can_end(self, busy: p.Error, msg: p.Message) -> None:
         """First BUSY of a request: read the pump's speed afresh (the trainer may have paused
         it since we connected); raise PumpTimePaused if its self test cannot end soon."""
-        try:
-            info = await self._plain(p.GetDeviceInfo())
+        try:  # sealed, in the session: a forged plain "speed 0" must not make us give up
+            info = await self._request(p.GetDeviceInfo())
             if isinstance(info, p.DeviceInfo):
                 self.device = info
         except (Unreachable, Refused):
