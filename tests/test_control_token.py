@@ -13,7 +13,7 @@ def test_a_token_never_starts_with_a_dash(monkeypatch: pytest.MonkeyPatch) -> No
     """token_urlsafe's alphabet has "-": 1 start in 64 gave a token `ctl --token` read as an
     option. The generator draws again until the first character is not "-"."""
     drawn = iter(["-starts-with-a-dash", "--two", "fine-token"])
-    monkeypatch.setattr(_control.secrets, "token_urlsafe", lambda n: next(drawn))
+    monkeypatch.setattr(secrets, "token_urlsafe", lambda n: next(drawn))
     assert _control.new_token() == "fine-token"
 
 

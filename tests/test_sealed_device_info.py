@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 import programmer
-import programmer._connect
+import programmer._links
 import protocol as p
 from emulator import EmulatorServer, ServerOptions
 
@@ -72,14 +72,14 @@ async def test_a_forged_plain_device_info_is_replaced_by_the_sealed_one(
             assert genuine is not None and genuine.protocol_minor == 1
             assert honest.device_claims_refuted == 0  # the plain and the sealed one agree
 
-        real_open = programmer._connect.open_link
+        real_open = programmer._links.open_link
         forgers: list[Forger] = []
 
         async def forged_open(addr: Any) -> Any:
             forgers.append(Forger(await real_open(addr), server.pty, genuine))
             return forgers[-1]
 
-        monkeypatch.setattr(programmer._connect, "open_link", forged_open)
+        monkeypatch.setattr("programmer._connect.open_link", forged_open)
         async with programmer.connect(address, key=key, journal=tmp_path / "b") as pump:
             assert pump.device is not None and pump.device.protocol_minor == 1
             assert pump.device_claims_refuted == 1
