@@ -66,7 +66,6 @@ async def echo_rtt(req: tuple[str, int], echo: tuple[str, int], n: int) -> float
     ):
         await e.subscribe("itp/v1/bench-echo/req", qos=1)
         await c.subscribe("itp/v1/bench-echo/rsp", qos=1)
-        await asyncio.sleep(0.3)  # the bridge learns the subscriptions
 
         async def serve() -> None:
             async for m in e.messages:
@@ -74,11 +73,31 @@ async def echo_rtt(req: tuple[str, int], echo: tuple[str, int], n: int) -> float
 
         task = asyncio.create_task(serve())
         replies = c.messages.__aiter__()
+        # The bridge learns the subscriptions some time after they are made (longer on a busy
+        # machine): probe until an echo comes back, then drop the probes' late echoes.
+        async with asyncio.timeout(60):
+            while True:
+                await c.publish("itp/v1/bench-echo/req", b"probe", qos=1)
+                try:
+                    async with asyncio.timeout(0.5):
+                        await anext(replies)
+                    break
+                except TimeoutError:
+                    continue
+        await asyncio.sleep(0.5)
+        while True:
+            try:
+                async with asyncio.timeout(0.1):
+                    await anext(replies)
+            except TimeoutError:
+                break
         out = []
         for i in range(n):
             t = time.perf_counter()
             await c.publish("itp/v1/bench-echo/req", str(i).encode(), qos=1)
-            await anext(replies)
+            async with asyncio.timeout(30):  # a lost echo is an error, never a hang
+                while (await anext(replies)).payload != str(i).encode():
+                    pass
             out.append((time.perf_counter() - t) * 1e3)
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
