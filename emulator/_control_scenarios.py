@@ -55,6 +55,27 @@ async def _get_exercise(call: Call) -> Any:
     )
 
 
+async def _exercises(call: Call) -> Any:
+    """Every pump running an exercise, scored now: the instructor's list of trainees."""
+    out = []
+    for serial, rt in sorted(call.plane.runtimes.items()):
+        if rt.exercise is None:
+            continue
+        rt.device.advance()
+        exercise, start = rt.exercise
+        g = grade(exercise, rt.device.pump, start)
+        wrong = [c["check"] for c in g["checks"] if not c["ok"]]
+        out.append(
+            {
+                "serial": serial,
+                **{k: g[k] for k in ("task", "passed", "score", "right", "total")},
+                "minutes_taken": g["minutes_taken"],
+                "not_yet": wrong,
+            }
+        )
+    return out
+
+
 def _notes(call: Call) -> dict[str, Any]:
     dev = call.rt.device
     pump = dev.pump
@@ -115,7 +136,26 @@ GRADE = answer(
     ),
 )
 
+PROGRESS = answer(
+    serial={"type": "integer"},
+    task={"type": "string"},
+    passed={"type": "boolean"},
+    score={"type": "string", "description": "right/total"},
+    right={"type": "integer"},
+    total={"type": "integer"},
+    minutes_taken={"type": "number", "description": "pump clock, start to the last change"},
+    not_yet={"type": "array", "items": {"type": "string"}, "description": "checks not right"},
+)
+
 ROUTES = [
+    Route(
+        "GET",
+        "/v1/exercises",
+        "Every pump running a graded exercise, scored now (the trainees' progress; the "
+        "warnings overridden are known only to POST .../exercise).",
+        _exercises,
+        answer={"type": "array", "items": PROGRESS},
+    ),
     Route(
         "GET",
         "/v1/pumps/{serial}/exercise",
