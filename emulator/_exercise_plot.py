@@ -81,11 +81,11 @@ def _scale(values: list[float]) -> tuple[float, float]:
 def svg(s: dict[str, Any]) -> str:
     """The plot as an inline SVG: calculated and true reservoir (mL, left axis) and the daily
     dose (mcg/day, right axis, drawn as steps) against minutes since the exercise started."""
-    t = s["clock_ms"]
+    t: list[int] = s["clock_ms"]
     if not t:
         return ""
     t0, t1 = t[0], max(t[-1], t[0] + 60_000)
-    ml = s["reservoir_ml"] + s["true_reservoir_ml"]
+    ml: list[float] = s["reservoir_ml"] + s["true_reservoir_ml"]
     m_lo, m_hi = _scale(ml)
     d_lo, d_hi = _scale([0.0, *s["daily_dose_mcg"]])
 

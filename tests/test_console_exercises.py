@@ -29,9 +29,9 @@ EXERCISE = "exercise-refill-keep-dose"
 async def test_the_fleet_page_lists_every_trainee_live(browser: Any, tmp_path: Path) -> None:
     runtimes = {}
     for serial in (7100, 7101):
-        pump = starting_pump(load_scenario("routine-refill"), now_ms=wall_ms(), serial=serial)
+        model = starting_pump(load_scenario("routine-refill"), now_ms=wall_ms(), serial=serial)
         keys = load_or_create_keys(tmp_path / str(serial))
-        runtimes[serial] = Runtime(PumpDevice(pump, keys, clock=VirtualClock(pump.now, 1000)))
+        runtimes[serial] = Runtime(PumpDevice(model, keys, clock=VirtualClock(model.now, 1000)))
     tasks = [asyncio.create_task(rt.run_clock()) for rt in runtimes.values()]
     cp = ControlPlane(runtimes, token=secrets.token_urlsafe(16), console=True)
     await cp.start()
