@@ -354,6 +354,26 @@ async def _patient_bolus(pump: Pump, f: dict[str, Any]) -> Change:
     )
 
 
+async def _suspend(pump: Pump, f: dict[str, Any]) -> Change:
+    return await pump.prepare_suspend()
+
+
+async def _resume(pump: Pump, f: dict[str, Any]) -> Change:
+    return await pump.prepare_resume()
+
+
+async def _alarm_settings(pump: Pump, f: dict[str, Any]) -> Change:
+    """A field left blank keeps its setting."""
+    low = u.volume(f["low_alarm"], "low-reservoir alarm") if f.get("low_alarm") else None
+    crit = u.minutes(f["critical"], "critical repeat") if f.get("critical") else None
+    other = u.minutes(f["noncritical"], "non-critical repeat") if f.get("noncritical") else None
+    if low is None and crit is None and other is None:
+        raise BadInput("alarm settings: give at least one new setting")
+    return await pump.prepare_alarm_settings(
+        low_threshold_nl=low, critical_repeat_ms=crit, noncritical_repeat_ms=other
+    )
+
+
 _PREPARE = {
     "dose": _dose,
     "refill": _refill,
@@ -362,4 +382,7 @@ _PREPARE = {
     "priming": _priming,
     "bridge": _bridge,
     "patient_bolus": _patient_bolus,
+    "suspend": _suspend,
+    "resume": _resume,
+    "alarm_settings": _alarm_settings,
 }

@@ -13,6 +13,7 @@ import pytest
 import firmware_model as fm
 from emulator import EmulatorServer
 from programmer._web import WebProgrammer
+from programmer._web_session import Gone
 
 from .emulator_helpers import http_request
 from .test_programmer_web import browser, expect, model, open_page, row, server, web
@@ -48,4 +49,77 @@ async def test_an_alarm_the_instructor_raises_shows_without_the_trainee_asking(
     await expect(alarm).to_contain_text("raised")  # the full details were read
     await expect(page.locator("#message")).to_contain_text("New alarm on the pump: motor stall")
     await expect(row(page, "#summary", "mode")).to_contain_text(model(server).mode.name.lower())
+    assert page.errors == []
+
+
+@pytest.mark.parametrize("server", ["routine-refill"], indirect=True)
+async def test_suspend_then_resume_from_finish_screens(
+    server: EmulatorServer, web: WebProgrammer, browser: Any
+) -> None:
+    page = await open_page(browser, web)
+    assert server.runtime is not None
+    pump = server.runtime.device.pump
+    dose = row(page, "#summary", "daily dose")
+    await expect(dose).to_contain_text("/day")
+    running = f"continuous, {await dose.text_content()}"
+    await page.click("nav button[data-panel=delivery]")
+    # resuming a running pump is refused before anything is sent
+    await page.click("form[data-kind=resume] button[type=submit]")
+    await expect(page.locator("form[data-kind=resume] .error")).to_contain_text("nothing to resume")
+    await page.click("form[data-kind=suspend] button[type=submit]")
+    await expect(page.locator("#finish-title")).to_have_text("Finish: suspend delivery")
+    await expect(page.locator("#finish-diff tr[data-row='delivery'] td").first).to_have_text(
+        running
+    )
+    await expect(row(page, "#finish-diff", "delivery")).to_have_text("suspended: no drug delivered")
+    await expect(row(page, "#finish-diff", "rate")).to_have_text("0 mL/day")
+    await expect(page.locator("#finish-warnings li")).to_contain_text("withdrawal")
+    await page.click("#finish-send")  # the warning is not confirmed: nothing is sent
+    await expect(page.locator("#finish-error")).to_contain_text("nothing was sent")
+    assert not pump.status().suspended
+    await page.check("#finish-confirm")
+    await page.click("#finish-send")
+    await expect(page.locator("#finish")).to_be_hidden()
+    await expect(page.locator("#message")).to_contain_text("Sent: suspend delivery")
+    assert server.runtime.device.pump.status().suspended
+    await expect(row(page, "#summary", "mode")).to_contain_text("(suspended)")
+    with pytest.raises(Gone):  # a Finish screen is sent once: the same one again is refused
+        await web.session.commit("c2", True)
+    await page.click("nav button[data-panel=delivery]")
+    await page.click("form[data-kind=resume] button[type=submit]")
+    await expect(page.locator("#finish-title")).to_have_text("Finish: resume delivery")
+    await expect(row(page, "#finish-diff", "delivery")).to_have_text(running)
+    await expect(page.locator("#finish-confirm-label")).to_be_hidden()  # no warning
+    await page.click("#finish-send")
+    await expect(page.locator("#finish")).to_be_hidden()
+    await expect(page.locator("#message")).to_contain_text("Sent: resume delivery")
+    assert not server.runtime.device.pump.status().suspended
+    await expect(row(page, "#summary", "mode")).not_to_contain_text("suspended")
+    kinds = [e.kind for e in server.runtime.device.pump.events()]
+    assert kinds.count(fm.EventKind.SUSPENDED) == 1 and kinds.count(fm.EventKind.RESUMED) == 1
+    assert page.errors == []
+
+
+@pytest.mark.parametrize("server", ["routine-refill"], indirect=True)
+async def test_alarm_settings_from_a_finish_screen(
+    server: EmulatorServer, web: WebProgrammer, browser: Any
+) -> None:
+    page = await open_page(browser, web)
+    assert server.runtime is not None
+    before = list(server.runtime.device.pump.alarm_settings)
+    await page.click("nav button[data-panel=alarms]")
+    form = page.locator("form[data-kind=alarm_settings]")
+    await form.locator("button[type=submit]").click()  # nothing given: refused
+    await expect(form.locator(".error")).to_contain_text("at least one new setting")
+    await form.locator("input[name=low_alarm]").fill("3 mg")
+    await form.locator("button[type=submit]").click()
+    await expect(form.locator(".error")).to_contain_text("nothing was sent")
+    assert list(server.runtime.device.pump.alarm_settings) == before
+    await form.locator("input[name=low_alarm]").fill("3 mL")
+    await form.locator("button[type=submit]").click()
+    await expect(row(page, "#finish-diff", "low-reservoir alarm at")).to_have_text("3 mL")
+    await page.click("#finish-send")
+    await expect(page.locator("#finish")).to_be_hidden()
+    after = list(server.runtime.device.pump.alarm_settings)
+    assert after[0] == 3 * fm.NL_PER_ML and after[1:] == before[1:]
     assert page.errors == []
