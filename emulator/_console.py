@@ -288,7 +288,6 @@ class Hub:
             await asyncio.sleep(TICK_S)
 
     def before_change(self, rt: Runtime) -> None:
-        rt.device.advance()
         rt.note_exercise()
         h = self.histories.get(rt.serial)
         if h is not None:

@@ -181,6 +181,7 @@ class Runtime:
     def note_exercise(self) -> None:
         """A point of the running exercise's plot, now (a change was made or is about to be)."""
         if self.exercise_trace is not None:
+            self.device.advance()
             self.exercise_trace.note(self.device.pump)
 
     def poke(self) -> None:
@@ -243,9 +244,7 @@ class Runtime:
         trace = self.trace
         pump = self.device.pump
         before = (id(pump), pump.event_seq, pump.program_version)
-        if self.exercise_trace is not None:  # the plot shows a step, not a slope
-            self.device.advance()
-            self.exercise_trace.note(pump)
+        self.note_exercise()  # before the change: the plot shows a step, not a slope
         for item in items:
             if trace is not None:
                 if isinstance(item, p.Frame):
