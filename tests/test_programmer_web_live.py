@@ -4,6 +4,7 @@ from a Finish-style confirmation (programmer/web_static/programmer.js), in a rea
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from typing import Any
@@ -123,3 +124,27 @@ async def test_alarm_settings_from_a_finish_screen(
     after = list(server.runtime.device.pump.alarm_settings)
     assert after[0] == 3 * fm.NL_PER_ML and after[1:] == before[1:]
     assert page.errors == []
+
+
+@pytest.mark.parametrize("server", ["routine-refill"], indirect=True)
+async def test_the_poll_reads_nothing_while_a_finish_screen_is_sent(
+    server: EmulatorServer, web: WebProgrammer
+) -> None:
+    """The poll is one STATUS read; while a commit is under way (or another library call runs)
+    it reads nothing and says why."""
+    assert server.runtime is not None
+    session = web.session
+    await session.interrogate()  # the first interrogation is used
+    stats = server.runtime.device.stats
+    before = stats.frames_in
+    polled = await session.poll()
+    assert polled["skipped"] is None and stats.frames_in == before + 1
+    assert ("drug", "baclofen") in [tuple(r) for r in polled["rows"]]
+    change = await session.prepare("dose", {"dose": "450 mcg/day"})
+    commit = asyncio.create_task(session.commit(change["id"], False))
+    await asyncio.sleep(0)  # the commit has started its send
+    before = stats.frames_in
+    assert (await session.poll())["skipped"] == "a Finish screen is being sent"
+    await commit
+    assert stats.frames_in > before  # the commit's own frames only
+    assert (await session.poll())["skipped"] is None
