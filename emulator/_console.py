@@ -288,6 +288,7 @@ class Hub:
             await asyncio.sleep(TICK_S)
 
     def before_change(self, rt: Runtime) -> None:
+        rt.note_exercise()
         h = self.histories.get(rt.serial)
         if h is not None:
             rt.device.advance()
@@ -301,6 +302,7 @@ class Hub:
     def changed(self, rt: Runtime) -> None:
         """A control action or a programmer's command changed the pump: sample it and wake
         every stream at once."""
+        rt.note_exercise()
         h = self.histories.get(rt.serial)
         if h is not None:
             h.note(rt.device.pump, force=True)

@@ -9,6 +9,7 @@ from ._control_api import Call, ControlError, Route, answer, nullable, obj
 from ._control_state import STATE, done
 from ._device import ControlCode
 from ._exercise import grade, start_of
+from ._exercise_plot import Trace
 from ._narration import MAX_TEXT, as_json
 
 
@@ -37,6 +38,7 @@ async def _reset(call: Call) -> Any:
         raise ControlError(409, failure)
     call.plane.hub.narration_of(call.rt.serial).schedule(narration(scenario), pump.now)
     call.rt.exercise = (scenario.exercise, start_of(pump)) if scenario.exercise else None
+    call.rt.exercise_trace = Trace(pump) if scenario.exercise else None
     return done(call, ControlCode.RESET, 0)
 
 
@@ -48,7 +50,30 @@ async def _get_exercise(call: Call) -> Any:
     call.rt.device.advance()
     exercise, start = call.rt.exercise
     activity = call.body.get("activity") if isinstance(call.body, dict) else None
-    return grade(exercise, call.rt.device.pump, start, activity=activity)
+    return grade(
+        exercise, call.rt.device.pump, start, activity=activity, trace=call.rt.exercise_trace
+    )
+
+
+async def _exercises(call: Call) -> Any:
+    """Every pump running an exercise, scored now: the instructor's list of trainees."""
+    out = []
+    for serial, rt in sorted(call.plane.runtimes.items()):
+        if rt.exercise is None:
+            continue
+        rt.device.advance()
+        exercise, start = rt.exercise
+        g = grade(exercise, rt.device.pump, start)
+        wrong = [c["check"] for c in g["checks"] if not c["ok"]]
+        out.append(
+            {
+                "serial": serial,
+                **{k: g[k] for k in ("task", "passed", "score", "right", "total")},
+                "minutes_taken": g["minutes_taken"],
+                "not_yet": wrong,
+            }
+        )
+    return out
 
 
 def _notes(call: Call) -> dict[str, Any]:
@@ -100,9 +125,37 @@ GRADE = answer(
     minutes_taken={"type": "number", "description": "pump clock, start to the last change"},
     warnings_overridden=nullable({"type": "array", "items": {"type": "string"}}),
     pump={"type": "object"},
+    plot=nullable(
+        answer(
+            points={"type": "integer"},
+            clock_ms={"type": "array", "items": {"type": "integer"}},
+            reservoir_ml={"type": "array", "items": {"type": "number"}},
+            true_reservoir_ml={"type": "array", "items": {"type": "number"}},
+            daily_dose_mcg={"type": "array", "items": {"type": "number"}},
+        )
+    ),
+)
+
+PROGRESS = answer(
+    serial={"type": "integer"},
+    task={"type": "string"},
+    passed={"type": "boolean"},
+    score={"type": "string", "description": "right/total"},
+    right={"type": "integer"},
+    total={"type": "integer"},
+    minutes_taken={"type": "number", "description": "pump clock, start to the last change"},
+    not_yet={"type": "array", "items": {"type": "string"}, "description": "checks not right"},
 )
 
 ROUTES = [
+    Route(
+        "GET",
+        "/v1/exercises",
+        "Every pump running a graded exercise, scored now (the trainees' progress; the "
+        "warnings overridden are known only to POST .../exercise).",
+        _exercises,
+        answer={"type": "array", "items": PROGRESS},
+    ),
     Route(
         "GET",
         "/v1/pumps/{serial}/exercise",

@@ -33,6 +33,7 @@ from typing import Any
 
 import firmware_model as fm
 
+from ._exercise_plot import Trace, series, svg
 from ._scenario_units import ScenarioError, _enum, concentration, mass_ng, volume_nl
 
 CHECK_KEYS = {
@@ -209,10 +210,12 @@ def grade(
     start: Start,
     *,
     activity: list[dict[str, Any]] | None = None,
+    trace: Trace | None = None,
 ) -> dict[str, Any]:
     """Score what the trainee did since `start`: each check right or wrong, with what the pump
     holds; the time taken (pump clock, start to the last programmer change); the warnings the
-    trainee confirmed (from the programmer's activity, when given)."""
+    trainee confirmed (from the programmer's activity, when given); with the exercise's
+    `trace`, the plot's series of reservoir and dose (`plot`, else None)."""
     results: list[dict[str, Any]] = []
     for i, c in enumerate(exercise.checks, 1):
         found = _evaluate(c, f"exercise.check[{i}]", pump, start)
@@ -268,6 +271,7 @@ def grade(
             "reservoir_ml": status.reservoir_nl / fm.NL_PER_ML,
             "mode": status.mode.name.lower(),
         },
+        "plot": series(trace, pump) if trace is not None else None,
     }
 
 
@@ -301,6 +305,9 @@ def grade_html(result: dict[str, Any]) -> str:
         for r in result["checks"]
     )
     verdict = "passed" if result["passed"] else "not passed"
+    plot = ""
+    if result.get("plot"):
+        plot = "<h2>Reservoir and dose over the exercise</h2>" + svg(result["plot"])
     return (
         "<!doctype html><html lang=en><meta charset=utf-8><title>Exercise report</title>"
         "<style>body{font:20px system-ui,sans-serif;margin:2rem}td{padding:.3rem .8rem}"
@@ -309,5 +316,6 @@ def grade_html(result: dict[str, Any]) -> str:
         f"<h1>Exercise report: {verdict} ({result['score']})</h1>"
         f"<p><b>Task:</b> {e(result['task'])}</p>"
         f"<p>Time taken: {result['minutes_taken']} min (pump clock)</p>"
-        f"<table><tr><th></th><th>check</th><th>the pump holds</th></tr>{rows}</table></html>\n"
+        f"<table><tr><th></th><th>check</th><th>the pump holds</th></tr>{rows}</table>"
+        f"{plot}</html>\n"
     )

@@ -168,6 +168,7 @@ class Runtime:
         self._planned_ms = 0  # monotonic ms the clock task plans to wake at
         self.impairment = Impairment()
         self.exercise: Any = None  # (Exercise, Start): a scenario's graded exercise running
+        self.exercise_trace: Any = None  # its plot's points (emulator/_exercise_plot.Trace)
         self._rng = random.Random()
         self._senders: dict[str, Callable[[bytes], None]] = {}
         # called after a frame changed the pump (a programmer's command): the console's streams
@@ -176,6 +177,12 @@ class Runtime:
     @property
     def serial(self) -> int:
         return self.device.pump.serial
+
+    def note_exercise(self) -> None:
+        """A point of the running exercise's plot, now (a change was made or is about to be)."""
+        if self.exercise_trace is not None:
+            self.device.advance()
+            self.exercise_trace.note(self.device.pump)
 
     def poke(self) -> None:
         """Something changed: recompute when to wake up."""
@@ -237,6 +244,7 @@ class Runtime:
         trace = self.trace
         pump = self.device.pump
         before = (id(pump), pump.event_seq, pump.program_version)
+        self.note_exercise()  # before the change: the plot shows a step, not a slope
         for item in items:
             if trace is not None:
                 if isinstance(item, p.Frame):
@@ -253,6 +261,7 @@ class Runtime:
         pump = self.device.pump
         if (id(pump), pump.event_seq, pump.program_version) != before:
             self.poke()
+            self.note_exercise()
             for observe in self.observers:
                 observe(self)
         else:

@@ -20,6 +20,7 @@ import protocol as p
 from ._control import ControlPlane
 from ._device import PumpDevice
 from ._exercise import start_of
+from ._exercise_plot import Trace as ExerciseTrace
 from ._keys import key_path
 from ._mqtt import MqttLink, MqttSettings
 from ._runtime import Runtime, open_device
@@ -113,6 +114,7 @@ class EmulatorServer:
         self.runtime = rt = Runtime(device, trace=trace)
         if scenario is not None and scenario.exercise is not None:
             rt.exercise = (scenario.exercise, start_of(device.pump))
+            rt.exercise_trace = ExerciseTrace(device.pump)
         try:
             if o.port is not None:
                 self.serial_port = SerialPortLink(rt, o.port, baud=o.baud)

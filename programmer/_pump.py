@@ -44,6 +44,7 @@ from . import (
     _finish_alarm_settings,
     _finish_bolus,
     _finish_bridge,
+    _finish_delivery,
     _finish_dose,
     _finish_drug,
     _finish_patient_bolus,
@@ -562,6 +563,8 @@ class Pump:
     prepare_patient_bolus = _finish_patient_bolus.prepare_patient_bolus
     prepare_refill = _finish_refill.prepare_refill
     prepare_alarm_settings = _finish_alarm_settings.prepare_alarm_settings
+    prepare_suspend = _finish_delivery.prepare_suspend
+    prepare_resume = _finish_delivery.prepare_resume
 
 
 def _outcome(status: p.CommandStatus) -> str | None:

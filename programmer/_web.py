@@ -10,6 +10,7 @@ takes it from the URL fragment, which never reaches a server log).
     GET  /api/session          connection and session state, unresolved commands
     POST /api/connect          (re)connect: resolves unknown outcomes from the journal
     GET  /api/summary          the interrogation summary (?first=1: STATUS read at connect)
+    GET  /api/status           the light poll: one STATUS read (skipped while sending)
     GET  /api/events?last=N    the event log, newest first
     POST /api/prepare          {kind, form}: a Finish screen (nothing is sent)
     POST /api/commit           {id, confirm}: send it, exactly once
@@ -86,6 +87,7 @@ class WebProgrammer:
         app.router.add_post("/api/connect", self._connect)
         app.router.add_get("/api/summary", self._summary)
         app.router.add_get("/api/events", self._events)
+        app.router.add_get("/api/status", self._poll)
         app.router.add_post("/api/prepare", self._prepare)
         app.router.add_post("/api/commit", self._commit)
         app.router.add_post("/api/discard", self._discard)
@@ -174,6 +176,9 @@ class WebProgrammer:
         if request.query.get("first") == "1":
             return _json(200, await self.session.quick())
         return _json(200, await self.session.interrogate())
+
+    async def _poll(self, request: web.Request) -> web.Response:
+        return _json(200, await self.session.poll())
 
     async def _events(self, request: web.Request) -> web.Response:
         try:

@@ -61,6 +61,8 @@ class WebSession:
         self.connected_at = 0.0
         self._first: asyncio.Task[Any] | None = None
         self._first_status: asyncio.Task[p.Status] | None = None
+        self._in_flight = 0  # library calls running (a poll waits for none)
+        self._committing = False  # a Finish screen is being sent
 
     # --- connection -----------------------------------------------------------------------
 
@@ -138,6 +140,7 @@ class WebSession:
     async def call(self, coro_fn: Any) -> Any:
         """Run one library call; a lost link or unknown outcome updates the state shown."""
         pump = self._pump()
+        self._in_flight += 1
         try:
             result = await coro_fn(pump)
         except OutcomeUnknown as exc:
@@ -150,6 +153,8 @@ class WebSession:
         except Unreachable as exc:
             self.state, self.detail = "link lost", str(exc)
             raise
+        finally:
+            self._in_flight -= 1
         if self.state != "connected" and not self.unresolved:
             self.state, self.detail = "connected", f"session with pump {pump.serial}"
         elif self.state == "link lost":
@@ -187,6 +192,23 @@ class WebSession:
         else:
             snap = await self.call(lambda pump: pump.interrogate())
         return summary(snap)
+
+    async def poll(self) -> dict[str, Any]:
+        """The page's light status poll: one STATUS read, the summary's rows it answers and the
+        active alarms by name. Never while a Finish screen is being sent, beside another
+        library call or while an outcome is unknown: then `skipped` says why and nothing is
+        read."""
+        if self._committing:
+            return {"skipped": "a Finish screen is being sent"}
+        if self.unresolved:  # the state says UNKNOWN until Reconnect resolves it
+            return {"skipped": "an outcome is unknown: press Reconnect"}
+        first = self._first
+        if self._in_flight or (first is not None and not first.done()) or self.pump is None:
+            return {"skipped": "the programmer is busy" if self.pump else self.detail}
+        st = await self.call(lambda pump: pump.status())
+        assert self.pump is not None and self.pump.device is not None
+        out = status_summary(self.pump.device, st)
+        return {"skipped": None, "rows": out["rows"], "alarms": [a["alarm"] for a in out["alarms"]]}
 
     async def events(self, last: int) -> list[dict[str, Any]]:
         async def read(pump: Pump) -> list[p.EventRecord]:
@@ -229,6 +251,7 @@ class WebSession:
             raise ConfirmationNeeded(change.warnings)
         del self._changes[cid]
         record = {"kind": kind, "warnings_confirmed": change.warnings if confirm else []}
+        self._committing = True
         try:
             result = await self.call(lambda pump: change.commit(confirm=confirm))
         except ProgrammerError as exc:
@@ -236,6 +259,8 @@ class WebSession:
             if isinstance(exc, OutcomeUnknown):
                 self.unresolved[-1]["command"] = change.message.NAME
             raise
+        finally:
+            self._committing = False
         self._note("sent", record)
         version = getattr(result, "program_version", None)
         return {"sent": change.title, "program_version": version}
@@ -329,6 +354,26 @@ async def _patient_bolus(pump: Pump, f: dict[str, Any]) -> Change:
     )
 
 
+async def _suspend(pump: Pump, f: dict[str, Any]) -> Change:
+    return await pump.prepare_suspend()
+
+
+async def _resume(pump: Pump, f: dict[str, Any]) -> Change:
+    return await pump.prepare_resume()
+
+
+async def _alarm_settings(pump: Pump, f: dict[str, Any]) -> Change:
+    """A field left blank keeps its setting."""
+    low = u.volume(f["low_alarm"], "low-reservoir alarm") if f.get("low_alarm") else None
+    crit = u.minutes(f["critical"], "critical repeat") if f.get("critical") else None
+    other = u.minutes(f["noncritical"], "non-critical repeat") if f.get("noncritical") else None
+    if low is None and crit is None and other is None:
+        raise BadInput("alarm settings: give at least one new setting")
+    return await pump.prepare_alarm_settings(
+        low_threshold_nl=low, critical_repeat_ms=crit, noncritical_repeat_ms=other
+    )
+
+
 _PREPARE = {
     "dose": _dose,
     "refill": _refill,
@@ -337,4 +382,7 @@ _PREPARE = {
     "priming": _priming,
     "bridge": _bridge,
     "patient_bolus": _patient_bolus,
+    "suspend": _suspend,
+    "resume": _resume,
+    "alarm_settings": _alarm_settings,
 }

@@ -4,6 +4,8 @@ the programmer library over the real protocol and then passes; doing nothing fai
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -12,8 +14,8 @@ import pytest
 import programmer
 import protocol as p
 from emulator import EmulatorServer, ServerOptions
-from emulator._exercise import grade
-from emulator._scenario import ScenarioError, builtin_scenarios, load_scenario
+from emulator._exercise import grade, grade_html, start_of, write_grade
+from emulator._scenario import ScenarioError, builtin_scenarios, load_scenario, starting_pump
 
 MCG = 1_000
 MG = 1_000_000
@@ -123,3 +125,51 @@ async def test_an_exercise_done_right_passes_and_nothing_done_fails(
 def test_a_wrong_exercise_part_is_refused_naming_the_field(part: str, why: str) -> None:
     with pytest.raises(ScenarioError, match=why.replace("[", r"\[").replace("]", r"\]")):
         load_scenario(f'name = "x"\n[exercise]\n{part}\n')
+
+
+async def test_the_report_plots_reservoir_and_dose_over_the_exercise(tmp_path: Path) -> None:
+    """A refill on a paused clock: the trace holds the start and the state after the refill
+    (the point just before it equals the start), so the plot has exactly two points; the JSON
+    holds the series in mL and mcg/day and grade.html an SVG with two points per line."""
+    options = ServerOptions(speed_milli=0, scenario="exercise-refill-keep-dose")
+    async with EmulatorServer(tmp_path / "pump", options) as served:
+        rt = served.runtime
+        assert rt is not None and rt.exercise is not None and served.port_path
+        before = rt.device.pump.status()
+        async with programmer.connect(
+            f"serial://{served.port_path}",
+            key=served.key_files[p.Role.CLINICIAN],
+            journal=tmp_path / "journal.sqlite",
+        ) as pump:
+            await refill_keep_dose(pump)
+        exercise, start = rt.exercise
+        result = grade(exercise, rt.device.pump, start, trace=rt.exercise_trace)
+        after = rt.device.pump.status()
+    plot = result["plot"]
+    assert plot["points"] == 2
+    assert plot["clock_ms"] == [before.clock_ms, after.clock_ms]
+    assert plot["reservoir_ml"] == [before.reservoir_nl / ML, after.reservoir_nl / ML]
+    assert plot["true_reservoir_ml"] == [
+        before.true_reservoir_nl / ML,
+        after.true_reservoir_nl / ML,
+    ]
+    assert plot["daily_dose_mcg"] == [before.daily_dose_ng / MCG, after.daily_dose_ng / MCG]
+    assert plot["reservoir_ml"][0] != plot["reservoir_ml"][1]  # the refill is a step
+    json_path, html_path = write_grade(result, tmp_path / "report")
+    assert json.loads(json_path.read_text())["plot"] == plot
+    page = html_path.read_text()
+    assert '<svg id="plot"' in page and 'data-points="2"' in page
+    for line in ("reservoir", "true-reservoir"):
+        points = re.search(rf'class="{line}"[^>]* points="([^"]*)"', page)
+        assert points is not None and len(points.group(1).split()) == 2
+    dose = re.search(r'class="dose"[^>]* points="([^"]*)"', page)
+    assert dose is not None and len(dose.group(1).split()) == 3  # drawn as steps
+
+
+def test_a_report_without_a_trace_has_no_plot() -> None:
+    scenario = load_scenario("exercise-refill-keep-dose")
+    assert scenario.exercise is not None
+    pump = starting_pump(scenario, now_ms=0, serial=1)
+    result = grade(scenario.exercise, pump, start_of(pump))
+    assert result["plot"] is None
+    assert "<svg" not in grade_html(result)

@@ -10,6 +10,8 @@ const $ = (sel, root = document) => root.querySelector(sel);
 const $$ = (sel, root = document) => Array.from(root.querySelectorAll(sel));
 let pending = null; // the Finish screen on show: {id, warnings, form}
 let busy = false;
+const POLL_MS = 5000; // the light status poll (one STATUS read)
+let shownAlarms = ""; // the active alarms the summary shows, by name
 
 async function api(method, path, body) {
   const resp = await fetch(path, {
@@ -122,12 +124,40 @@ async function interrogate(first = false) {
     list.appendChild(text(document.createElement("li"), "none"));
     alarms.append("none");
   }
+  shownAlarms = data.alarms.map((a) => a.alarm).sort().join(",");
+  showUpdated();
   text($("#max-steps"), String(data.max_schedule_steps));
   document.body.dataset.unit = data.unit;
   document.body.dataset.ready = "1"; // the summary is on screen
   if (data.complete) document.body.dataset.complete = "1"; // every detail of it too
   $("#summary").setAttribute("aria-busy", data.complete ? "false" : "true");
   return data;
+}
+
+// --- the light status poll: a new alarm shows without the trainee asking -------------------
+
+function showUpdated() {
+  const t = new Date();
+  const two = (n) => String(n).padStart(2, "0");
+  text($("#updated"), `updated ${two(t.getHours())}:${two(t.getMinutes())}:${two(t.getSeconds())}`);
+}
+
+async function pollStatus() {
+  // never while a Finish screen or a confirmation is open, or anything is being sent
+  if (busy || pending || command || !document.body.dataset.complete) return;
+  let data;
+  try { data = await api("GET", "/api/status"); } catch (err) { return; } // the state shows it
+  if (data.skipped || busy || pending || command) return;
+  for (const [label, value] of data.rows) {
+    const td = $(`#summary tr[data-row="${label}"] td`);
+    if (td) text(td, value);
+  }
+  const now = data.alarms.slice().sort().join(",");
+  if (now !== shownAlarms) {
+    const added = data.alarms.filter((a) => !shownAlarms.split(",").includes(a));
+    try { await interrogate(); } catch (err) { say(explain(err), "error"); return; }
+    if (added.length) say("New alarm on the pump: " + added.join(", ").replace(/_/g, " ") + ".", "error");
+  } else showUpdated();
 }
 
 // --- navigation -------------------------------------------------------------------------
@@ -306,6 +336,7 @@ function start() {
   $("#interrogate").addEventListener("click", () => interrogate().catch((e) => say(explain(e), "error")));
   $("#read-log").addEventListener("click", readLog);
   firstLook();
+  setInterval(pollStatus, POLL_MS);
 }
 
 // The first interrogation as soon as the session is up (the server may still be connecting).
