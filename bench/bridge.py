@@ -68,8 +68,9 @@ async def echo_rtt(req: tuple[str, int], echo: tuple[str, int], n: int) -> float
         await c.subscribe("itp/v1/bench-echo/rsp", qos=1)
 
         async def serve() -> None:
-            async for m in e.messages:
-                await e.publish("itp/v1/bench-echo/rsp", m.payload, qos=1)
+            with contextlib.suppress(aiomqtt.MqttError):  # the clients' exit ends it
+                async for m in e.messages:
+                    await e.publish("itp/v1/bench-echo/rsp", m.payload, qos=1)
 
         task = asyncio.create_task(serve())
         replies = c.messages.__aiter__()
@@ -99,9 +100,11 @@ async def echo_rtt(req: tuple[str, int], echo: tuple[str, int], n: int) -> float
                 while (await anext(replies)).payload != str(i).encode():
                     pass
             out.append((time.perf_counter() - t) * 1e3)
+        # The echo task may not end on cancel (aiomqtt's iterator can hold it) and awaiting
+        # it must never swallow our own cancellation: wait a moment, then let the clients'
+        # exit end it.
         task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
-            await task
+        await asyncio.wait({task}, timeout=1)
     return statistics.median(out)
 
 
