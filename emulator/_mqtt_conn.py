@@ -22,7 +22,7 @@ import collections
 import contextlib
 import socket
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import TracebackType
 
 import aiomqtt
@@ -219,6 +219,27 @@ class WireClient:
         if self._out:
             data, self._out = bytes(self._out), bytearray()
             self._write(data)
+
+    @contextlib.contextmanager
+    def corked(self) -> Iterator[None]:
+        """Everything published inside leaves in one `transport.write` at the end (a fleet's
+        beacons due in the same tick, its pumps' statuses)."""
+        if self._batch:
+            yield
+            return
+        self._batch = True
+        try:
+            yield
+        finally:
+            self._batch = False
+            self._flush()
+
+    def send_encoded(self, packets: bytes) -> None:
+        """Already encoded QoS 0 PUBLISH packets (no packet id to track): a fleet builds its
+        beacons' packets from precomputed topic bytes. Raises WireError when not connected."""
+        if self.closed.done():
+            raise WireError("not connected")
+        self._write(packets)
 
     def _mid(self) -> int:
         while True:
