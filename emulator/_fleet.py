@@ -40,7 +40,6 @@ log = logging.getLogger("emulator.fleet")
 
 LINK = "mqtt"
 TICK_S = 0.002  # the beacon scheduler wakes at most this often; due beacons leave together
-SUBSCRIBE_EACH_UP_TO = 1000  # pumps: above, one `itp/v1/+/cmd` subscription for the fleet
 
 
 def _status(serial: int) -> str:
@@ -168,8 +167,10 @@ class Fleet:
     async def _serve(self, client: WireClient) -> None:
         client.on_publish = self._command
         client.max_queued = max(client.max_queued, 4 * len(self.runtimes))
-        for topic in self._command_filters():
-            await client.subscribe(topic, 1, retain_as_published=True)
+        # one filter per pump: a command reaches only the fleet process that serves its pump
+        await client.subscribe_many(
+            [f"itp/v1/{serial}/cmd" for serial in self.runtimes], 1, retain_as_published=True
+        )
         # close() may run meanwhile: an `online` queued after its `offline`s would stick
         if not self._closing:
             await client.publish(self._fleet_status, b"online", qos=1, retain=True)
@@ -183,13 +184,6 @@ class Fleet:
             await client.closed
         finally:
             beacons.cancel()
-
-    def _command_filters(self) -> list[str]:
-        """`itp/v1/+/cmd` for a big fleet; for a small one each pump's own `cmd` topic, so
-        commands to other fleets' pumps do not reach this process at all."""
-        if len(self.runtimes) > SUBSCRIBE_EACH_UP_TO:
-            return ["itp/v1/+/cmd"]
-        return [f"itp/v1/{serial}/cmd" for serial in self.runtimes]
 
     def _command(self, message: Publish) -> None:
         """One command frame (inside the read callback, as `MqttLink._command`): answered on its

@@ -30,6 +30,7 @@ import aiomqtt
 from . import _mqtt_wire as w
 
 CONNECT_TIMEOUT_S = 5.0
+SUBSCRIBE_BATCH = 500  # topic filters in one SUBSCRIBE packet, at most
 MAX_QUEUED = 4096  # QoS 1 publishes held beyond the broker's Receive Maximum, at most
 
 
@@ -301,6 +302,25 @@ class WireClient:
             code = await fut
         if code >= 0x80:
             raise WireError(f"the broker refused the subscription to {topic} (0x{code:02x})")
+
+    async def subscribe_many(
+        self, topics: list[str], qos: int = 1, *, retain_as_published: bool
+    ) -> None:
+        """Subscribe to many topic filters, up to SUBSCRIBE_BATCH in each SUBSCRIBE packet, all
+        packets sent before any SUBACK is awaited (a fleet's one filter per pump)."""
+        if self.closed.done():
+            raise WireError("not connected")
+        futures = []
+        for i in range(0, len(topics), SUBSCRIBE_BATCH):
+            mid = self._mid()
+            fut = self._acks[mid] = self._loop.create_future()
+            futures.append(fut)
+            chunk = topics[i : i + SUBSCRIBE_BATCH]
+            self._write(w.subscribe_many(mid, chunk, qos, retain_as_published=retain_as_published))
+        async with asyncio.timeout(self.timeout_s):
+            codes = await asyncio.gather(*futures)
+        if codes and max(codes) >= 0x80:
+            raise WireError(f"the broker refused a subscription (0x{max(codes):02x})")
 
     # --- reading --------------------------------------------------------------------------------
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import firmware_model as fm
 from emulator import _mqtt_wire as w
 from emulator._fleet import _telemetry_head
+from emulator._mqtt_conn import SUBSCRIBE_BATCH, WireClient
+from emulator.testing import Broker
 from firmware_model._battery import _first_reaching
 
 DAY_MS = 86_400_000
@@ -44,3 +48,19 @@ def test_a_precomputed_beacon_packet_is_the_publish_it_stands_for() -> None:
     assert packet == w.publish("itp/v1/123456/telemetry", frame, 0, False, 0)
     m = w.parse_publish(packet[0], packet[2:])
     assert (m.topic, m.payload, m.qos, m.retain) == ("itp/v1/123456/telemetry", frame, 0, False)
+
+
+async def test_subscribe_many_spans_packets_and_hears_only_its_topics(broker: Broker) -> None:
+    got: list[str] = []
+    async with WireClient(broker.host, broker.port, identifier="t-many", will_topic="t/w") as c:
+        c.on_publish = lambda m: got.append(m.topic)
+        topics = [f"t/many/{i}/cmd" for i in range(3 * SUBSCRIBE_BATCH + 7)]
+        await c.subscribe_many(topics, 1, retain_as_published=True)
+        async with WireClient(broker.host, broker.port, identifier="t-pub", will_topic="t/w") as p:
+            for t in ("t/many/x/cmd", topics[0], topics[-1], f"t/many/{len(topics)}/cmd"):
+                await p.publish(t, b"x", qos=1)
+            await p.publish(topics[SUBSCRIBE_BATCH], b"last", qos=1)
+        async with asyncio.timeout(5):
+            while len(got) < 3:
+                await asyncio.sleep(0.01)
+    assert got == [topics[0], topics[-1], topics[SUBSCRIBE_BATCH]]
