@@ -2,11 +2,15 @@
 
 Each pump has its own serial number, role keys, model, sessions, clock task and telemetry; an
 idle pump's clock task sleeps until its model's next event, so it costs no CPU in between.
-One client subscribes to `itp/v1/+/cmd` (MQTT 5, retain-as-published) and routes each frame
-to its pump by the serial in the topic; one scheduler publishes every pump's beacon at its
-interval, the pumps spread evenly over the interval. One connection has one last will: the
-fleet's own `itp/v1/fleet/<name>/status` says `offline` when the process dies (each pump's
-retained `status` says `online` while the fleet serves; it is set `offline` on a clean stop).
+The connection is the lean `WireClient` (`_mqtt_conn.py`): it subscribes to each pump's own
+`itp/v1/<serial>/cmd` (MQTT 5, retain-as-published, 500 filters a SUBSCRIBE packet), so a
+command reaches only the fleet that serves its pump, and answers each command inside the read
+callback. One scheduler sends every pump's beacon each interval, the pumps spread evenly over
+it: every beacon due by a tick is encoded from the pump's precomputed topic bytes and the
+model's few beacon fields, and they leave in one socket write. One connection has one last
+will: the fleet's own `itp/v1/fleet/<name>/status` says `offline` when the process dies (each
+pump's retained `status` says `online` while the fleet serves; it is set `offline` on a clean
+stop).
 """
 
 from __future__ import annotations
