@@ -11,7 +11,7 @@ a measuring window (10 s; --quick 3 s) the bench takes:
 2. memory       VmRSS (/proc/<pid>/status) at the end of the window; per pump (RSS / N, which
                 includes the interpreter's own ~35 MB, so it is inflated at small N) and
                 the marginal per pump between consecutive sizes (the better number).
-3. delivery     a subscriber in a separate process (`python -c`, aiomqtt, TCP_NODELAY, QoS 0 on
+3. delivery     a subscriber in a separate process (`python -c`, WireClient, TCP_NODELAY, QoS 0 on
                 `itp/v1/+/telemetry`) decodes each payload (`FrameDecoder().feed`, `.decode()`
                 to a TelemetryBeacon) and takes receive wall time (ms) - `pump_time_ms`: the
                 delivery latency publish -> broker -> subscriber (at speed 1 the pump clock is

@@ -238,14 +238,14 @@ class PumpDevice:
     def beacon(self) -> bytes:
         self.advance()
         self.beacon_counter = (self.beacon_counter + 1) & U32
-        st = self.pump.status()
+        clock_ms, delivering, alarms, battery = self.pump.beacon_state()
         msg = p.TelemetryBeacon(
             beacon_counter=self.beacon_counter,
-            pump_time_ms=st.clock_ms,
+            pump_time_ms=clock_ms,
             speed_factor_milli=self.clock.speed_milli,
-            delivering=st.delivering,
-            active_alarms=p.Alarm(int(st.active_alarms)),
-            battery=p.BatteryState(int(st.battery)),
+            delivering=delivering,
+            active_alarms=p.Alarm(int(alarms)),
+            battery=p.BatteryState(int(battery)),
         )
         return p.encode_frame(msg, pump_id=self.pump.serial, seq=0, from_pump=True)
 

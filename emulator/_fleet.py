@@ -2,19 +2,24 @@
 
 Each pump has its own serial number, role keys, model, sessions, clock task and telemetry; an
 idle pump's clock task sleeps until its model's next event, so it costs no CPU in between.
-One client subscribes to `itp/v1/+/cmd` (MQTT 5, retain-as-published) and routes each frame
-to its pump by the serial in the topic; one scheduler publishes every pump's beacon at its
-interval, the pumps spread evenly over the interval. One connection has one last will: the
-fleet's own `itp/v1/fleet/<name>/status` says `offline` when the process dies (each pump's
-retained `status` says `online` while the fleet serves; it is set `offline` on a clean stop).
+The connection is the lean `WireClient` (`_mqtt_conn.py`): it subscribes to each pump's own
+`itp/v1/<serial>/cmd` (MQTT 5, retain-as-published, 500 filters a SUBSCRIBE packet), so a
+command reaches only the fleet that serves its pump, and answers each command inside the read
+callback. One scheduler sends every pump's beacon each interval, the pumps spread evenly over
+it: every beacon due by a tick is encoded from the pump's precomputed topic bytes and the
+model's few beacon fields, and they leave in one socket write. One connection has one last
+will: the fleet's own `itp/v1/fleet/<name>/status` says `offline` when the process dies (each
+pump's retained `status` says `online` while the fleet serves; it is set `offline` on a clean
+stop).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import heapq
+import functools
 import logging
+import random
 import secrets
 import time
 from collections.abc import Callable
@@ -26,20 +31,30 @@ import aiomqtt
 import firmware_model as fm
 import protocol as p
 
+from . import _mqtt_wire as w
 from ._clock import VirtualClock, wall_ms
 from ._device import PumpDevice
 from ._keys import load_or_create_keys
-from ._mqtt import (
-    MqttSettings,
-    pump_client,
-    reconnecting,
-    serve_command,
-    subscribe_commands,
-    topics,
-)
+from ._mqtt import MqttSettings, reconnecting
+from ._mqtt_conn import WireClient
+from ._mqtt_wire import Publish
 from ._runtime import Runtime, open_device
 
 log = logging.getLogger("emulator.fleet")
+
+LINK = "mqtt"
+TICK_S = 0.002  # the beacon scheduler wakes at most this often; due beacons leave together
+
+
+def _status(serial: int) -> str:
+    return f"itp/v1/{serial}/status"
+
+
+def _telemetry_head(serial: int) -> bytes:
+    """A QoS 0 PUBLISH on the pump's telemetry topic after its remaining length: the topic
+    and an empty property list (MQTT 5, 3.3.2); the beacon frame follows."""
+    topic = f"itp/v1/{serial}/telemetry".encode()
+    return len(topic).to_bytes(2, "big") + topic + b"\x00"
 
 
 class Fleet:
@@ -84,7 +99,8 @@ class Fleet:
                 )
                 pump = fm.Pump.create(profile, serial=serial, now_ms=now)
                 device = PumpDevice(pump, keys, clock=VirtualClock(now, speed_milli))
-            self.runtimes[serial] = Runtime(device)
+            rt = self.runtimes[serial] = Runtime(device)
+            rt.register(LINK, functools.partial(self._send_later, serial))
             if progress is not None and (i + 1 == count or (i + 1) % 100 == 0):
                 progress(f"starting pumps: {i + 1} of {count}")
         if progress is not None:
@@ -94,7 +110,7 @@ class Fleet:
         self._closing = False  # set by close(): no `online` may follow its `offline`s
         self.beacons_sent = 0
         self.lateness_ms: list[float] = []  # beacon publish time minus its schedule
-        self._client: aiomqtt.Client | None = None
+        self._client: WireClient | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
     # --- running ------------------------------------------------------------------------------
@@ -109,14 +125,12 @@ class Fleet:
         client = self._client
         if client is not None:
             with contextlib.suppress(aiomqtt.MqttError):
-                # Handed to paho without awaiting each (as beacons are): awaited one by one,
-                # 20,000 pumps took over a minute to stop on a busy machine. They leave in
-                # order on the one connection, so the fleet's QoS 1 `offline`, awaited last,
-                # is acknowledged after the broker has taken every pump's.
-                for i, serial in enumerate(self.runtimes):
-                    client._client.publish(topics(serial)["status"], b"offline", qos=0, retain=True)
-                    if i % 256 == 255:
-                        await asyncio.sleep(0)  # let the socket drain
+                # Every pump's `offline` in one write, then the fleet's QoS 1 `offline`: they
+                # leave in order on the one connection, so its PUBACK comes after the broker
+                # has taken every pump's.
+                with client.corked():
+                    for serial in self.runtimes:
+                        client.publish_nowait(_status(serial), b"offline", qos=0, retain=True)
                 await client.publish(self._fleet_status, b"offline", qos=1, retain=True)
         for rt in self.runtimes.values():
             rt.stop()
@@ -132,73 +146,114 @@ class Fleet:
     def _fleet_status(self) -> str:
         return f"itp/v1/fleet/{self.name}/status"
 
-    def _on_state(self, client: aiomqtt.Client | None) -> None:
+    def _on_state(self, client: WireClient | None) -> None:
         self._client = client
         if client is None:
             self.connected.clear()
 
+    def _connect(self) -> WireClient:
+        st = self.mqtt
+        return WireClient(
+            st.host,
+            st.port,
+            identifier=f"itp-fleet-{self.name}-{random.getrandbits(32):08x}",
+            will_topic=self._fleet_status,
+            keepalive_s=10,
+            username=st.username,
+            password=st.password,
+            tls_context=st.tls_context(),
+            timeout_s=10,
+        )
+
     async def _mqtt_loop(self) -> None:
-        def connect() -> aiomqtt.Client:
-            return pump_client(
-                self.mqtt,
-                f"itp-fleet-{self.name}",
-                self._fleet_status,
-                timeout=10,
-                max_inflight_messages=1000,
-            )
+        await reconnecting(self._connect, self._serve, self._on_state, "fleet mqtt")
 
-        await reconnecting(connect, self._serve, self._on_state, "fleet mqtt")
-
-    async def _serve(self, client: aiomqtt.Client) -> None:
-        client.pending_calls_threshold = 10_000
-        await subscribe_commands(client, "itp/v1/+/cmd")
+    async def _serve(self, client: WireClient) -> None:
+        client.on_publish = self._command
+        client.max_queued = max(client.max_queued, 4 * len(self.runtimes))
+        # one filter per pump: a command reaches only the fleet process that serves its pump
+        await client.subscribe_many(
+            [f"itp/v1/{serial}/cmd" for serial in self.runtimes], 1, retain_as_published=True
+        )
         # close() may run meanwhile: an `online` queued after its `offline`s would stick
         if not self._closing:
             await client.publish(self._fleet_status, b"online", qos=1, retain=True)
-        for serial in self.runtimes:
-            if self._closing:
-                break
-            await client.publish(topics(serial)["status"], b"online", qos=0, retain=True)
+            with client.corked():
+                for serial in self.runtimes:
+                    client.publish_nowait(_status(serial), b"online", qos=0, retain=True)
         self.connections += 1
         self.connected.set()
         beacons = asyncio.create_task(self._beacons(client))
         try:
-            async for message in client.messages:
-                parts = str(message.topic).split("/")
-                try:
-                    rt = self.runtimes[int(parts[2])]
-                except (IndexError, ValueError, KeyError):
-                    continue  # another fleet's or pump's command
-                await serve_command(rt, client, message, "mqtt")
+            await client.closed
         finally:
             beacons.cancel()
 
-    async def _beacons(self, client: aiomqtt.Client) -> None:
-        """Every pump's beacon each interval, spread evenly over it (a heap of due times)."""
+    def _command(self, message: Publish) -> None:
+        """One command frame (inside the read callback, as `MqttLink._command`): answered on its
+        pump's rsp topic, or, published retained, refused, logged as a replay and cleared."""
+        client = self._client
+        parts = message.topic.split("/")
+        if client is None or len(parts) != 4 or parts[3] != "cmd" or not parts[2].isdigit():
+            return
+        rt = self.runtimes.get(int(parts[2]))
+        if rt is None or not message.payload:
+            return  # another fleet's or pump's command; empty: a retained one cleared
+        if message.retain:
+            rt.device.refuse_retained()
+            rt.poke()
+            with contextlib.suppress(aiomqtt.MqttError):  # cleared by the next one if dropped
+                client.publish_nowait(message.topic, b"", qos=1, retain=True)
+            return
+        rsp = f"itp/v1/{rt.serial}/rsp"
+        for reply in rt.feed_frame(LINK, message.payload):
+            try:
+                client.publish_nowait(rsp, reply, qos=1)
+            except aiomqtt.MqttError:  # over WireClient.max_queued: a flood, answer dropped
+                log.debug("fleet: answer dropped, %s publishes wait", client.max_queued)
+
+    def _send_later(self, serial: int, data: bytes) -> None:
+        """An answer an impaired link held back: publish it when its time comes."""
+        client = self._client
+        if client is not None:
+            with contextlib.suppress(aiomqtt.MqttError):  # lost with the connection
+                client.publish_nowait(f"itp/v1/{serial}/rsp", data, qos=1)
+
+    async def _beacons(self, client: WireClient) -> None:
+        """Every pump's beacon each interval, pump i of n at `i/n` of it. Each tick sends all
+        beacons due by then in one write, each packet from the pump's precomputed topic bytes
+        (only the frame is computed, from the model, when it is due)."""
         interval = self.beacon_interval_s
         if interval <= 0:
             return
         loop = asyncio.get_running_loop()
+        pumps = [(rt.device, _telemetry_head(serial)) for serial, rt in self.runtimes.items()]
+        n = len(pumps)
+        step = interval / n
+        late = self.lateness_ms
         start = loop.time()
-        n = len(self.runtimes)
-        heap = [(start + interval * i / n, serial) for i, serial in enumerate(self.runtimes)]
-        heapq.heapify(heap)
-        while heap:
-            due, serial = heap[0]
+        sent_before = self.beacons_sent
+        k = 0  # beacons sent on this connection; the next is pumps[k % n], due start + k*step
+        while True:
             now = loop.time()
-            if due > now:
-                await asyncio.sleep(due - now)
-                continue
-            heapq.heapreplace(heap, (due + interval, serial))
-            rt = self.runtimes[serial]
-            frame = rt.device.beacon()
-            self.lateness_ms.append((loop.time() - due) * 1000)
-            if len(self.lateness_ms) > 1_000_000:
-                del self.lateness_ms[:500_000]
-            client._client.publish(topics(serial)["telemetry"], frame, qos=0)
-            self.beacons_sent += 1
-            if self.beacons_sent % 64 == 0:
-                await asyncio.sleep(0)  # let the network and the pumps run
+            out = bytearray()
+            first = k
+            while start + k * step <= now:
+                device, head = pumps[k % n]
+                frame = device.beacon()
+                size = len(head) + len(frame)
+                out += bytes((0x30, size)) if size < 128 else b"\x30" + w.varint(size)
+                out += head
+                out += frame
+                k += 1
+            if out:
+                client.send_encoded(bytes(out))
+                sent = loop.time()
+                late.extend((sent - start - i * step) * 1000 for i in range(first, k))
+                if len(late) > 1_000_000:
+                    del late[:500_000]
+                self.beacons_sent = sent_before + k
+            await asyncio.sleep(max(TICK_S, start + k * step - loop.time()))
 
     def stats(self) -> dict[str, Any]:
         late = sorted(self.lateness_ms)

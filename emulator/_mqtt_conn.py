@@ -22,7 +22,7 @@ import collections
 import contextlib
 import socket
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import TracebackType
 
 import aiomqtt
@@ -30,6 +30,7 @@ import aiomqtt
 from . import _mqtt_wire as w
 
 CONNECT_TIMEOUT_S = 5.0
+SUBSCRIBE_BATCH = 500  # topic filters in one SUBSCRIBE packet, at most
 MAX_QUEUED = 4096  # QoS 1 publishes held beyond the broker's Receive Maximum, at most
 
 
@@ -220,6 +221,27 @@ class WireClient:
             data, self._out = bytes(self._out), bytearray()
             self._write(data)
 
+    @contextlib.contextmanager
+    def corked(self) -> Iterator[None]:
+        """Everything published inside leaves in one `transport.write` at the end (a fleet's
+        beacons due in the same tick, its pumps' statuses)."""
+        if self._batch:
+            yield
+            return
+        self._batch = True
+        try:
+            yield
+        finally:
+            self._batch = False
+            self._flush()
+
+    def send_encoded(self, packets: bytes) -> None:
+        """Already encoded QoS 0 PUBLISH packets (no packet id to track): a fleet builds its
+        beacons' packets from precomputed topic bytes. Raises WireError when not connected."""
+        if self.closed.done():
+            raise WireError("not connected")
+        self._write(packets)
+
     def _mid(self) -> int:
         while True:
             self._next_mid = self._next_mid % 65_535 + 1
@@ -280,6 +302,25 @@ class WireClient:
             code = await fut
         if code >= 0x80:
             raise WireError(f"the broker refused the subscription to {topic} (0x{code:02x})")
+
+    async def subscribe_many(
+        self, topics: list[str], qos: int = 1, *, retain_as_published: bool
+    ) -> None:
+        """Subscribe to many topic filters, up to SUBSCRIBE_BATCH in each SUBSCRIBE packet, all
+        packets sent before any SUBACK is awaited (a fleet's one filter per pump)."""
+        if self.closed.done():
+            raise WireError("not connected")
+        futures = []
+        for i in range(0, len(topics), SUBSCRIBE_BATCH):
+            mid = self._mid()
+            fut = self._acks[mid] = self._loop.create_future()
+            futures.append(fut)
+            chunk = topics[i : i + SUBSCRIBE_BATCH]
+            self._write(w.subscribe_many(mid, chunk, qos, retain_as_published=retain_as_published))
+        async with asyncio.timeout(self.timeout_s):
+            codes = await asyncio.gather(*futures)
+        if codes and max(codes) >= 0x80:
+            raise WireError(f"the broker refused a subscription (0x{max(codes):02x})")
 
     # --- reading --------------------------------------------------------------------------------
 

@@ -102,6 +102,13 @@ def subscribe(
     return _packet(SUBSCRIBE, struct.pack(">H", mid) + b"\x00" + _str(topic) + bytes((options,)))
 
 
+def subscribe_many(mid: int, topics: list[str], qos: int, *, retain_as_published: bool) -> bytes:
+    """SUBSCRIBE to several topic filters in one packet (MQTT 5 allows many), same options."""
+    options = bytes((qos | (0x08 if retain_as_published else 0),))
+    filters = b"".join(_str(t) + options for t in topics)
+    return _packet(SUBSCRIBE, struct.pack(">H", mid) + b"\x00" + filters)
+
+
 def publish(topic: str, payload: bytes, qos: int, retain: bool, mid: int) -> bytes:
     head = _str(topic) + (struct.pack(">H", mid) if qos else b"") + b"\x00"
     return _packet(PUBLISH | (qos << 1) | (1 if retain else 0), head + payload)

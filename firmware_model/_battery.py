@@ -74,8 +74,12 @@ class BatteryMixin(PumpCore):
         def used(x: int) -> int:
             return bat.idle_bu_per_ms * (x - s.now) + bat.bu_per_nl * self._program_volume(x)
 
-        if used(bound) < need:
+        drained = bat.bu_per_nl * self._program_volume(bound)
+        if bat.idle_bu_per_ms * (bound - s.now) + drained < need:
             return None
+        if drained == 0:  # nothing flows by `bound` (an idle pump): the idle current alone,
+            # a line; the same first millisecond the bisection finds, without its ~40 steps
+            return s.now + -(-need // bat.idle_bu_per_ms)
         return _first_reaching(used, need, s.now, bound)
 
     def _battery_permille(self) -> int:
