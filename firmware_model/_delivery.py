@@ -68,7 +68,12 @@ class DeliveryMixin(PumpCore):
         self._next = None
         basal: RateProfile | None = None
         priming = s.bolus is not None and s.bolus.kind is BolusKind.PRIMING
-        if not (s.mode is Mode.STOPPED or s.suspended or priming or self._halted()):
+        halted = (  # self._halted(), inlined
+            s.drug is Drug.NONE
+            or s.battery is BatteryState.END_OF_SERVICE
+            or (bool(s.alarms) and any(r.alarm in _HALTING for r in s.alarms))
+        )
+        if not (s.mode is Mode.STOPPED or s.suspended or priming or halted):
             if s.safe_mode:
                 basal = self._constant(self._profile.safe_rate_nl_per_day)
             elif s.mode is Mode.SCHEDULE:
