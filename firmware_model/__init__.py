@@ -14,7 +14,8 @@ rebuilt from the state (the basal rate function, its rate profiles, the next int
 Time is handed in. `advance_to(t)` (_clock.py) repeatedly finds the next *internal* event (a
 bolus or bridge ending, a threshold crossed, an alarm tone, a battery milestone, a stall
 recovering, a silence expiring, 48 h in stopped mode, a granuloma's daily step:
-`_next_internal` in _delivery.py), integrates delivery analytically up to it (`_flow`), and
+`_next_internal` in _delivery.py, asked with a horizon: events past `t` need not be found
+exactly), integrates delivery analytically up to it (`_flow`), and
 applies it (`_settle`, which applies every condition due at the current instant until nothing
 changes). Between internal events the basal rate is a fixed periodic function of the time of
 day (`RateProfile`, _rates.py), so crossing any number of schedule steps costs O(1): the cost

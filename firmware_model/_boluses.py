@@ -50,7 +50,11 @@ class BolusesMixin(CommandMixin):
     def bolus_window(self) -> tuple[int, int]:
         """(patient boluses started in the last 24 h, model time the lockout ends or 0)."""
         s = self._s
-        n = sum(1 for t, _, k in s.recent_boluses if k is BolusKind.PATIENT and t > s.now - DAY_MS)
+        cutoff = s.now - DAY_MS
+        n = 0
+        for t, _, k in s.recent_boluses:
+            if k is BolusKind.PATIENT and t > cutoff:
+                n += 1
         lock = 0
         if s.last_patient_bolus_at >= 0 and s.last_patient_bolus_at + s.patient.lockout_ms > s.now:
             lock = s.last_patient_bolus_at + s.patient.lockout_ms
@@ -254,7 +258,11 @@ class BolusesMixin(CommandMixin):
         """The sliding-24 h cap counts everything: basal plus every bolus started in the last
         24 h plus this one (security.md 3.2, defence in depth)."""
         s = self._s
-        recent = sum(d for t, d, _ in s.recent_boluses if t > s.now - DAY_MS)
+        cutoff = s.now - DAY_MS
+        recent = 0
+        for t, d, _ in s.recent_boluses:
+            if t > cutoff:
+                recent += d
         total = self._daily_dose_x1440() + (recent + dose_ng) * MINUTES_PER_DAY
         c.check_dose_limits(s.drug, total, confirm)
 

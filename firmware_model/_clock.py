@@ -72,7 +72,7 @@ class ClockMixin(CommandMixin):
             raise TimeWentBackwards(f"advance_to({t}) is before the model time {s.now}")
         n = same = 0
         while True:
-            e = self._next_internal()
+            e = self._next_internal(t)
             if e > t:
                 self._flow(t)
                 return n
@@ -136,6 +136,7 @@ class ClockMixin(CommandMixin):
             b = s.bolus
             if b is not None and b.end_ms <= now:
                 self._end_bolus(cancelled=False, source=Source.PUMP, command_id=NO_COMMAND)
+            ended = (s.next_seq, len(s.alarms))
             if s.mode is Mode.BRIDGE and s.bridge_left_nl <= 0:
                 s.mode = Mode.CONTINUOUS
                 self._log(
@@ -162,7 +163,8 @@ class ClockMixin(CommandMixin):
             bat = prof.battery
             if bat is not None:
                 if s.battery is BatteryState.OK and (
-                    s.battery_used_bu >= bat.eri_used_bu or now >= self._service_end()
+                    s.battery_used_bu >= bat.eri_used_bu
+                    or now >= s.implanted_at + bat.service_life_ms  # self._service_end()
                 ):
                     self._eri(Source.PUMP, NO_COMMAND)
                 if s.battery is BatteryState.ELECTIVE_REPLACEMENT and now >= s.eos_at:
@@ -191,9 +193,16 @@ class ClockMixin(CommandMixin):
                 s.last_tone_at = now
                 s.last_tone = CATALOGUE[sounding.alarm].tone
                 sounding.next_tone_at = now + self._repeat(sounding.alarm)
-            if (s.next_seq, len(s.alarms)) == before:
+            after = (s.next_seq, len(s.alarms))
+            if after == before:
                 # nothing logged, so nothing _replan reads changed since this pass began with
                 # one (every change of mode, bolus, alarm or battery state is logged)
+                break
+            if after == ended:
+                # only the bolus end changed anything, and every test after it in this pass
+                # already saw that state (none reads the basal _replan sets): another pass
+                # would change nothing but the basal
+                self._replan()
                 break
         else:
             self._replan()

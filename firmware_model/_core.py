@@ -31,7 +31,16 @@ CONTROL_CATHETER_FILLED = 12  # `a` of the CONTROL record of fill_catheter (b: p
 class PumpCore:
     """The attributes every mixin of `Pump` works on (one instance, no per-concept objects)."""
 
-    __slots__ = ("_basal", "_last_schedule", "_library", "_next", "_profile", "_s", "_step_cache")
+    __slots__ = (
+        "_basal",
+        "_last_schedule",
+        "_last_x1440",
+        "_library",
+        "_next",
+        "_profile",
+        "_s",
+        "_step_cache",
+    )
 
     _profile: Profile
     _library: dict[Drug, DrugLimits]
@@ -41,6 +50,8 @@ class PumpCore:
     _step_cache: dict[tuple[object, ...], RateProfile]
     # the schedule profile last looked up: (its step list, its concentration, the profile)
     _last_schedule: tuple[list[tuple[int, int]], int, RateProfile] | None
+    # the step list whose daily dose x 1440 was last computed, and that dose
+    _last_x1440: tuple[list[tuple[int, int]], int] | None
 
     @property
     def _tod_off(self) -> int:
@@ -84,7 +95,7 @@ class PumpCore:
         def _halted(self) -> bool: ...
         def _constant(self, rate: int) -> RateProfile: ...
         def _schedule_profile(self) -> RateProfile: ...
-        def _next_internal(self) -> int: ...
+        def _next_internal(self, horizon: int = ...) -> int: ...
         def _flow(self, x: int) -> None: ...
         def _physical(self, pumped: int) -> None: ...
         def _program_volume(self, x: int) -> int: ...

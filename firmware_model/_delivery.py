@@ -68,7 +68,12 @@ class DeliveryMixin(PumpCore):
         self._next = None
         basal: RateProfile | None = None
         priming = s.bolus is not None and s.bolus.kind is BolusKind.PRIMING
-        if not (s.mode is Mode.STOPPED or s.suspended or priming or self._halted()):
+        halted = (  # self._halted(), inlined
+            s.drug is Drug.NONE
+            or s.battery is BatteryState.END_OF_SERVICE
+            or (bool(s.alarms) and any(r.alarm in _HALTING for r in s.alarms))
+        )
+        if not (s.mode is Mode.STOPPED or s.suspended or priming or halted):
             if s.safe_mode:
                 basal = self._constant(self._profile.safe_rate_nl_per_day)
             elif s.mode is Mode.SCHEDULE:
@@ -123,7 +128,11 @@ class DeliveryMixin(PumpCore):
             self._cache(key, prof)
         return prof
 
-    def _next_internal(self) -> int:
+    def _next_internal(self, horizon: int = NEVER) -> int:
+        """The model time of the next internal event. With a `horizon`, an event later than
+        it may be answered by any time > horizon (the caller only asks whether one comes by
+        then): the volume and battery thresholds are then searched only up to the horizon,
+        and such an answer is not cached. Every time <= horizon returned is exact."""
         if self._next is not None:
             return self._next
         s = self._s
@@ -136,9 +145,10 @@ class DeliveryMixin(PumpCore):
         f = s.faults
         if f.stalled and f.stall_recover_at:
             t = min(t, f.stall_recover_at)
-        g = self._granuloma_next()
-        if g is not None:
-            t = min(t, g)
+        if f.granuloma_since >= 0:
+            g = self._granuloma_next()
+            if g is not None:
+                t = min(t, g)
         if (
             s.stopped_since >= 0
             and prof.alarms & Alarm.PUMP_STOPPED
@@ -153,28 +163,31 @@ class DeliveryMixin(PumpCore):
         bat = prof.battery
         if bat is not None:
             if s.battery is BatteryState.OK:
-                t = min(t, self._service_end())
+                t = min(t, s.implanted_at + bat.service_life_ms)  # self._service_end()
             elif s.battery is BatteryState.ELECTIVE_REPLACEMENT:
                 t = min(t, s.eos_at)
-        # volume thresholds: only when something is delivering before t
+        # thresholds are searched up to lim: the earliest event known so far, or the horizon
+        lim = t if t <= horizon else horizon
+        # volume thresholds: only when something is delivering before lim
         if self._basal is not None or b is not None:
-            # With a bolus running, t <= its end and _program_reach(need, t) is None exactly
-            # when the program volume by t is below need: that volume, computed once per t,
-            # spares the identical integral of each threshold that is not reached.
-            vt = -1 if b is None else self._program_volume(t)
+            # While a bolus runs (lim <= its end) or under a horizon, _program_reach(need, lim)
+            # is None exactly when the program volume by lim is below need: that volume,
+            # computed once per lim, spares the identical search of each threshold not reached.
+            cheap = b is not None or lim < t
+            vt = self._program_volume(lim) if cheap else -1
             if s.mode is Mode.BRIDGE and not 0 <= vt < s.bridge_left_nl:
-                x = self._program_reach(s.bridge_left_nl, t)
+                x = self._program_reach(s.bridge_left_nl, lim)
                 if x is not None and x < t:
-                    t = x
-                    vt = -1 if b is None else self._program_volume(t)
+                    t = lim = x
+                    vt = self._program_volume(lim) if cheap else -1
             if s.drug is not Drug.NONE:
                 for thr in (s.low_threshold_nl, prof.empty_threshold_nl):
                     if s.calc_nl > thr and not 0 <= vt < s.calc_nl - thr:
-                        x = self._program_reach(s.calc_nl - thr, t)
+                        x = self._program_reach(s.calc_nl - thr, lim)
                         if x is not None and x < t:
-                            t = x
-                            vt = -1 if b is None else self._program_volume(t)
-            passing = PPM - self._restriction_ppm()
+                            t = lim = x
+                            vt = self._program_volume(lim) if cheap else -1
+            passing = PPM - self._restriction_ppm() if f.kink_ppm or f.granuloma_ppm else PPM
             if not s.dry and not f.stalled and not f.occluded and not f.valve_closed and passing:
                 need_true = s.true_nl - prof.empty_threshold_nl
                 if need_true > 0:
@@ -182,26 +195,27 @@ class DeliveryMixin(PumpCore):
                         need_true = -(-(need_true * PPM - f.restriction_carry) // passing)
                     p = -(-(need_true * PPM - s.true_carry) // (PPM + f.error_ppm))
                     if not 0 <= vt < p:
-                        x = self._program_reach(p, t)
+                        x = self._program_reach(p, lim)
                         if x is not None and x < t:
-                            t = x
-                            vt = -1 if b is None else self._program_volume(t)
+                            t = lim = x
+                            vt = self._program_volume(lim) if cheap else -1
             if bat is not None and s.battery is BatteryState.OK:
                 need = bat.eri_used_bu - s.battery_used_bu
-                # as _battery_reach's own first test (t is finite while a bolus runs)
+                # as _battery_reach's own first test (lim is finite when vt is known)
                 if (
                     vt < 0
                     or need <= 0
-                    or bat.idle_bu_per_ms * (t - now) + bat.bu_per_nl * vt >= need
+                    or bat.idle_bu_per_ms * (lim - now) + bat.bu_per_nl * vt >= need
                 ):
-                    x = self._battery_reach(need, t)
+                    x = self._battery_reach(need, lim)
                     if x is not None:
                         t = min(t, x)
         elif bat is not None and s.battery is BatteryState.OK:
-            x = self._battery_reach(bat.eri_used_bu - s.battery_used_bu, t)
+            x = self._battery_reach(bat.eri_used_bu - s.battery_used_bu, lim)
             if x is not None:
                 t = min(t, x)
-        self._next = t
+        if t <= horizon:
+            self._next = t
         return t
 
     def _program_volume(self, x: int) -> int:
@@ -286,7 +300,7 @@ class DeliveryMixin(PumpCore):
             f = s.faults
             if not (f.stalled or f.occluded or f.valve_closed or s.dry):
                 pumped, s.true_carry = divmod(p * (PPM + f.error_ppm) + s.true_carry, PPM)
-                held = self._restriction_ppm()
+                held = self._restriction_ppm() if f.kink_ppm or f.granuloma_ppm else 0
                 if held:  # a partial obstruction: the rest stays in the reservoir
                     pumped, f.restriction_carry = divmod(
                         pumped * (PPM - held) + f.restriction_carry, PPM
@@ -342,7 +356,13 @@ class DeliveryMixin(PumpCore):
         if self._profile.fixed_rate_nl_per_day:
             return self._fixed_daily_dose_x1440(s.conc_ng_per_ml)
         if s.mode is Mode.SCHEDULE:
-            return _schedule_x1440(s.steps)
+            last = self._last_x1440
+            # lists are replaced, never changed in place (this one is held: no id reuse)
+            if last is not None and last[0] is s.steps:
+                return last[1]
+            total = _schedule_x1440(s.steps)
+            self._last_x1440 = (s.steps, total)
+            return total
         return s.dose_ng_per_day * MINUTES_PER_DAY
 
     def _daily_volume_nl(self) -> int:
@@ -372,10 +392,8 @@ class DeliveryMixin(PumpCore):
         if b is not None:
             left = b.volume_nl - b.delivered_nl
             end = b.end_ms
-            got = (
-                acc + (basal.integral(t + off, end + off) if basal else 0) + extra * (end - t)
-            ) // DAY_MS + left
-            if got >= need:
+            to_end = (basal.integral(t + off, end + off) if basal else 0) + extra * (end - t)
+            if (acc + to_end) // DAY_MS + left >= need:
                 lo, hi = t, end
                 while lo < hi:
                     mid = (lo + hi) // 2
@@ -394,8 +412,7 @@ class DeliveryMixin(PumpCore):
                     else:
                         lo = mid + 1
                 return lo
-            acc += (basal.integral(t + off, end + off) if basal else 0) + extra * (end - t)
-            acc += left * DAY_MS
+            acc += to_end + left * DAY_MS
             t = end
             if b.kind is BolusKind.PRIMING and s.mode is not Mode.STOPPED and not s.suspended:
                 basal = self._program_profile()

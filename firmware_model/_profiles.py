@@ -90,7 +90,8 @@ class Profile:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
 
     def supports(self, capability: Capability) -> bool:
-        return bool(self.capabilities & capability)
+        # on the plain values: Flag.__and__ builds a new member (microseconds, per command)
+        return bool(self.capabilities.value & capability.value)
 
 
 def _synchromed(pid: ProfileId, name: str, ml: int) -> Profile:

@@ -127,6 +127,7 @@ class Pump(
         self._next = None
         self._step_cache = {}
         self._last_schedule = None
+        self._last_x1440 = None
         self._replan()
 
     # --- construction -------------------------------------------------------------------------
