@@ -74,9 +74,13 @@ class BatteryMixin(PumpCore):
         def used(x: int) -> int:
             return bat.idle_bu_per_ms * (x - s.now) + bat.bu_per_nl * self._program_volume(x)
 
-        if used(bound) < need:
+        reached = used(bound)
+        if reached < need:
             return None
-        return _first_reaching(used, need, s.now, bound)
+        # Linear interpolation: exact when only the idle current drains (a stopped pump), and
+        # `_first_reaching` checks the guess before it trusts it.
+        t0 = s.now + -(-(bound - s.now) * need // reached)
+        return _first_reaching(used, need, s.now, bound, (t0 - 1, t0 + 1))
 
     def _battery_permille(self) -> int:
         bat = self._profile.battery
