@@ -153,7 +153,7 @@ class PumpDevice:
             due.append(self._log_dirty_since + LOG_FLUSH_MS)
         if self._telemetry_dirty:
             due.append(self._last_checkpoint + CHECKPOINT_MS)
-        if self.security.sessions:
+        if self.security.session_count:
             due.append(self._mono() + 1_000)  # session idle and lifetime limits
         return min(due) if due else None
 

@@ -52,24 +52,40 @@ def device_info(dev: PumpDevice, msg: p.GetDeviceInfo) -> p.DeviceInfo:
     )
 
 
+_ALARM_SETS: dict[int, p.Alarm] = {}  # IntFlag construction costs a microsecond: memoised
+
+
+def alarm_set(alarms: int) -> p.Alarm:
+    """The protocol's Alarm flag set with the same bits (few distinct sets ever occur)."""
+    out = _ALARM_SETS.get(alarms)
+    if out is None:
+        out = p.Alarm(int(alarms))
+        if len(_ALARM_SETS) < 4096:
+            _ALARM_SETS[int(alarms)] = out
+    return out
+
+
 def status(dev: PumpDevice, msg: p.GetStatus) -> p.Status:
+    # The model's enums are IntEnums with the protocol's values: the message's own validation
+    # maps each to the protocol member (and refuses a value that has none), so no conversion
+    # here. This is every status request's path (docs/emulator.md, "Round trips").
     st = dev.pump.status()
     return p.Status(
         pump_time_ms=at(st.clock_ms),
         program_version=st.program_version,
         event_seq=st.event_seq,
-        mode=p.ProgramMode(int(st.mode)),
-        bolus=p.BolusKind(int(st.bolus)),
+        mode=st.mode,  # type: ignore[arg-type]
+        bolus=st.bolus,  # type: ignore[arg-type]
         suspended=st.suspended,
         current_rate_nl_per_day=min(st.current_rate_nl_per_day, 4_000_000_000),
         daily_dose_ng=u32(st.daily_dose_ng),
-        drug=p.Drug(int(st.drug)),
+        drug=st.drug,  # type: ignore[arg-type]
         concentration_ng_per_ml=st.conc_ng_per_ml,
-        concentration_unit=p.ConcentrationUnit(int(st.conc_unit)),
+        concentration_unit=st.conc_unit,  # type: ignore[arg-type]
         reservoir_volume_nl=st.reservoir_nl,
         low_reservoir_threshold_nl=st.low_threshold_nl,
-        active_alarms=p.Alarm(int(st.active_alarms)),
-        battery=p.BatteryState(int(st.battery)),
+        active_alarms=alarm_set(st.active_alarms),
+        battery=st.battery,  # type: ignore[arg-type]
         battery_remaining_permille=st.battery_remaining_permille,
         low_reservoir_at_ms=at(st.low_reservoir_at_ms),
         empty_at_ms=at(st.empty_at_ms),

@@ -57,6 +57,8 @@ def _spec(
 
 H, M, L = Priority.HIGH, Priority.MEDIUM, Priority.LOW
 
+_NO_ALARMS = Alarm(0)
+
 CATALOGUE: dict[Alarm, AlarmSpec] = {
     s.alarm: s
     for s in (
@@ -209,6 +211,8 @@ class AlarmsMixin(CommandMixin):
 
     @property
     def active_alarms(self) -> Alarm:
+        if not self._s.alarms:
+            return _NO_ALARMS
         out = Alarm(0)
         for r in self._s.alarms:
             out |= r.alarm

@@ -75,12 +75,15 @@ class BatteryMixin(PumpCore):
             return bat.idle_bu_per_ms * (x - s.now) + bat.bu_per_nl * self._program_volume(x)
 
         drained = bat.bu_per_nl * self._program_volume(bound)
-        if bat.idle_bu_per_ms * (bound - s.now) + drained < need:
+        reached = bat.idle_bu_per_ms * (bound - s.now) + drained  # used(bound)
+        if reached < need:
             return None
         if drained == 0:  # nothing flows by `bound` (an idle pump): the idle current alone,
             # a line; the same first millisecond the bisection finds, without its ~40 steps
             return s.now + -(-need // bat.idle_bu_per_ms)
-        return _first_reaching(used, need, s.now, bound)
+        # Linear interpolation: `_first_reaching` checks the guess before it trusts it.
+        t0 = s.now + -(-(bound - s.now) * need // reached)
+        return _first_reaching(used, need, s.now, bound, (t0 - 1, t0 + 1))
 
     def _battery_permille(self) -> int:
         bat = self._profile.battery
@@ -138,12 +141,39 @@ class BatteryMixin(PumpCore):
 
         if bound <= now or used(bound) < need:
             return None
-        return _first_reaching(used, need, now, bound)
+        # Where the answer must be if the drain were the average rate, give or take what the
+        # whole-nanolitre floor (and, for a schedule, a day's unevenness) can shift it: two
+        # tests of that bracket spare most of a bisection over years of milliseconds.
+        total = 0 if prof is None else prof.day_total
+        den = bat.idle_bu_per_ms * DAY_MS * DAY_MS + bat.bu_per_nl * total
+        near = None
+        if den > 0:
+            c = 0 if prof is None else carry
+            t0 = now + max(0, need * DAY_MS * DAY_MS - bat.bu_per_nl * c * DAY_MS) // den
+            uneven = 1 if prof is None or prof.is_constant else total // DAY_MS + 2
+            spread = bat.bu_per_nl * DAY_MS * DAY_MS * uneven // den + 2
+            near = (t0 - spread, t0 + spread)
+        return _first_reaching(used, need, now, bound, near)
 
 
-def _first_reaching(used: Callable[[int], int], need: int, lo: int, hi: int) -> int:
+def _first_reaching(
+    used: Callable[[int], int],
+    need: int,
+    lo: int,
+    hi: int,
+    near: tuple[int, int] | None = None,
+) -> int:
     """The first time in lo .. hi at which the non-decreasing `used` reaches `need` (it does
-    at `hi`): a bisection over whole milliseconds."""
+    at `hi`): a bisection over whole milliseconds. `near` (a, b) is where the caller expects
+    the answer: a is taken as the lower end only if `used` is still short of `need` just
+    before it, b as the upper end only if `used` reaches `need` there, so a wrong guess costs
+    two evaluations and never changes the result."""
+    if near is not None:
+        a, b = near
+        if lo < a <= hi and used(a - 1) < need:
+            lo = a
+        if lo <= b < hi and used(b) >= need:
+            hi = b
     while lo < hi:
         mid = (lo + hi) // 2
         if used(mid) >= need:

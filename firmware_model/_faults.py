@@ -200,14 +200,15 @@ class FaultsMixin(CommandMixin):
             kinds.add(FaultKind.FLOW_VALVE_CLOSED)
         if f.error_ppm != self._profile.accuracy_error_ppm:
             kinds.add(FaultKind.DELIVERY_INACCURACY)
-        raised = self.active_alarms
-        if raised & Alarm.CRITICAL_MEMORY_ERROR:
-            kinds.add(FaultKind.CRITICAL_MEMORY_ERROR)
-        if raised & Alarm.NONCRITICAL_MEMORY_ERROR:
-            kinds.add(FaultKind.NONCRITICAL_MEMORY_ERROR)
-        for alarm, kind, _ in _EXTERNAL.values():
-            if raised & alarm:
-                kinds.add(kind)
+        raised = int(self.active_alarms)  # int: a flag enum's & costs a microsecond each
+        if raised:
+            if raised & Alarm.CRITICAL_MEMORY_ERROR:
+                kinds.add(FaultKind.CRITICAL_MEMORY_ERROR)
+            if raised & Alarm.NONCRITICAL_MEMORY_ERROR:
+                kinds.add(FaultKind.NONCRITICAL_MEMORY_ERROR)
+            for alarm, kind, _ in _EXTERNAL.values():
+                if raised & alarm:
+                    kinds.add(kind)
         if self._s.safe_mode:
             kinds.add(FaultKind.LOW_BATTERY_RESET)
         return frozenset(kinds)

@@ -148,6 +148,11 @@ class PumpSecurity:
     def sessions(self) -> list[SessionInfo]:
         return [SessionInfo(s.session_id, s.role) for s in self._sessions.values()]
 
+    @property
+    def session_count(self) -> int:
+        """How many sessions are open (without building their list)."""
+        return len(self._sessions)
+
     def locked_until(self) -> int:
         """now_ms value until which new handshakes are refused (0 = not locked)."""
         return self._locked_until
