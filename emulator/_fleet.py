@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import functools
 import logging
-import random
 import secrets
 import time
 from collections.abc import Callable
@@ -35,7 +34,7 @@ from . import _mqtt_wire as w
 from ._clock import VirtualClock, wall_ms
 from ._device import PumpDevice
 from ._keys import load_or_create_keys
-from ._mqtt import MqttSettings, reconnecting
+from ._mqtt import MqttSettings, answer_command, reconnecting, wire_client
 from ._mqtt_conn import WireClient
 from ._mqtt_wire import Publish
 from ._runtime import Runtime, open_device
@@ -152,18 +151,7 @@ class Fleet:
             self.connected.clear()
 
     def _connect(self) -> WireClient:
-        st = self.mqtt
-        return WireClient(
-            st.host,
-            st.port,
-            identifier=f"itp-fleet-{self.name}-{random.getrandbits(32):08x}",
-            will_topic=self._fleet_status,
-            keepalive_s=10,
-            username=st.username,
-            password=st.password,
-            tls_context=st.tls_context(),
-            timeout_s=10,
-        )
+        return wire_client(self.mqtt, f"itp-fleet-{self.name}", self._fleet_status, timeout_s=10)
 
     async def _mqtt_loop(self) -> None:
         await reconnecting(self._connect, self._serve, self._on_state, "fleet mqtt")
@@ -199,18 +187,7 @@ class Fleet:
         rt = self.runtimes.get(int(parts[2]))
         if rt is None or not message.payload:
             return  # another fleet's or pump's command; empty: a retained one cleared
-        if message.retain:
-            rt.device.refuse_retained()
-            rt.poke()
-            with contextlib.suppress(aiomqtt.MqttError):  # cleared by the next one if dropped
-                client.publish_nowait(message.topic, b"", qos=1, retain=True)
-            return
-        rsp = f"itp/v1/{rt.serial}/rsp"
-        for reply in rt.feed_frame(LINK, message.payload):
-            try:
-                client.publish_nowait(rsp, reply, qos=1)
-            except aiomqtt.MqttError:  # over WireClient.max_queued: a flood, answer dropped
-                log.debug("fleet: answer dropped, %s publishes wait", client.max_queued)
+        answer_command(client, rt, message, LINK)
 
     def _send_later(self, serial: int, data: bytes) -> None:
         """An answer an impaired link held back: publish it when its time comes."""

@@ -28,12 +28,9 @@ import ssl
 import urllib.parse
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import aiomqtt
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
-from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from ._mqtt_conn import WireClient
 from ._mqtt_wire import Publish
@@ -112,51 +109,44 @@ def topics(serial: int) -> dict[str, str]:
     return {k: f"{base}/{k}" for k in ("cmd", "rsp", "telemetry", "status")}
 
 
-def pump_client(
-    settings: MqttSettings, identifier: str, will_topic: str, **options: Any
-) -> aiomqtt.Client:
-    """A broker connection as pumps use it: MQTT 5, no session kept, TCP_NODELAY, and
-    `offline` (retained) on `will_topic` as the last will."""
-    props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-    props.SessionExpiryInterval = 0
-    return aiomqtt.Client(
+def wire_client(
+    settings: MqttSettings, identifier: str, will_topic: str, *, timeout_s: float
+) -> WireClient:
+    """A broker connection as pumps and fleets use it (the lean client, `_mqtt_conn.py`): MQTT
+    5, no session kept, `offline` (retained) on `will_topic` as the last will, a random
+    suffix on `identifier` so a restart never collides with its own old connection."""
+    return WireClient(
         settings.host,
         settings.port,
+        identifier=f"{identifier}-{random.getrandbits(32):08x}",
+        will_topic=will_topic,
+        keepalive_s=10,
         username=settings.username,
         password=settings.password,
-        identifier=f"{identifier}-{random.getrandbits(32):08x}",
-        protocol=aiomqtt.ProtocolVersion.V5,
-        will=aiomqtt.Will(will_topic, b"offline", qos=1, retain=True),
-        keepalive=10,
-        socket_options=[NODELAY],
         tls_context=settings.tls_context(),
-        properties=props,
-        **options,
+        timeout_s=timeout_s,
     )
 
 
-async def subscribe_commands(client: aiomqtt.Client, topic: str) -> None:
-    """Retain-as-published, so a command published with the retain flag shows it."""
-    await client.subscribe(topic, options=SubscribeOptions(qos=1, retainAsPublished=True))
-
-
-async def serve_command(
-    runtime: Runtime, client: aiomqtt.Client, message: aiomqtt.Message, link: str
-) -> bool:
-    """One command frame for `runtime`: answered on its rsp topic, or, published retained,
-    refused (a retained command would be replayed to every new subscriber), logged as a
-    replay and cleared from the broker. Returns True when it was refused as retained."""
-    payload = message.payload
-    if not isinstance(payload, bytes | bytearray) or not payload:
+def answer_command(client: WireClient, runtime: Runtime, message: Publish, link: str) -> bool:
+    """One command frame for `runtime`, inside the read callback: answered on its rsp topic,
+    or, published retained, refused (a retained command would be replayed to every new
+    subscriber), logged as a replay and cleared from the broker. Returns True when it was
+    refused as retained. An answer over the client's queue bound (a flood) is dropped."""
+    if not message.payload:
         return False  # an empty payload is how retained messages are cleared
     if message.retain:
         runtime.device.refuse_retained()
         runtime.poke()
-        await client.publish(str(message.topic), b"", qos=1, retain=True)
+        with contextlib.suppress(aiomqtt.MqttError):  # cleared by the next one if dropped
+            client.publish_nowait(message.topic, b"", qos=1, retain=True)
         return True
     rsp = topics(runtime.serial)["rsp"]
-    for reply in runtime.feed_frame(link, bytes(payload)):
-        await client.publish(rsp, reply, qos=1)
+    for reply in runtime.feed_frame(link, message.payload):
+        try:
+            client.publish_nowait(rsp, reply, qos=1)
+        except aiomqtt.MqttError:  # over WireClient.max_queued: a flood, answer dropped
+            log.debug("%s: answer dropped, %s publishes wait", link, client.max_queued)
     return False
 
 
@@ -212,18 +202,8 @@ class MqttLink:
             self.connected.clear()
 
     def _connect(self) -> WireClient:
-        st = self.settings
-        return WireClient(
-            st.host,
-            st.port,
-            identifier=f"itp-pump-{self.runtime.serial}-{random.getrandbits(32):08x}",
-            will_topic=self.topics["status"],
-            keepalive_s=10,
-            username=st.username,
-            password=st.password,
-            tls_context=st.tls_context(),
-            timeout_s=5,
-        )
+        serial = self.runtime.serial
+        return wire_client(self.settings, f"itp-pump-{serial}", self.topics["status"], timeout_s=5)
 
     async def run(self) -> None:
         await reconnecting(self._connect, self._serve, self._on_state, "mqtt")
@@ -246,8 +226,8 @@ class MqttLink:
             beacons.cancel()
 
     def _command(self, message: Publish) -> None:
-        """One command frame (as `serve_command`, synchronously): answered on the rsp topic,
-        or, published retained, refused, logged as a replay and cleared from the broker."""
+        """A message on one of our topics: a command (`answer_command`), or our status or rsp
+        as another client wrote it."""
         client = self._client
         payload = message.payload
         if client is None or not payload:
@@ -260,20 +240,8 @@ class MqttLink:
             return
         if message.topic != self.topics["cmd"]:
             return
-        rt = self.runtime
-        if message.retain:
-            rt.device.refuse_retained()
-            rt.poke()
+        if answer_command(client, self.runtime, message, self.name):
             self.retained_refused += 1
-            with contextlib.suppress(aiomqtt.MqttError):  # cleared by the next one if dropped
-                client.publish_nowait(message.topic, b"", qos=1, retain=True)
-            return
-        rsp = self.topics["rsp"]
-        for reply in rt.feed_frame(self.name, payload):
-            try:
-                client.publish_nowait(rsp, reply, qos=1)
-            except aiomqtt.MqttError:  # over WireClient.max_queued: a flood, answer dropped
-                log.debug("mqtt: answer dropped, %s publishes wait", client.max_queued)
 
     def _status_written(self, client: WireClient, payload: bytes) -> None:
         """Another client wrote our status: unless it says `online`, say it again."""
