@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -228,3 +229,15 @@ class Rig:
 
     def model_state(self) -> dict[str, Any]:
         return fm.snapshot(self.pump)
+
+
+def wait_ready(proc: Any, ready: Path, log: Path, timeout_s: float = 30) -> dict[str, Any]:
+    """The JSON `pump-emulator serve --ready-file` writes once serving, from the subprocess
+    `proc` (its stderr in `log`): fails with that log if the process exits first."""
+    deadline = time.monotonic() + timeout_s
+    while not ready.exists():
+        assert proc.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, f"no ready file after {timeout_s} s"
+        time.sleep(0.02)
+    info: dict[str, Any] = json.loads(ready.read_text())
+    return info

@@ -7,11 +7,12 @@ import json
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
+
+from .emulator_helpers import wait_ready
 
 
 def _ipv6_loopback() -> bool:
@@ -33,12 +34,7 @@ def test_the_ready_file_names_an_ipv6_control_url_in_brackets(tmp_path: Path) ->
             stdout=subprocess.DEVNULL, stderr=log,
         )  # fmt: skip
     try:
-        deadline = time.monotonic() + 20
-        while not ready.exists():
-            assert proc.poll() is None, (tmp_path / "log").read_text()
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
-        info = json.loads(ready.read_text())
+        info = wait_ready(proc, ready, tmp_path / "log", timeout_s=20)
         assert info["control"].startswith("http://[::1]:"), info["control"]
         with urllib.request.urlopen(info["control"] + "/openapi.json", timeout=5) as answer:
             assert answer.status == 200

@@ -3,13 +3,11 @@ file they create is 0600 and every directory 0700, whatever the umask (issue 19 
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import stat
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +15,8 @@ import pytest
 import protocol as p
 from emulator import open_device
 from programmer import Journal
+
+from .emulator_helpers import wait_ready
 
 
 def _umasked(umask: int) -> list[str]:
@@ -53,12 +53,7 @@ def test_every_file_the_emulator_and_programmer_create_is_private(
             stdout=subprocess.DEVNULL, stderr=errors, env=env,
         )  # fmt: skip
     try:
-        deadline = time.monotonic() + 30
-        while not ready.exists():
-            assert serve.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, "no ready file"
-            time.sleep(0.02)
-        info = json.loads(ready.read_text())
+        info = wait_ready(serve, ready, log)
         assert info["control_token"]
         assert stat.S_IMODE(os.stat(info["port"]).st_mode) == 0o600  # the pty carries frames
         key = info["key_files"][p.Role.CLINICIAN.name.lower()]

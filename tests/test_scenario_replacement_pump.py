@@ -5,11 +5,9 @@ line of section 9.2 on the same pump (docs/firmware_model.md section 21)."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +16,8 @@ import programmer
 import protocol as p
 from emulator import EmulatorServer, ServerOptions
 from emulator._scenario import load_scenario, run_scenario
+
+from .emulator_helpers import wait_ready
 
 NAME = "replacement-pump-new-serial"
 SPEED = 100_000
@@ -88,12 +88,7 @@ def test_the_cli_keeps_a_scenario_pump_in_its_own_default_state_dir(tmp_path: Pa
             stdout=subprocess.DEVNULL, stderr=log, env=env,
         )  # fmt: skip
     try:
-        deadline = time.monotonic() + 20
-        while not ready.exists():
-            assert proc.poll() is None, (tmp_path / "log").read_text()
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
-        info = json.loads(ready.read_text())
+        info = wait_ready(proc, ready, tmp_path / "log", timeout_s=20)
         assert info["pump_serial"] == 1235
         assert info["state"] == str(tmp_path / "state" / "itp-emulator" / "pump-1235")
     finally:
