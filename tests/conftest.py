@@ -59,6 +59,10 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 
 from emulator.testing import Broker  # noqa: E402  (shared with the pytest plugin)
 
+from .browser_helpers import browser  # noqa: E402  (Debian's Chromium, for every browser test)
+
+__all__ = ["browser"]  # a fixture: pytest finds it here by name
+
 
 @pytest.fixture(scope="session")
 def broker(mosquitto_broker: Broker) -> Broker:
