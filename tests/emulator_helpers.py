@@ -19,6 +19,7 @@ from emulator._keys import key_path, read_key
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 SERIAL = 1234
 NS_PER_MS = 1_000_000
+MORPHINE_25 = 25_000_000  # ng/mL
 # RECORD_REFILL of a new pump: 20 mL of morphine 25 mg/mL (the threshold is given per test)
 MORPHINE_FILL: dict[str, Any] = {
     "withdrawn_volume_nl": 0,
@@ -95,6 +96,10 @@ class Host:
         assert isinstance(st, p.Status), st
         self.version = st.program_version
         return st
+
+
+def events_of(rig: Rig, kind: fm.EventKind) -> list[fm.Event]:
+    return [e for e in rig.pump.events() if e.kind is kind]
 
 
 def assert_delivered_alike(rig: Rig, twin: Rig) -> None:
