@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from emulator import EmulatorServer, MqttSettings, ServerOptions, read_key
 from emulator.testing import Broker
 
 from .e2e_client import Client
-from .emulator_helpers import MORPHINE_FILL
+from .emulator_helpers import MORPHINE_FILL, wait_ready
 
 SERIAL = 1234
 X1000000 = 1_000_000_000  # speed_milli for a million times real time
@@ -71,16 +70,6 @@ async def retained(broker: Broker, topic: str) -> bytes | None:
         except TimeoutError:
             return None
     return None
-
-
-def _wait_for(path: Path, proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        if proc.poll() is not None:
-            raise AssertionError(f"pump-emulator exited early: {proc.communicate()}")
-        if time.monotonic() > deadline:
-            raise AssertionError("pump-emulator did not become ready")
-        time.sleep(0.02)
 
 
 async def every_message(server: EmulatorServer, c: Client) -> set[str]:
@@ -194,5 +183,5 @@ def serve_subprocess(state: Path, ready: Path, *extra: str) -> subprocess.Popen[
              "--ready-file", str(ready), "--log-level", "warning", *extra],
             stdout=subprocess.DEVNULL, stderr=log,
         )  # fmt: skip
-    _wait_for(ready, proc)
+    wait_ready(proc, ready, state.parent / "emulator.log")
     return proc

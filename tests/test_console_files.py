@@ -7,7 +7,6 @@ import json
 import re
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from .console_helpers import (
     server,
 )
 from .emulator_helpers import http_request as http
+from .emulator_helpers import wait_ready
 
 __all__ = ["server"]  # the console's pump fixture (tests/console_helpers.py), used by name
 
@@ -60,11 +60,7 @@ def _ready(cmd: list[str], ready: Path, log: Path) -> tuple[subprocess.Popen[byt
             [sys.executable, "-m", "emulator.cli", *cmd, "--ready-file", str(ready)],
             stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
-    deadline = time.monotonic() + 20
-    while not ready.exists():
-        assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
-        time.sleep(0.02)
-    return proc, json.loads(ready.read_text())
+    return proc, wait_ready(proc, ready, log)
 
 
 @pytest.mark.parametrize("command", ["serve", "fleet"])

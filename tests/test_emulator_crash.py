@@ -6,14 +6,12 @@ applied twice, the database passes its integrity check, every outcome is known."
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import random
 import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -23,6 +21,7 @@ import programmer
 import protocol as p
 from emulator._store import Store
 
+from .emulator_helpers import wait_ready
 from .simulation import replay_difference
 
 MG = 1_000_000
@@ -41,13 +40,8 @@ def start(state: Path, crashpoint: int | None = None) -> tuple[subprocess.Popen[
              "--ready-file", str(ready), "--speed", "1000", "--log-level", "error"],
             stdout=subprocess.DEVNULL, stderr=log, env=env,
         )  # fmt: skip
-    deadline = time.monotonic() + 20
-    while not ready.exists():
-        if proc.poll() is not None:
-            return proc, {}  # died while starting (a crash point in the start-up commit)
-        assert time.monotonic() < deadline, "the emulator did not start"
-        time.sleep(0.01)
-    return proc, json.loads(ready.read_text())
+    # {} when it died while starting (a crash point in the start-up commit)
+    return proc, wait_ready(proc, ready, state.parent / "emulator.log", may_exit=True)
 
 
 async def drive(info: dict, journal: Path, acked: dict[bytes, int], count: int) -> None:  # type: ignore[type-arg]

@@ -18,10 +18,10 @@ from emulator import EmulatorServer, read_key
 from .e2e_client import Client, SerialTransport
 from .e2e_helpers import (
     SERIAL,
-    _wait_for,
     fill_and_run,
     serve_subprocess,
 )
+from .emulator_helpers import wait_ready
 
 # --- the command line -------------------------------------------------------------------------
 
@@ -35,8 +35,7 @@ async def test_cli_serve_runs_until_sigterm_and_saves_state(tmp_path: Path) -> N
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
     )  # fmt: skip
     try:
-        _wait_for(ready, proc)
-        info = json.loads(ready.read_text())
+        info = wait_ready(proc, ready)
         assert info["speed_factor"] == 10
         key = read_key(Path(info["key_files"]["clinician"]))
         t = SerialTransport(info["port"])
