@@ -12,6 +12,7 @@ import asyncio
 import os
 import re
 import secrets
+import time
 from pathlib import Path
 from typing import Any
 
@@ -308,6 +309,10 @@ async def test_keyboard_and_projector(pump_emulator: EmulatedPump, browser: Any)
     await page.locator("#detail").click(position={"x": 5, "y": 5})
     await page.keyboard.press("p")
     await expect(page.locator("#speed-display")).to_have_text("paused")
+    # The stream has caught up with the pause: a state it pushed just before the pause cannot
+    # come after this record and turn the next P into a second pause.
+    await expect(page.locator("#log-body tr", has_text="pump time paused").first).to_be_visible()
+    await expect(page.locator("#speed-display")).to_have_text("paused")
     assert (await asyncio.to_thread(pump_emulator.control.state))["paused"]
     await page.keyboard.press("p")
     await expect(page.locator("#speed-display")).to_have_text("x1")
@@ -345,6 +350,22 @@ async def test_a_wrong_token_asks_for_one(server: EmulatorServer, browser: Any) 
     await expect(page.locator("#drug")).to_have_text("baclofen")
 
 
+async def _days_to_refill(cp: ControlPlane, row: Any, serial: int) -> tuple[str | None, str]:
+    """(the row's days to refill, the control plane's to one decimal) once they agree, or at
+    the deadline. Pump time runs at x1000, a tenth of a day in 8.6 s: the page's last push and
+    one read of the control plane can fall on either side of a tenth, so both are read again
+    until a push and a read meet (each push comes within a second)."""
+    deadline = time.monotonic() + 60
+    while True:
+        summaries = await get_json(cp.url, "/v1/pumps", cp.token)
+        (summary,) = [s for s in summaries if s["serial"] == serial]
+        days = f"{summary['days_to_refill']:.1f}"
+        shown = await row.locator("td.days").text_content()
+        if shown == days or time.monotonic() > deadline:
+            return shown, days
+        await asyncio.sleep(0.2)
+
+
 async def test_a_fleet_at_a_glance(browser: Any, tmp_path: Path) -> None:
     names = ["low-reservoir-alarm-day", "routine-refill", "motor-stall-after-mri"]
     runtimes = {}
@@ -358,10 +379,10 @@ async def test_a_fleet_at_a_glance(browser: Any, tmp_path: Path) -> None:
     try:
         page = await open_console(browser, cp.console_url)
         await expect(page.locator("#fleet-body tr")).to_have_count(3)
-        for summary in await get_json(cp.url, "/v1/pumps", cp.token):
-            row = page.locator(f"#fleet-body tr[data-serial='{summary['serial']}']")
-            days = f"{summary['days_to_refill']:.1f}"
-            await expect(row.locator("td.days")).to_have_text(days)
+        for serial in runtimes:
+            row = page.locator(f"#fleet-body tr[data-serial='{serial}']")
+            shown, days = await _days_to_refill(cp, row, serial)
+            assert shown == days
             await expect(row.locator("td.alarm")).to_have_text("none")
         # pushed, not reloaded: a pump reaching its alarm shows in the list
         await get_json(cp.url, "/v1/pumps/7002/faults", cp.token, "POST", {"kind": "MOTOR_STALL"})

@@ -25,6 +25,8 @@ from .emulator_helpers import wait_ready
 from .simulation import replay_difference
 
 MG = 1_000_000
+START_S = 60  # deadline for the emulator to start or to stop cleanly
+ANSWER_S = 10.0  # deadline for each answer while checking what a restarted pump kept
 
 
 def start(state: Path, crashpoint: int | None = None) -> tuple[subprocess.Popen[bytes], dict]:  # type: ignore[type-arg]
@@ -40,8 +42,10 @@ def start(state: Path, crashpoint: int | None = None) -> tuple[subprocess.Popen[
              "--ready-file", str(ready), "--speed", "1000", "--log-level", "error"],
             stdout=subprocess.DEVNULL, stderr=log, env=env,
         )  # fmt: skip
-    # {} when it died while starting (a crash point in the start-up commit)
-    return proc, wait_ready(proc, ready, state.parent / "emulator.log", may_exit=True)
+    # {} when it died while starting (a crash point in the start-up commit); a loaded machine
+    # may take many seconds to start a Python process: a generous deadline
+    output = state.parent / "emulator.log"
+    return proc, wait_ready(proc, ready, output, timeout_s=START_S, may_exit=True)
 
 
 async def drive(info: dict, journal: Path, acked: dict[bytes, int], count: int) -> None:  # type: ignore[type-arg]
@@ -87,6 +91,7 @@ def check(
                 f"serial://{info['port']}",
                 key=Path(info["key_files"]["clinician"]),
                 journal=journal,
+                timeout_s=ANSWER_S,  # a pump just restarted on a loaded machine may be slow
             ) as pump:
                 for cid in ask:
                     status = await pump.command_status(cid)
@@ -97,7 +102,7 @@ def check(
         asyncio.run(verify())
     finally:
         proc.terminate()
-        proc.wait(20)
+        proc.wait(START_S)
     db = sqlite3.connect(state / "pump.sqlite")
     try:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
