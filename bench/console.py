@@ -6,8 +6,8 @@ round opens a fresh browser page and measures, with the page's own clock (perfor
 from navigation start):
 
 1. console   the console page, its token in the URL fragment: until the first pushed state is
-             on screen (`window.consoleReadyMs`, set by console.js after the first `state`
-             event of the Server-Sent Events stream has been rendered).
+             on screen (`window.consoleReadyMs`, set by the console's app.js after the first
+             `state` event of the Server-Sent Events stream has been rendered).
 2. baseline  a blank HTML page from a bare asyncio HTTP server on loopback, same browser, same
              round: until its `load` event. The floor of "open a page on loopback here".
 

@@ -48,7 +48,21 @@ FINE_FILL_MS = 2 * fm.DAY_MS  # the end of a jump is sampled at every rate chang
 
 FILES = {
     "index.html": "text/html; charset=utf-8",
+    # console.js is the page's entry module; it imports the others (one concept each)
     "console.js": "text/javascript; charset=utf-8",
+    "actions.js": "text/javascript; charset=utf-8",
+    "alarms.js": "text/javascript; charset=utf-8",
+    "api.js": "text/javascript; charset=utf-8",
+    "app.js": "text/javascript; charset=utf-8",
+    "charts.js": "text/javascript; charset=utf-8",
+    "connection.js": "text/javascript; charset=utf-8",
+    "controls.js": "text/javascript; charset=utf-8",
+    "detail.js": "text/javascript; charset=utf-8",
+    "dom.js": "text/javascript; charset=utf-8",
+    "fleet.js": "text/javascript; charset=utf-8",
+    "format.js": "text/javascript; charset=utf-8",
+    "history.js": "text/javascript; charset=utf-8",
+    "log.js": "text/javascript; charset=utf-8",
     "exercise.js": "text/javascript; charset=utf-8",
     "console.css": "text/css; charset=utf-8",
     "favicon.svg": "image/svg+xml",

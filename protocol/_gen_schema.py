@@ -30,6 +30,17 @@ from ._fields import _FMT_BOUNDS, FieldSpec, Kind
 from ._rules import RULE_KINDS, rules_of
 from ._schema import MAX_PAYLOAD, MESSAGES, Access, Message, Record
 
+# The frame check (_frame.crc16) in the Rocksoft model's terms, for schema.json and the vectors.
+CRC_PARAMETERS: dict[str, Any] = {
+    "algorithm": "CRC-16/CCITT-FALSE",
+    "width": 16,
+    "poly": 0x1021,
+    "init": 0xFFFF,
+    "refin": False,
+    "refout": False,
+    "xorout": 0,
+}
+
 #: Version of the structure of schema.json (not of the protocol): bumped on incompatible change.
 SCHEMA_FORMAT = 1
 
@@ -285,13 +296,7 @@ def _frame_layout() -> dict[str, Any]:
         "max_frame": _frame.MAX_FRAME,
         "broadcast_pump_id": _frame.BROADCAST_PUMP_ID,
         "crc": {
-            "algorithm": "CRC-16/CCITT-FALSE",
-            "width": 16,
-            "poly": 0x1021,
-            "init": 0xFFFF,
-            "refin": False,
-            "refout": False,
-            "xorout": 0,
+            **CRC_PARAMETERS,
             "check": _frame.crc16(b"123456789"),
             "input": "seed (u16 LE) || frame[0 : len - 2]",
             "stored": "u16 little-endian, the frame's last two bytes",

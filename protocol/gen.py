@@ -180,13 +180,7 @@ def message_vectors() -> dict[str, Any]:
 def crc_vectors() -> dict[str, Any]:
     get_status = _frame.encode_frame(GetStatus(), pump_id=EXAMPLE_PUMP_ID, seq=1, from_pump=False)
     return {
-        "algorithm": "CRC-16/CCITT-FALSE",
-        "width": 16,
-        "poly": 0x1021,
-        "init": 0xFFFF,
-        "refin": False,
-        "refout": False,
-        "xorout": 0,
+        **_gen_schema.CRC_PARAMETERS,
         "check_input": "123456789",
         "check": _frame.crc16(b"123456789"),
         "frame_example": {

@@ -10,18 +10,18 @@ so it can be killed and started again with everything it acknowledged.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiomqtt
 
 from emulator.testing import Broker
+
+from .emulator_helpers import wait_ready
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -124,14 +124,7 @@ class FleetProcess:
                 cmd, cwd=REPO, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                 env={**os.environ, "PYTHONPATH": str(REPO)},
             )  # fmt: skip
-        deadline = time.monotonic() + timeout_s
-        while not ready.exists():
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"fleet {self.name} exited: {(d / 'fleet.log').read_text()}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"fleet {self.name} wrote no ready file")
-            time.sleep(0.02)
-        json.loads(ready.read_text())
+        wait_ready(self.proc, ready, d / "fleet.log", timeout_s)
 
     def kill(self) -> None:
         """SIGKILL: no clean stop, so the broker publishes the fleet's last will."""

@@ -59,6 +59,11 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 
 from emulator.testing import Broker  # noqa: E402  (shared with the pytest plugin)
 
+from .browser_helpers import browser  # noqa: E402  (Debian's Chromium, for every browser test)
+from .emulator_helpers import Rig  # noqa: E402
+
+__all__ = ["browser"]  # a fixture: pytest finds it here by name
+
 
 @pytest.fixture(scope="session")
 def broker(mosquitto_broker: Broker) -> Broker:
@@ -73,3 +78,9 @@ def own_broker(tmp_path: Path) -> Iterator[Broker]:
     b.start()
     yield b
     b.stop()
+
+
+@pytest.fixture
+def rig(tmp_path: Path) -> Rig:
+    """A pump device on a fake clock without ports (tests/emulator_helpers.py), in tmp_path."""
+    return Rig(tmp_path / "pump")

@@ -19,6 +19,7 @@ from emulator._keys import key_path, read_key
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 SERIAL = 1234
 NS_PER_MS = 1_000_000
+MORPHINE_25 = 25_000_000  # ng/mL
 # RECORD_REFILL of a new pump: 20 mL of morphine 25 mg/mL (the threshold is given per test)
 MORPHINE_FILL: dict[str, Any] = {
     "withdrawn_volume_nl": 0,
@@ -95,6 +96,10 @@ class Host:
         assert isinstance(st, p.Status), st
         self.version = st.program_version
         return st
+
+
+def events_of(rig: Rig, kind: fm.EventKind) -> list[fm.Event]:
+    return [e for e in rig.pump.events() if e.kind is kind]
 
 
 def assert_delivered_alike(rig: Rig, twin: Rig) -> None:
@@ -231,12 +236,24 @@ class Rig:
         return fm.snapshot(self.pump)
 
 
-def wait_ready(proc: Any, ready: Path, log: Path, timeout_s: float = 30) -> dict[str, Any]:
-    """The JSON `pump-emulator serve --ready-file` writes once serving, from the subprocess
-    `proc` (its stderr in `log`): fails with that log if the process exits first."""
+def wait_ready(
+    proc: Any,
+    ready: Path,
+    log: Path | None = None,
+    timeout_s: float = 30,
+    *,
+    may_exit: bool = False,
+) -> dict[str, Any]:
+    """The JSON `pump-emulator serve --ready-file` (or `fleet`) writes once serving, from the
+    subprocess `proc` (its output in `log`, or in its pipes): fails with that output if the
+    process exits first, unless `may_exit` (a test that kills it while starting): then {}."""
     deadline = time.monotonic() + timeout_s
     while not ready.exists():
-        assert proc.poll() is None, log.read_text()
+        if proc.poll() is not None:
+            if may_exit:
+                return {}
+            output = log.read_text() if log is not None else proc.communicate()
+            raise AssertionError(f"exited with {proc.returncode} before ready: {output}")
         assert time.monotonic() < deadline, f"no ready file after {timeout_s} s"
         time.sleep(0.02)
     info: dict[str, Any] = json.loads(ready.read_text())

@@ -19,10 +19,10 @@ from emulator._keys import key_path, load_or_create_keys
 from emulator._scenario import load_scenario, starting_pump
 from emulator._serial import PtyLink
 
-from .test_console import browser, expect, get_json, open_console
+from .browser_helpers import expect
+from .console_helpers import get_json, open_console
 from .test_exercises import refill_keep_dose
 
-__all__ = ["browser"]  # the fixture, used by name
 EXERCISE = "exercise-refill-keep-dose"
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from emulator import EmulatorServer, ServerOptions
 
-from .test_console import browser, expect  # noqa: F401  (the browser fixture)
+from .browser_helpers import expect
 
 OVERFLOW = """() => {
   const vw = document.documentElement.clientWidth;
@@ -68,7 +68,7 @@ async def server(tmp_path: Path) -> AsyncIterator[EmulatorServer]:
 @pytest.mark.parametrize("width", [1280, 1400])
 async def test_nothing_overflows_on_a_projector(
     server: EmulatorServer,
-    browser: Any,  # noqa: F811
+    browser: Any,
     width: int,
 ) -> None:
     cp = server.control

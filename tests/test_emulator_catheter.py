@@ -20,7 +20,8 @@ from emulator._runtime import STORE_FILE, open_device
 from emulator._scenario import load_scenario, starting_pump
 from emulator._store import Store
 
-from .test_console import browser, expect, open_console  # noqa: F401 - the fixture
+from .browser_helpers import expect
+from .console_helpers import open_console
 from .test_emulator_control import SERIAL, http, running
 
 pytest_plugins = ["pytester"]
@@ -151,7 +152,7 @@ def test_the_plugin_injects_catheter_faults(pytester: pytest.Pytester) -> None:
 
 async def test_the_console_injects_a_kink_aspirates_and_plots_the_ground_truth(
     tmp_path: Path,
-    browser: Any,  # noqa: F811 - the fixture of tests/test_console.py
+    browser: Any,
 ) -> None:
     """Inject a 40 % kink from the page, jump 20 days, aspirate: the page says partial
     obstruction, the catheter's truth line says 40 %, and the plot has its fourth panel with

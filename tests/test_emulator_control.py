@@ -19,7 +19,7 @@ import protocol as p
 from emulator import EmulatorServer, ServerOptions
 from emulator._control import FAULTS, ROUTES, ControlPlane, openapi
 
-from .emulator_helpers import http_request
+from .emulator_helpers import http_request, wait_ready
 
 MG = 1_000_000
 SERIAL = 1234
@@ -277,7 +277,6 @@ def test_serve_with_control_and_the_ctl_command(tmp_path: Path) -> None:
     import os
     import subprocess
     import sys
-    import time
 
     ready = tmp_path / "ready.json"
     with (tmp_path / "log").open("wb") as log:
@@ -287,11 +286,7 @@ def test_serve_with_control_and_the_ctl_command(tmp_path: Path) -> None:
             stdout=subprocess.DEVNULL, stderr=log,
         )  # fmt: skip
     try:
-        deadline = time.monotonic() + 20
-        while not ready.exists():
-            assert proc.poll() is None and time.monotonic() < deadline
-            time.sleep(0.02)
-        info = json.loads(ready.read_text())
+        info = wait_ready(proc, ready, tmp_path / "log")
         env = {
             **os.environ,
             "ITP_CONTROL_URL": info["control"],

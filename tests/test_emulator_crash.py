@@ -6,14 +6,12 @@ applied twice, the database passes its integrity check, every outcome is known."
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import random
 import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -23,9 +21,12 @@ import programmer
 import protocol as p
 from emulator._store import Store
 
+from .emulator_helpers import wait_ready
 from .simulation import replay_difference
 
 MG = 1_000_000
+START_S = 60  # deadline for the emulator to start or to stop cleanly
+ANSWER_S = 10.0  # deadline for each answer while checking what a restarted pump kept
 
 
 def start(state: Path, crashpoint: int | None = None) -> tuple[subprocess.Popen[bytes], dict]:  # type: ignore[type-arg]
@@ -41,13 +42,10 @@ def start(state: Path, crashpoint: int | None = None) -> tuple[subprocess.Popen[
              "--ready-file", str(ready), "--speed", "1000", "--log-level", "error"],
             stdout=subprocess.DEVNULL, stderr=log, env=env,
         )  # fmt: skip
-    deadline = time.monotonic() + 20
-    while not ready.exists():
-        if proc.poll() is not None:
-            return proc, {}  # died while starting (a crash point in the start-up commit)
-        assert time.monotonic() < deadline, "the emulator did not start"
-        time.sleep(0.01)
-    return proc, json.loads(ready.read_text())
+    # {} when it died while starting (a crash point in the start-up commit); a loaded machine
+    # may take many seconds to start a Python process: a generous deadline
+    output = state.parent / "emulator.log"
+    return proc, wait_ready(proc, ready, output, timeout_s=START_S, may_exit=True)
 
 
 async def drive(info: dict, journal: Path, acked: dict[bytes, int], count: int) -> None:  # type: ignore[type-arg]
@@ -93,6 +91,7 @@ def check(
                 f"serial://{info['port']}",
                 key=Path(info["key_files"]["clinician"]),
                 journal=journal,
+                timeout_s=ANSWER_S,  # a pump just restarted on a loaded machine may be slow
             ) as pump:
                 for cid in ask:
                     status = await pump.command_status(cid)
@@ -103,7 +102,7 @@ def check(
         asyncio.run(verify())
     finally:
         proc.terminate()
-        proc.wait(20)
+        proc.wait(START_S)
     db = sqlite3.connect(state / "pump.sqlite")
     try:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

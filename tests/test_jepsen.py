@@ -33,8 +33,8 @@ import programmer
 import protocol as p
 from emulator.testing import Broker
 
+from .e2e_helpers import serve_subprocess
 from .jepsen_history import History, Observed, Report, check, read_store
-from .test_emulator_e2e import _serve_subprocess
 
 SERIAL = 1717  # not the default 1234: a pty left by another test's pump cannot be taken for ours
 SPEED = 5000  # pump time x5000: a day in 17 s, a 10-minute bolus in 0.12 s
@@ -120,7 +120,7 @@ class Cluster:
     async def start_emulator(self) -> None:
         args = ["--speed", str(SPEED), "--link", str(self.link), "--mqtt", self.broker.url,
                 "--pump-serial", str(SERIAL), "--trace", str(self.trace)]  # fmt: skip
-        self.proc = await asyncio.to_thread(_serve_subprocess, self.state, self.ready, *args)
+        self.proc = await asyncio.to_thread(serve_subprocess, self.state, self.ready, *args)
         self.starts += 1
 
     def _emulator(self) -> subprocess.Popen[bytes]:

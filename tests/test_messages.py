@@ -235,3 +235,14 @@ def test_out_of_range_payload_values_are_refused() -> None:
     err[-2:] = b"\xff\xfe"
     with pytest.raises(p.FieldValueError, match="UTF-8"):
         p.Error.decode_payload(bytes(err))
+
+
+def test_every_message_is_exported_from_the_package_and_the_catalogue() -> None:
+    """protocol/__init__.py and protocol/_messages.py each spell out the message names (the
+    package's explicit surface, checked by mypy): a message declared and left out of either
+    list fails here, as does a name bound to another class."""
+    from protocol import _messages
+
+    for cls in p.MESSAGES.values():
+        assert cls.__name__ in p.__all__ and cls.__name__ in _messages.__all__, cls.__name__
+        assert getattr(p, cls.__name__) is cls and getattr(_messages, cls.__name__) is cls

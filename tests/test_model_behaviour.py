@@ -1,4 +1,5 @@
-"""Firmware model behaviour: exactness, time, alarms, battery, faults, profiles, snapshots."""
+"""Firmware model behaviour: exactness, time, profiles, snapshots and delivery limits (alarms,
+battery and faults: tests/test_model_alarms.py, test_model_battery.py, test_model_faults.py)."""
 
 from __future__ import annotations
 
@@ -14,33 +15,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from firmware_model import (
-    CATALOGUE,
     DAY_MS,
     MS_PER_HOUR,
     MS_PER_MIN,
     NG_PER_MG,
     NL_PER_ML,
     PROFILES,
-    YEAR_MS,
     Alarm,
-    AlarmState,
-    BatteryState,
-    CatheterLeak,
     ConcentrationUnit,
-    CriticalMemoryError,
-    DeliveryInaccuracy,
     Drug,
     EventKind,
-    FaultKind,
-    LowBatteryReset,
     Mode,
     MotorStall,
-    MriExposure,
-    NoncriticalMemoryError,
-    PocketFill,
-    PrematureEos,
-    PrematureEri,
-    Priority,
     ProfileId,
     Pump,
     RateProfile,
@@ -156,266 +142,6 @@ def test_same_inputs_same_log_bytes() -> None:
         return p.log_digest()
 
     assert run() == run()
-
-
-# --- alarms -----------------------------------------------------------------------------------
-
-
-def test_catalogue_covers_domain_alarms_with_iec_mapping() -> None:
-    assert set(CATALOGUE) == set(Alarm)
-    for spec in CATALOGUE.values():
-        assert spec.tone is (Tone.TWO_TONE if spec.critical else Tone.SINGLE_TONE)
-        assert (spec.priority is Priority.HIGH) == spec.critical
-    assert CATALOGUE[Alarm.MOTOR_STALL].latching
-    assert CATALOGUE[Alarm.EMPTY_RESERVOIR].stops_delivery
-    assert not CATALOGUE[Alarm.LOW_RESERVOIR].stops_delivery
-
-
-def test_only_highest_priority_sounds_and_tones_repeat() -> None:
-    p = baclofen_pump()
-    p.advance_to(p.now + 72 * DAY_MS)  # LOW_RESERVOIR: single tone hourly
-    n = p.tones_sounded
-    p.advance_to(p.now + 3 * MS_PER_HOUR)
-    last = p.last_tone
-    assert p.tones_sounded == n + 3 and last is not None and last == (p.clock_ms, Tone.SINGLE_TONE)
-    n = p.tones_sounded
-    p.inject(MotorStall())
-    views = p.alarms()
-    assert [v.alarm for v in views] == [Alarm.MOTOR_STALL, Alarm.LOW_RESERVOIR]
-    assert views[0].sounding and not views[1].sounding
-    p.advance_to(p.now + MS_PER_HOUR)  # critical every 10 min: 1 + 6 tones, all two-tone
-    assert p.tones_sounded == n + 7 and p.last_tone == (p.clock_ms, Tone.TWO_TONE)
-
-
-def test_silence_is_time_limited_acknowledge_is_not() -> None:
-    p = baclofen_pump()
-    p.advance_to(p.now + 72 * DAY_MS)
-    p.silence_alarms(Alarm.LOW_RESERVOIR, 2 * MS_PER_HOUR)
-    n = p.tones_sounded
-    p.advance_to(p.now + 2 * MS_PER_HOUR - 1)
-    assert p.tones_sounded == n and p.alarms()[0].state is AlarmState.SILENCED
-    p.advance_to(p.now + 1)
-    assert p.alarms()[0].state is AlarmState.ACTIVE and p.tones_sounded == n + 1
-    p.acknowledge_alarms(Alarm.LOW_RESERVOIR)
-    p.advance_to(p.now + 5 * MS_PER_HOUR)
-    assert p.tones_sounded == n + 1
-    assert p.active_alarms == Alarm.LOW_RESERVOIR  # still raised: the cause persists
-    with pytest.raises(Rejected) as e:
-        p.acknowledge_alarms(Alarm.MOTOR_STALL)
-    assert e.value.reason is Reason.INVALID_STATE
-
-
-def test_refill_clears_reservoir_alarms() -> None:
-    p = baclofen_pump()
-    p.advance_to(p.now + 81 * DAY_MS)
-    assert p.active_alarms == Alarm.LOW_RESERVOIR | Alarm.EMPTY_RESERVOIR
-    p.record_refill(
-        withdrawn_nl=0,
-        added_nl=20 * NL_PER_ML,
-        drug=Drug.BACLOFEN,
-        conc_ng_per_ml=2_000_000,
-        unit=ConcentrationUnit.MCG_PER_ML,
-    )
-    assert not p.active_alarms and p.status().delivering
-
-
-def test_lowering_the_threshold_clears_low_reservoir() -> None:
-    p = baclofen_pump()
-    p.advance_to(p.now + 73 * DAY_MS)
-    p.set_alarm_settings(
-        low_threshold_nl=NL_PER_ML, critical_repeat_ms=600_000, noncritical_repeat_ms=3_600_000
-    )
-    assert not p.active_alarms
-
-
-def test_alarm_test_sounds_without_touching_alarms() -> None:
-    p = morphine_pump()
-    p.alarm_test(Tone.TWO_TONE)
-    assert p.last_tone is not None and p.last_tone[1] is Tone.TWO_TONE
-    assert not p.active_alarms and p.events()[-1].kind is EventKind.ALARM_TEST
-
-
-def test_pump_stopped_over_48h_alarm() -> None:
-    p = morphine_pump()
-    p.suspend()
-    p.advance_to(p.now + 48 * MS_PER_HOUR - 1)
-    assert not p.active_alarms
-    p.advance_to(p.now + 1)
-    assert p.active_alarms == Alarm.PUMP_STOPPED
-    p.resume()
-    assert not p.active_alarms
-
-
-# --- battery ----------------------------------------------------------------------------------
-
-
-def test_eri_then_eos_90_days_later_then_stopped() -> None:
-    p = morphine_pump()
-    p.advance_to(p.now + 200 * DAY_MS)  # the reservoir runs dry: idle drain only from here
-    eri = p.status().eri_at_ms
-    assert eri is not None
-    p.advance_to(p.now + (eri - p.clock_ms) - 1)
-    assert p.status().battery is BatteryState.OK
-    p.advance_to(p.now + 1)
-    assert p.status().battery is BatteryState.ELECTIVE_REPLACEMENT
-    assert Alarm.ELECTIVE_REPLACEMENT in p.active_alarms
-    p.advance_to(p.now + 90 * DAY_MS)
-    st = p.status()
-    assert st.battery is BatteryState.END_OF_SERVICE and Alarm.END_OF_SERVICE in st.active_alarms
-    assert not st.delivering
-    with pytest.raises(Rejected) as e:
-        p.set_continuous_dose(3 * NG_PER_MG)
-    assert e.value.reason is Reason.PUMP_STOPPED
-
-
-def test_battery_drains_with_delivery_and_telemetry() -> None:
-    idle, busy, chatty = new_pump(), morphine_pump(dose_mg_x10=250), new_pump()
-    for p in (idle, busy, chatty):
-        p.advance_to(T0 + YEAR_MS)
-    chatty.note_telemetry(86_400 * 30)  # a month of polling every second
-    assert busy.status().battery_remaining_permille < idle.status().battery_remaining_permille
-    assert chatty.status().battery_remaining_permille < idle.status().battery_remaining_permille
-
-
-def test_service_life_hard_stop_at_7_years() -> None:
-    p = new_pump()
-    p.advance_to(T0 + 7 * YEAR_MS)
-    assert p.status().battery is BatteryState.END_OF_SERVICE
-    ev = [e for e in p.events() if e.kind is EventKind.BATTERY]
-    assert ev[-1].time_ms <= T0 + 7 * YEAR_MS
-
-
-def test_premature_eri_and_eos_faults() -> None:
-    p = morphine_pump()
-    p.inject(PrematureEri())
-    assert p.status().battery is BatteryState.ELECTIVE_REPLACEMENT
-    assert p.status().eos_at_ms == p.clock_ms + 90 * DAY_MS
-    p.inject(PrematureEos())
-    assert p.status().battery is BatteryState.END_OF_SERVICE and not p.status().delivering
-
-
-def test_low_battery_reset_forces_safe_rate_until_reprogrammed() -> None:
-    p = morphine_pump()
-    p.inject(LowBatteryReset())
-    st = p.status()
-    assert st.basal_rate_nl_per_day == p.profile.safe_rate_nl_per_day and st.safe_mode
-    assert Alarm.LOW_BATTERY_RESET in st.active_alarms
-    with pytest.raises(Rejected):
-        p.clear_fault(FaultKind.LOW_BATTERY_RESET)
-    p.set_continuous_dose(3 * NG_PER_MG)
-    assert p.status().basal_rate_nl_per_day == 120_000 and not p.active_alarms
-
-
-# --- faults -----------------------------------------------------------------------------------
-
-
-def test_motor_stall_with_recovery_is_logged_and_latched() -> None:
-    p = morphine_pump()
-    p.inject(MotorStall(recover_after_ms=3 * MS_PER_HOUR))
-    assert not p.status().delivering and Alarm.MOTOR_STALL in p.active_alarms
-    p.advance_to(p.now + 3 * MS_PER_HOUR)
-    assert p.status().delivering
-    rec = [e for e in p.events() if e.kind is EventKind.MOTOR_RECOVERED]
-    assert len(rec) == 1 and rec[0].a == 3 * MS_PER_HOUR
-    assert p.active_alarms == Alarm.MOTOR_STALL and not p.alarms()[0].condition
-    p.acknowledge_alarms(Alarm.MOTOR_STALL)
-    assert not p.active_alarms
-
-
-def test_mri_synchromed_stall_with_delayed_recovery() -> None:
-    p = morphine_pump()
-    p.inject(MriExposure(duration_ms=MS_PER_HOUR, recovery_delay_ms=4 * MS_PER_HOUR))
-    p.advance_to(p.now + 5 * MS_PER_HOUR - 1)
-    assert FaultKind.MOTOR_STALL in p.active_faults()
-    p.advance_to(p.now + 1)
-    assert FaultKind.MOTOR_STALL not in p.active_faults()
-
-
-def test_mri_prometra_valve_closes_until_reset() -> None:
-    p = morphine_pump(profile=ProfileId.PROMETRA_II_20)
-    true0 = p.status().true_reservoir_nl
-    p.inject(MriExposure())
-    assert p.status().true_reservoir_nl == true0 - 10_000  # <= 10 uL passes (domain #30)
-    assert Alarm.FLOW_VALVE_CLOSED in p.active_alarms
-    p.advance_to(p.now + 5 * DAY_MS)
-    assert p.status().true_reservoir_nl == true0 - 10_000
-    p.clear_fault(FaultKind.FLOW_VALVE_CLOSED)
-    assert not p.active_alarms & Alarm.FLOW_VALVE_CLOSED and p.status().delivering
-
-
-def test_mri_constant_flow_unaffected() -> None:
-    p = new_pump(ProfileId.CONSTANT_FLOW)
-    p.inject(MriExposure())
-    assert not p.active_faults()
-    assert p.events()[-1].kind is EventKind.MRI_EXPOSURE
-
-
-def test_pocket_fill_shows_as_discrepancy_at_the_next_refill() -> None:
-    p = morphine_pump()
-    p.inject(DeliveryInaccuracy(0))
-    p.inject(PocketFill(3 * NL_PER_ML))
-    p.advance_to(p.now + 10 * DAY_MS)
-    p.record_refill(
-        withdrawn_nl=p.status().true_reservoir_nl,
-        added_nl=20 * NL_PER_ML,
-        drug=Drug.MORPHINE,
-        conc_ng_per_ml=25 * NG_PER_MG,
-        unit=ConcentrationUnit.MG_PER_ML,
-    )
-    assert p.status().true_reservoir_nl == 17 * NL_PER_ML
-    assert p.status().reservoir_nl == 20 * NL_PER_ML
-    p.advance_to(p.now + 10 * DAY_MS)
-    r = p.record_refill(
-        withdrawn_nl=p.status().true_reservoir_nl,
-        added_nl=20 * NL_PER_ML,
-        drug=Drug.MORPHINE,
-        conc_ng_per_ml=25 * NG_PER_MG,
-        unit=ConcentrationUnit.MG_PER_ML,
-    )
-    assert r.discrepancy_nl == -3 * NL_PER_ML and r.beyond_limits
-
-
-def test_leak_reduces_what_reaches_the_patient_only() -> None:
-    p = morphine_pump()
-    p.inject(DeliveryInaccuracy(0))
-    p.advance_to(p.now + 10 * DAY_MS)  # fill the catheter with drug
-    p.inject(CatheterLeak(share_ppm=250_000))
-    before = p.status()
-    p.advance_to(p.now + 10 * DAY_MS)
-    after = p.status()
-    assert after.pumped_total_nl - before.pumped_total_nl == 1_200_000
-    assert after.patient_total_nl - before.patient_total_nl == 900_000
-
-
-def test_delivery_inaccuracy_bounded_by_the_hazard_limit() -> None:
-    p = morphine_pump()
-    with pytest.raises(Rejected) as e:
-        p.inject(DeliveryInaccuracy(145_001))
-    assert e.value.reason is Reason.INVALID_VALUE
-    p.inject(DeliveryInaccuracy(145_000))
-    p.advance_to(p.now + 10 * DAY_MS)
-    st = p.status()
-    assert st.pumped_total_nl == 1_200_000 * 1145 // 1000
-
-
-def test_memory_errors() -> None:
-    p = morphine_pump()
-    p.inject(NoncriticalMemoryError())
-    assert p.status().delivering
-    p.acknowledge_alarms(Alarm.NONCRITICAL_MEMORY_ERROR)
-    assert not p.active_alarms
-    p.inject(CriticalMemoryError())
-    assert not p.status().delivering
-    p.set_continuous_dose(3 * NG_PER_MG)
-    assert p.status().delivering and not p.active_alarms
-
-
-def test_faults_not_on_this_profile_are_refused() -> None:
-    p = new_pump(ProfileId.CONSTANT_FLOW)
-    for fault in (MotorStall(), PrematureEri(), LowBatteryReset()):
-        with pytest.raises(Rejected) as e:
-            p.inject(fault)
-        assert e.value.reason is Reason.MODE_NOT_SUPPORTED
 
 
 # --- profiles ---------------------------------------------------------------------------------
@@ -584,7 +310,7 @@ def test_bridge_is_measured_in_volume_so_a_suspension_extends_it() -> None:
 
 
 def test_true_reservoir_set_by_a_trainer_shows_at_refill() -> None:
-    from firmware_model import EventKind, Source
+    from firmware_model import Source
 
     p = morphine_pump()
     p.advance_to(p.now + 10 * DAY_MS)

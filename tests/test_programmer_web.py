@@ -1,14 +1,13 @@
 """The web programmer (`pump-programmer web`) in a real browser (Playwright driving Debian's
-Chromium, as tests/test_console.py does): a trainee refills and changes the dose through the
-page and the emulated pump's state matches; a wrong entry is refused with a clear message and
-changes nothing; a lost link leaves the outcome UNKNOWN, never re-sent, and Reconnect resolves
-it from the pump. ITP_UPDATE_SCREENSHOTS=1 also rewrites docs/programmer-web.png and
-docs/programmer-web-finish.png (the refill's Finish screen)."""
+Chromium: tests/browser_helpers.py, as for tests/test_console.py): a trainee refills and changes
+the dose through the page and the emulated pump's state matches; a wrong entry is refused with a
+clear message and changes nothing; a lost link leaves the outcome UNKNOWN, never re-sent, and
+Reconnect resolves it from the pump. ITP_UPDATE_SCREENSHOTS=1 also rewrites
+docs/programmer-web.png and docs/programmer-web-finish.png (the refill's Finish screen)."""
 
 from __future__ import annotations
 
 import asyncio
-import importlib
 import json
 import os
 import sys
@@ -26,11 +25,10 @@ from emulator._runtime import Impairment
 from programmer._web import WebProgrammer
 from programmer._web_session import WebSession
 
+from .browser_helpers import expect
 from .emulator_helpers import http_request
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
 @pytest.fixture
@@ -60,26 +58,6 @@ async def web(server: EmulatorServer, tmp_path: Path) -> AsyncIterator[WebProgra
         yield w
     finally:
         await w.close()
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Any]:
-    if not CHROMIUM.exists():
-        pytest.fail("Debian's Chromium is not installed: apt-get install -y chromium")
-    try:
-        api = importlib.import_module("playwright.async_api")
-    except ImportError:
-        pytest.fail("playwright is not installed: pip install -e '.[test]'")
-    async with api.async_playwright() as pw:
-        b = await pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            await b.close()
-
-
-def expect(locator: Any) -> Any:
-    return importlib.import_module("playwright.async_api").expect(locator)
 
 
 async def open_page(browser: Any, web: WebProgrammer) -> Any:

@@ -16,10 +16,11 @@ from emulator import EmulatorServer
 from programmer._web import WebProgrammer
 from programmer._web_session import Gone
 
+from .browser_helpers import expect
 from .emulator_helpers import http_request
-from .test_programmer_web import browser, expect, model, open_page, row, server, web
+from .test_programmer_web import model, open_page, row, server, web
 
-__all__ = ["browser", "server", "web"]  # the fixtures, used by name
+__all__ = ["server", "web"]  # the fixtures, used by name
 
 
 async def control(server: EmulatorServer, method: str, path: str, body: Any = None) -> Any:

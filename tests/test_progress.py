@@ -9,11 +9,12 @@ import os
 import secrets
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from .emulator_helpers import wait_ready
 
 
 def _run_with_tty_stderr(args: list[str], env: dict[str, str]) -> tuple[int, str, str]:
@@ -119,9 +120,7 @@ def test_fleet_start_counts_the_pumps_on_a_terminal_only(tmp_path: Path) -> None
     (tmp_path / "ready.json").unlink()
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        while not (tmp_path / "ready.json").exists():
-            assert proc.poll() is None
-            time.sleep(0.02)
+        wait_ready(proc, tmp_path / "ready.json")
     finally:
         proc.terminate()
         _, err = proc.communicate(timeout=30)

@@ -1,7 +1,7 @@
 """Deterministic simulation (reliability claim 16): seeded runs of the real device and store
 under link faults, pump and host crashes and time jumps (tests/simulation.py). Every seed runs
 twice, in two interpreters: the event-log hashes must be equal, and no run may break an
-invariant (a Violation names its seed: `python tests/simulation.py --first SEED --seeds 1`)."""
+invariant (a Violation names its seed: `python -m tests.simulation --first SEED --seeds 1`)."""
 
 from __future__ import annotations
 

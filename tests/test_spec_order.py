@@ -5,20 +5,12 @@ only then the command's own validation."""
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 from typing import Any
-
-import pytest
 
 import firmware_model as fm
 import protocol as p
 
 from .emulator_helpers import Host, Rig
-
-
-@pytest.fixture
-def rig(tmp_path: Path) -> Rig:
-    return Rig(tmp_path / "pump")
 
 
 def dose(version: int, ng: int = 6_000_000, cid: bytes | None = None) -> p.SetContinuousDose:

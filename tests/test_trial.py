@@ -21,10 +21,9 @@ from emulator import EmulatorServer, ServerOptions
 from emulator._narration import Narration
 from emulator._scenario import ScenarioError, load_scenario, run_scenario, summary
 
+from .browser_helpers import expect
+from .console_helpers import Sse, get_json, open_console
 from .emulator_helpers import http_request as http
-from .test_console import Sse, browser, expect, get_json, open_console
-
-__all__ = ["browser"]  # the console tests' Chromium fixture, used here too
 
 MG, MCG = fm.ConcentrationUnit.MG_PER_ML, fm.ConcentrationUnit.MCG_PER_ML
 EXT = fm.ProfileId.EXTERNAL_TRIAL

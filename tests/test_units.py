@@ -21,7 +21,7 @@ from emulator import EmulatorServer, PumpDevice, Runtime, ServerOptions, Virtual
 from emulator._console_records import describe, mass, record
 from emulator._control import ControlPlane, openapi
 
-from .test_console import Sse
+from .console_helpers import Sse
 
 SERIAL = 1234
 

@@ -19,7 +19,7 @@ from emulator.testing import Broker
 from protocol import gen
 
 from .e2e_client import MqttTransport, SerialTransport
-from .test_emulator_e2e import HOST_MESSAGES, clinician, connected, every_message, mqtt_options
+from .e2e_helpers import HOST_MESSAGES, clinician, connected, every_message, mqtt_options
 from .wireshark_helpers import (
     ERROR,
     LUA,
