@@ -33,6 +33,23 @@ def valid_zone_name(zone: str) -> bool:
     return 0 < len(zone) <= ZONE_MAX and all(ch in _ZONE_CHARS for ch in zone)
 
 
+ZONE_NAME_NEW, ZONE_NAME_OLD = 1, 2  # which name a ZONE_NAME record carries
+ZONE_PART_BYTES = 8  # of the name per ZONE_NAME record (its b)
+
+
+def zone_name_parts(which: int, zone: str) -> list[tuple[int, int]]:
+    """The (a, b) of the ZONE_NAME records that carry a zone name exactly, since a record holds
+    two integers: a = 100 x which + 10 x parts + part (0-based), b = the part's 8 bytes of the
+    name, big-endian, zero-padded (a valid name is ASCII, so b >= 0)."""
+    raw = zone.encode("ascii")
+    chunks = [raw[i : i + ZONE_PART_BYTES] for i in range(0, len(raw), ZONE_PART_BYTES)]
+    n = len(chunks)
+    return [
+        (100 * which + 10 * n + i, int.from_bytes(c.ljust(ZONE_PART_BYTES, b"\0"), "big"))
+        for i, c in enumerate(chunks)
+    ]
+
+
 class ClockMixin(CommandMixin):
     __slots__ = ()
 
@@ -120,10 +137,20 @@ class ClockMixin(CommandMixin):
         s = self._s
         old = self.clock_ms
         s.clock_offset_ms = clock_ms - s.now
-        if utc_offset_ms is not None and zone is not None:
+        seq = c.log(EventKind.CLOCK_SET, old, clock_ms)
+        if (
+            utc_offset_ms is not None
+            and zone is not None
+            and (utc_offset_ms, zone) != (s.utc_offset_ms, s.zone)
+        ):  # what changed, exactly: the offsets, then the new zone's name and the old one's
+            c.log(EventKind.ZONE_SET, s.utc_offset_ms, utc_offset_ms)
+            for a, b in zone_name_parts(ZONE_NAME_NEW, zone) + zone_name_parts(
+                ZONE_NAME_OLD, s.zone
+            ):
+                c.log(EventKind.ZONE_NAME, a, b)
             s.utc_offset_ms = utc_offset_ms
             s.zone = zone
-        return c.commit(EventKind.CLOCK_SET, old, clock_ms, bump=False)
+        return c.done(seq)
 
     def _settle(self) -> None:
         """Apply every condition due at the current time, until nothing changes."""
