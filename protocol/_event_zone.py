@@ -48,7 +48,7 @@ def zone_name_part_text(a: int, b: int) -> str:
     """One ZONE_NAME record read alone: 'new zone name, part 1 of 2: "America/"'."""
     got = _part(a, b)
     if got is None:
-        return f"zone name part (unreadable: a={a})"
+        return f"zone name part, unreadable (value_a {a})"
     which, parts, part, text = got
     side = "new" if which == ZONE_NAME_NEW else "old"
     return f"{side} zone name, part {part + 1} of {parts}: {text.decode('ascii', 'replace')!r}"
