@@ -65,6 +65,11 @@ def test_a_new_pump_served_in_a_zone(tmp_path: Path) -> None:
     )
     (change,) = p.zone_changes((e.seq, int(e.kind), e.a, e.b) for e in pump.events()).values()
     assert (change.old_zone, change.new_zone) == ("UTC", "America/St_Johns")
+    # its memory wins over another --zone: refused (exit 2), the store untouched
+    before = _digest(tmp_path / "s")
+    done = serve(tmp_path / "s", "--no-serial", "--zone", "Asia/Tokyo")
+    assert done.returncode == 2 and "holds a pump set to America/St_Johns" in done.stderr
+    assert _digest(tmp_path / "s") == before
 
 
 def _stored_snapshot(state: Path) -> dict[str, object]:
