@@ -304,9 +304,6 @@ async def serve(args: argparse.Namespace) -> int:
 def banner(info: dict[str, object]) -> None:
     speed = info["speed_factor"]
     print(f"pump {info['pump_serial']} ({info['profile']}), time x{speed:g}")
-    offset = info.get("utc_offset_ms")
-    if info.get("zone") is not None and isinstance(offset, int):
-        print(f"clinic clock:  {info['zone']} ({p.offset_hhmm(offset)})")
     if info["port"]:
         print(f"serial port:   {info['port']}   (pyserial URL: {info['port']})")
         print(f"  connect:     serial://{info['port']}")
@@ -319,6 +316,9 @@ def banner(info: dict[str, object]) -> None:
     if info["mqtt"]:
         print(f"mqtt:          {info['mqtt']}  topics itp/v1/{info['pump_serial']}/...")
     print(f"state:         {info['state']}")
+    offset = info.get("utc_offset_ms")
+    if info.get("zone") is not None and isinstance(offset, int):
+        print(f"clinic clock:  {info['zone']} ({p.offset_hhmm(offset)})")
     if info["trace"]:
         print(f"trace:         {info['trace']}")
     if info["control"]:
