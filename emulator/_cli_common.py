@@ -25,7 +25,7 @@ from pathlib import Path
 import firmware_model as fm
 import protocol as p
 
-from ._clock import MAX_SPEED_MILLI
+from ._clock import MAX_SPEED_MILLI, zone_offset_ms
 from ._files import write_private_json
 from ._scenario import PROFILES
 
@@ -111,6 +111,19 @@ def control_address(text: str) -> tuple[str, int]:
     if not 0 <= value <= 65535:
         raise ValueError(f"{text!r}: the port must be 0 .. 65535")
     return (host or "127.0.0.1", value)
+
+
+def zone_name(text: str) -> str:
+    """`--zone NAME`: an IANA time zone the tz database knows and the pump can hold."""
+    try:
+        zone_offset_ms(text, 0)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if not fm.valid_zone_name(text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: the pump holds a zone name of 1 .. 64 letters, digits and / _ + -"
+        )
+    return text
 
 
 def serial_number(text: str) -> int:

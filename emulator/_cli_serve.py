@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 import firmware_model as fm
+import protocol as p
 
 from ._cli_common import (
     CATHETER_NL_PER_CM,
@@ -30,6 +31,7 @@ from ._cli_common import (
     speed_milli,
     stop_on_signals,
     write_ready_file,
+    zone_name,
 )
 from ._keys import KeyFileError
 from ._mqtt import MqttSettings, topics
@@ -67,6 +69,14 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         default=CATHETER_NL_PER_CM,
         metavar="UL",
         help="the catheter's internal volume per cm, uL (default 2.6: Prometra catheter)",
+    )
+    s.add_argument(
+        "--zone",
+        type=zone_name,
+        metavar="NAME",
+        help="the clinic's IANA time zone of a new pump (e.g. America/New_York), with its "
+        "offset now; a stored pump keeps its own (naming another is refused: sync it with "
+        "pump-programmer clock --sync)",
     )
     s.add_argument("--state-dir", type=Path, help="where the pump's memory and keys live")
     s.add_argument(
@@ -195,6 +205,13 @@ def options(args: argparse.Namespace) -> ServerOptions:
         except ValueError as exc:
             print(f"pump-emulator: error: --mqtt: {exc}", file=sys.stderr)
             raise SystemExit(2) from None
+    if args.zone is not None and args.scenario is not None:
+        print(
+            "pump-emulator: error: --zone: a scenario sets its pump's clock itself "
+            "(a clock_sync step); drop --zone or --scenario",
+            file=sys.stderr,
+        )
+        raise SystemExit(2)
     control = None
     if args.control is not None:
         try:
@@ -212,6 +229,7 @@ def options(args: argparse.Namespace) -> ServerOptions:
         catheter_volume_nl=(
             None if args.catheter_cm is None else args.catheter_cm * args.catheter_ul_per_cm
         ),
+        zone=args.zone,
         speed_milli=args.speed,
         pty=not args.no_serial,
         port=args.port,
@@ -249,6 +267,8 @@ async def serve(args: argparse.Namespace) -> int:
         info = {
             "pump_serial": pump.serial,
             "profile": pump.profile.name,
+            "zone": pump.status().zone,
+            "utc_offset_ms": pump.status().utc_offset_ms,
             "speed_factor": server.device.clock.speed_milli / 1000,
             "port": server.port_path or (args.port if args.port else None),
             "link": str(args.link) if args.link else None,
@@ -296,6 +316,9 @@ def banner(info: dict[str, object]) -> None:
     if info["mqtt"]:
         print(f"mqtt:          {info['mqtt']}  topics itp/v1/{info['pump_serial']}/...")
     print(f"state:         {info['state']}")
+    offset = info.get("utc_offset_ms")
+    if info.get("zone") is not None and isinstance(offset, int):
+        print(f"clinic clock:  {info['zone']} ({p.offset_hhmm(offset)})")
     if info["trace"]:
         print(f"trace:         {info['trace']}")
     if info["control"]:

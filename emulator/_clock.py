@@ -6,7 +6,9 @@ every speed change, so changing speed never makes time jump or run backwards. Sp
 
 from __future__ import annotations
 
+import datetime
 import time
+import zoneinfo
 from collections.abc import Callable
 
 MAX_SPEED_MILLI = 1_000_000_000  # x1,000,000
@@ -75,3 +77,16 @@ def wall_ms() -> int:
 def mono_ms() -> int:
     """Monotonic milliseconds: session timeouts and the handshake lockout run on real time."""
     return time.monotonic_ns() // NS_PER_MS
+
+
+def zone_offset_ms(zone: str, clock_ms: int) -> int:
+    """The IANA zone's UTC offset (ms, local minus UTC) at the instant clock_ms (ms since 1970
+    UTC), by the tz database: what a programmer's `clock --sync --zone` sends. ValueError for a
+    name that is not a zone."""
+    try:
+        tz = zoneinfo.ZoneInfo(zone)
+    except (ValueError, zoneinfo.ZoneInfoNotFoundError):
+        raise ValueError(f"{zone!r} is not an IANA time zone (such as Europe/Paris)") from None
+    at = datetime.datetime.fromtimestamp(clock_ms / 1000, datetime.UTC)
+    off = at.astimezone(tz).utcoffset() or datetime.timedelta()
+    return off // datetime.timedelta(milliseconds=1)

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import firmware_model as fm
 
 from . import _console_records
-from ._console_records import record
+from ._console_records import records as records_of
 from ._control_api import Call, ControlError, Route
 from ._narration import Narration, as_json
 
@@ -396,7 +396,7 @@ class Hub:
                 unit = pump.status().conc_unit
                 out += sse(
                     "log",
-                    {"reset": reset, "records": [record(e, unit) for e in records]},
+                    {"reset": reset, "records": records_of(records, unit)},
                     pump.event_seq,
                 )
                 cursor = pump.event_seq + 1
@@ -405,7 +405,7 @@ class Hub:
                 unit = pump.status().conc_unit
                 out += sse(
                     "log",
-                    {"reset": False, "records": [record(e, unit) for e in records]},
+                    {"reset": False, "records": records_of(records, unit)},
                     pump.event_seq,
                 )
                 cursor = pump.event_seq + 1

@@ -4,7 +4,7 @@ send it (`record`). Integers stay integers on the wire; only the text says mL, m
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import firmware_model as fm
@@ -39,6 +39,8 @@ EVENT_CATEGORIES: dict[str, str] = {
     "SESSION_CLOSED": "session",
     "COMMAND_REJECTED": "session",
     "CONTROL": "control",
+    "ZONE_SET": "therapy",
+    "ZONE_NAME": "therapy",
 }
 
 
@@ -141,6 +143,8 @@ def describe(e: fm.Event, unit: fm.ConcentrationUnit = fm.ConcentrationUnit.MG_P
         E.SESSION_CLOSED: lambda: f"session closed: {_name(p.SessionEndReason, a)}",
         E.COMMAND_REJECTED: lambda: f"{_name(fm.Command, b)} rejected: {_name(fm.Reason, a)}",
         E.CONTROL: lambda: CONTROL_TEXT[a](b) if a in CONTROL_TEXT else f"control action {a}",
+        E.ZONE_SET: lambda: f"clock set: {p.offset_hhmm(b)} (was {p.offset_hhmm(a)})",
+        E.ZONE_NAME: lambda: p.zone_name_part_text(a, b),
     }
     make = text.get(k)
     return make() if make else f"{k.name} a={a} b={b}"
@@ -162,3 +166,17 @@ def record(
         "category": EVENT_CATEGORIES.get(e.kind.name, "system"),
         "text": describe(e, unit),
     }
+
+
+def records(
+    events: Sequence[fm.Event], unit: fm.ConcentrationUnit = fm.ConcentrationUnit.MG_PER_ML
+) -> list[dict[str, Any]]:
+    """`record` of each, where a clock sync's ZONE_SET reads with the zone names its ZONE_NAME
+    records carry: "clock set: -05:00 America/New_York (was +00:00 UTC)"."""
+    zones = p.zone_changes((e.seq, int(e.kind), e.a, e.b) for e in events)
+    out = [record(e, unit) for e in events]
+    for r in out:
+        change = zones.get(r["seq"])
+        if change is not None:
+            r["text"] = change.text()
+    return out

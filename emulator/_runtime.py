@@ -21,7 +21,7 @@ from typing import Any, Protocol
 import firmware_model as fm
 import protocol as p
 
-from ._clock import VirtualClock, mono_ms, wall_ms
+from ._clock import VirtualClock, mono_ms, wall_ms, zone_offset_ms
 from ._device import ControlCode, PumpDevice
 from ._keys import load_or_create_keys
 from ._store import Store, StoreError
@@ -41,6 +41,7 @@ def open_device(
     profile: fm.ProfileId | None = None,
     serial: int | None = None,
     catheter_volume_nl: int | None = None,
+    zone: str | None = None,
     speed_milli: int = 1000,
     stale_recovery_log: bool = True,
     policy: p.SessionPolicy | None = None,
@@ -51,7 +52,10 @@ def open_device(
     """The pump kept in `state_dir`, or a new one there. A stored pump resumes where it was:
     the time that passed while the emulator was down is applied at the speed it ran at.
     `catheter_volume_nl` is the implanted catheter of a new pump (default: the model's 85 cm);
-    a stored pump keeps its own, and naming another one is a StoreError.
+    a stored pump keeps its own, and naming another one is a StoreError. `zone` (an IANA name)
+    is a new pump's clinic clock, with the zone's offset at its start (logged after POWER_ON);
+    a stored pump keeps the clinic clock in its memory (a programmer may have synced it), and
+    naming another zone is a StoreError, checked before anything is written.
 
     `wall`, `monotonic_ns` and `randbytes` are injected so tests and simulations control time
     and randomness."""
@@ -64,12 +68,12 @@ def open_device(
             prof = fm.ProfileId.SYNCHROMED_II_20 if profile is None else profile
             store.check_identity(serial, int(prof))
             now = wall()
-            if catheter_volume_nl is None:
-                pump = fm.Pump.create(prof, serial=serial, now_ms=now)
-            else:
-                pump = fm.Pump.create(
-                    prof, serial=serial, now_ms=now, catheter_volume_nl=catheter_volume_nl
-                )
+            extra: dict[str, Any] = {}
+            if catheter_volume_nl is not None:
+                extra["catheter_volume_nl"] = catheter_volume_nl
+            if zone is not None:
+                extra.update(utc_offset_ms=zone_offset_ms(zone, now), zone=zone)
+            pump = fm.Pump.create(prof, serial=serial, now_ms=now, **extra)
             clock = VirtualClock(now, speed_milli, monotonic_ns)
             downtime = 0
         else:
@@ -88,6 +92,14 @@ def open_device(
                 raise StoreError(
                     f"{state_dir} holds a pump with a {pump.catheter_volume_nl} nL catheter, not "
                     f"{catheter_volume_nl} nL: the catheter is set at implant (another --state-dir)"
+                )
+            held = pump.status()
+            if zone is not None and zone != held.zone:
+                raise StoreError(
+                    f"{state_dir} holds a pump set to {held.zone} "
+                    f"({p.offset_hhmm(held.utc_offset_ms)}), not {zone}: a stored pump keeps its "
+                    "clinic clock; sync it (pump-programmer clock --sync --zone "
+                    f"{zone}) or use another --state-dir"
                 )
             store.check_identity(pump.serial, int(stored))
             downtime = max(0, wall() - saved.wall_ms) * saved.speed_milli // 1000

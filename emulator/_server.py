@@ -51,6 +51,7 @@ class ServerOptions:
     scenario: str | None = None  # start from this scenario's starting state (file or name)
     console: bool = False  # serve the instructor console on the control plane (docs/console.md)
     catheter_volume_nl: int | None = None  # a new pump's catheter (default 85 cm x 2.6 uL/cm)
+    zone: str | None = None  # a new pump's clinic zone (IANA), with its offset at the start
 
 
 class EmulatorServer:
@@ -89,6 +90,7 @@ class EmulatorServer:
             profile=o.profile,
             serial=serial,
             catheter_volume_nl=o.catheter_volume_nl,
+            zone=o.zone,
             speed_milli=o.speed_milli,
             stale_recovery_log=o.stale_recovery_log,
             policy=o.policy,

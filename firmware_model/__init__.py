@@ -78,6 +78,7 @@ WHERE TO ADD
 
 from ._alarms import CATALOGUE, AlarmSpec
 from ._catheter import FINDING_TEXT, CapAspiration, CapFinding, CatheterView
+from ._clock import valid_zone_name
 from ._core import CONTROL_CAP_ASPIRATION, CONTROL_CATHETER_FILLED
 from ._errors import ModelError, Rejected, SnapshotError, TimeWentBackwards
 from ._faults import (
@@ -224,4 +225,5 @@ __all__ = [
     "encode_events",
     "restore",
     "snapshot",
+    "valid_zone_name",
 ]

@@ -33,6 +33,32 @@ def valid_zone_name(zone: str) -> bool:
     return 0 < len(zone) <= ZONE_MAX and all(ch in _ZONE_CHARS for ch in zone)
 
 
+def clinic_clock_problem(utc_offset_ms: int, zone: str) -> str | None:
+    """Why this UTC offset and zone name cannot be the clinic's clock, or None."""
+    if utc_offset_ms % MS_PER_MIN or not -MAX_UTC_OFFSET_MS <= utc_offset_ms <= MAX_UTC_OFFSET_MS:
+        return "utc_offset_ms must be whole minutes, -18 h .. +18 h"
+    if not valid_zone_name(zone):
+        return f"zone must be 1 .. {ZONE_MAX} characters of A-Z a-z 0-9 / _ + - (an IANA name)"
+    return None
+
+
+ZONE_NAME_NEW, ZONE_NAME_OLD = 1, 2  # which name a ZONE_NAME record carries
+ZONE_PART_BYTES = 8  # of the name per ZONE_NAME record (its b)
+
+
+def zone_name_parts(which: int, zone: str) -> list[tuple[int, int]]:
+    """The (a, b) of the ZONE_NAME records that carry a zone name exactly, since a record holds
+    two integers: a = 100 x which + 10 x parts + part (0-based), b = the part's 8 bytes of the
+    name, big-endian, zero-padded (a valid name is ASCII, so b >= 0)."""
+    raw = zone.encode("ascii")
+    chunks = [raw[i : i + ZONE_PART_BYTES] for i in range(0, len(raw), ZONE_PART_BYTES)]
+    n = len(chunks)
+    return [
+        (100 * which + 10 * n + i, int.from_bytes(c.ljust(ZONE_PART_BYTES, b"\0"), "big"))
+        for i, c in enumerate(chunks)
+    ]
+
+
 class ClockMixin(CommandMixin):
     __slots__ = ()
 
@@ -107,23 +133,30 @@ class ClockMixin(CommandMixin):
             c.reject(Reason.INVALID_VALUE, "clock must be 0 .. 2^53 ms since the epoch")
         if (utc_offset_ms is None) != (zone is None):
             c.reject(Reason.INVALID_VALUE, "utc_offset_ms and zone are set together")
-        if utc_offset_ms is not None and (
-            utc_offset_ms % MS_PER_MIN
-            or not -MAX_UTC_OFFSET_MS <= utc_offset_ms <= MAX_UTC_OFFSET_MS
-        ):
-            c.reject(Reason.INVALID_VALUE, "utc_offset_ms must be whole minutes, -18 h .. +18 h")
-        if zone is not None and not valid_zone_name(zone):
-            c.reject(
-                Reason.INVALID_VALUE,
-                f"zone must be 1 .. {ZONE_MAX} characters of A-Z a-z 0-9 / _ + - (an IANA name)",
-            )
+        if utc_offset_ms is not None and zone is not None:
+            problem = clinic_clock_problem(utc_offset_ms, zone)
+            if problem is not None:
+                c.reject(Reason.INVALID_VALUE, problem)
         s = self._s
         old = self.clock_ms
         s.clock_offset_ms = clock_ms - s.now
+        seq = c.log(EventKind.CLOCK_SET, old, clock_ms)
         if utc_offset_ms is not None and zone is not None:
-            s.utc_offset_ms = utc_offset_ms
-            s.zone = zone
-        return c.commit(EventKind.CLOCK_SET, old, clock_ms, bump=False)
+            self._set_zone(c.source, c.command_id, utc_offset_ms, zone)
+        return c.done(seq)
+
+    def _set_zone(self, source: Source, command_id: bytes, utc_offset_ms: int, zone: str) -> None:
+        """The clinic's clock becomes this (valid) offset and zone. Only a change is logged, and
+        exactly: ZONE_SET (old, new offset), then the new zone's name and the old one's in
+        ZONE_NAME records; the same offset and zone again change nothing and log nothing."""
+        s = self._s
+        if (utc_offset_ms, zone) == (s.utc_offset_ms, s.zone):
+            return
+        self._log(EventKind.ZONE_SET, source, command_id, s.utc_offset_ms, utc_offset_ms)
+        for a, b in zone_name_parts(ZONE_NAME_NEW, zone) + zone_name_parts(ZONE_NAME_OLD, s.zone):
+            self._log(EventKind.ZONE_NAME, source, command_id, a, b)
+        s.utc_offset_ms = utc_offset_ms
+        s.zone = zone
 
     def _settle(self) -> None:
         """Apply every condition due at the current time, until nothing changes."""

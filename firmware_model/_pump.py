@@ -13,7 +13,7 @@ from ._alarms import AlarmsMixin
 from ._battery import BatteryMixin
 from ._boluses import BolusesMixin
 from ._catheter import CatheterMixin
-from ._clock import ClockMixin
+from ._clock import ClockMixin, clinic_clock_problem
 from ._command import CommandMixin
 from ._core import (
     CONTROL_TRUE_RESERVOIR,
@@ -143,13 +143,17 @@ class Pump(
         implanted_at_ms: int | None = None,
         catheter_volume_nl: int = DEFAULT_CATHETER_NL,
         accuracy_error_ppm: int | None = None,
+        utc_offset_ms: int = 0,
+        zone: str = "UTC",
         library: Mapping[Drug, DrugLimits] = DEFAULT_LIBRARY,
     ) -> Pump:
         """A freshly implanted, empty pump, powering on at model time `now_ms`.
 
         `clock_ms` sets the pump clock (default: equal to model time). The catheter and pump
         tubing hold `catheter_volume_nl + profile.pump_tubing_nl` of drug-free fluid until
-        primed (default catheter: 85 cm x 2.6 uL/cm, domain.md 2.3)."""
+        primed (default catheter: 85 cm x 2.6 uL/cm, domain.md 2.3). `utc_offset_ms` and `zone`
+        are the clinic's clock it starts with (default UTC); another than UTC is logged after
+        POWER_ON as a sync from UTC would be (ZONE_SET, ZONE_NAME)."""
         prof = PROFILES[profile] if isinstance(profile, ProfileId) else profile
         if not 1 <= serial <= 0xFFFF_FFFE:
             raise ValueError("serial must be 1 .. 0xFFFFFFFE")
@@ -158,6 +162,9 @@ class Pump(
         error = prof.accuracy_error_ppm if accuracy_error_ppm is None else accuracy_error_ppm
         if not MIN_ERROR_PPM <= error <= MAX_ERROR_PPM:
             raise ValueError(f"accuracy_error_ppm must be {MIN_ERROR_PPM} .. {MAX_ERROR_PPM}")
+        problem = clinic_clock_problem(utc_offset_ms, zone)
+        if problem is not None:
+            raise ValueError(problem)
         implanted = now_ms if implanted_at_ms is None else implanted_at_ms
         if implanted > now_ms:
             raise ValueError("implanted_at_ms is in the future")
@@ -182,6 +189,7 @@ class Pump(
             s.battery_used_bu = prof.battery.idle_bu_per_ms * (now_ms - implanted)
         pump = cls(prof, library, s)
         pump._log(EventKind.POWER_ON, Source.PUMP, NO_COMMAND, int(prof.id), serial)
+        pump._set_zone(Source.PUMP, NO_COMMAND, utc_offset_ms, zone)
         pump._settle()
         return pump
 

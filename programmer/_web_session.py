@@ -27,6 +27,7 @@ from ._connect import connect
 from ._errors import BadInput, ConfirmationNeeded, OutcomeUnknown, ProgrammerError, Unreachable
 from ._pump import Pump
 from ._web_view import event, status_summary, summary, verdict
+from ._zone import record_details
 
 
 class Gone(ProgrammerError):
@@ -215,7 +216,8 @@ class WebSession:
             return [r async for r in pump.events()]
 
         records = await self.call(read)
-        return [event(r) for r in records[-last:]][::-1]
+        details = record_details(records)
+        return [event(r, details.get(r.seq, "")) for r in records[-last:]][::-1]
 
     # --- Finish screens -------------------------------------------------------------------
 

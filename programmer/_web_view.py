@@ -124,7 +124,7 @@ def summary(snap: Interrogation) -> dict[str, Any]:
     }
 
 
-def event(r: p.EventRecord) -> dict[str, Any]:
+def event(r: p.EventRecord, detail: str = "") -> dict[str, Any]:
     try:
         kind = p.EventKind(r.kind).name.lower().replace("_", " ")
     except ValueError:
@@ -136,6 +136,7 @@ def event(r: p.EventRecord) -> dict[str, Any]:
         "source": r.source.name.lower(),
         "a": r.value_a,
         "b": r.value_b,
+        "detail": detail,
     }
 
 

@@ -117,3 +117,19 @@ async def read_local_clock(pump: Pump) -> LocalClock | None:
     except BadInput:  # a zone this host's database does not know: shown, not judged
         now = None
     return LocalClock(c.pump_time_ms, c.utc_offset_ms, c.zone, now)
+
+
+def record_details(records: list[p.EventRecord]) -> dict[int, str]:
+    """What a person reads for the records whose values need their neighbours, by seq: a clock
+    sync's ZONE_SET with the zone names of the ZONE_NAME records after it ("clock set: -05:00
+    America/New_York (was +00:00 UTC)"), and each of those names' records."""
+    changes = p.zone_changes((r.seq, r.kind, r.value_a, r.value_b) for r in records)
+    out: dict[int, str] = {}
+    for change in changes.values():
+        out[change.seq] = change.text()
+        for seq in change.name_seqs:
+            out[seq] = f"zone name of record {change.seq}"
+    for r in records:
+        if r.kind == p.EventKind.ZONE_NAME and r.seq not in out:  # its ZONE_SET was not read
+            out[r.seq] = p.zone_name_part_text(r.value_a, r.value_b)
+    return out

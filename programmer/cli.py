@@ -29,7 +29,7 @@ from ._cli_frames import decode, plain, replay
 from ._connect import connect
 from ._errors import BadInput, KeyMismatch, ProgrammerError, Refused
 from ._pump import Pump
-from ._zone import LocalClock, host_zone, offset_text
+from ._zone import LocalClock, host_zone, offset_text, record_details
 
 
 def _version() -> str:
@@ -279,6 +279,7 @@ async def _alarms(pump: Pump, args: argparse.Namespace) -> int:
 
 async def _log(pump: Pump, args: argparse.Namespace) -> int:
     records = [r async for r in pump.events(args.cursor)]
+    details = record_details(records)  # before --last: a zone's names follow its ZONE_SET
     if args.last:
         records = records[-args.last :]
     rows = []
@@ -288,9 +289,18 @@ async def _log(pump: Pump, args: argparse.Namespace) -> int:
         except ValueError:
             kind = str(r.kind)  # a newer pump's record kind: shown raw
         rows.append(
-            (str(r.seq), _date(r.time_ms), kind, r.source.name, str(r.value_a), str(r.value_b))
+            (
+                str(r.seq),
+                _date(r.time_ms),
+                kind,
+                r.source.name,
+                str(r.value_a),
+                str(r.value_b),
+                details.get(r.seq, ""),
+            )
         )
-    _out(args, records, _table(rows, ("seq", "time (UTC)", "kind", "source", "a", "b")))
+    header = ("seq", "time (UTC)", "kind", "source", "a", "b", "detail")
+    _out(args, records, _table(rows, header))
     return 0
 
 

@@ -62,6 +62,7 @@ from ._errors import (
     WrongDirection,
     WrongPump,
 )
+from ._event_zone import ZoneChange, offset_hhmm, zone_changes, zone_name_part_text, zone_name_parts
 from ._frame import (
     BROADCAST_PUMP_ID,
     MAGIC,
@@ -292,12 +293,17 @@ __all__ = [
     "UnsupportedVersion",
     "WrongDirection",
     "WrongPump",
+    "ZoneChange",
     "crc16",
     "encode_frame",
     "frame_crc",
     "handshake_tags",
     "hkdf_sha256",
     "key_from_file",
+    "offset_hhmm",
     "session_keys",
     "transcript",
+    "zone_changes",
+    "zone_name_part_text",
+    "zone_name_parts",
 ]

@@ -162,6 +162,8 @@ class EventKind(enum.IntEnum):
     SESSION_CLOSED = 26
     COMMAND_REJECTED = 27
     CONTROL = 28
+    ZONE_SET = 29
+    ZONE_NAME = 30
 
 
 class SessionEndReason(enum.IntEnum):

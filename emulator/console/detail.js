@@ -7,7 +7,7 @@ import { renderGauge, renderSchedule } from "./charts.js";
 import { openStream } from "./connection.js";
 import { renderControls } from "./controls.js";
 import { $, h, setText } from "./dom.js";
-import { fmtClock, fmtDate, fmtDuration, fmtMass, fmtMl, fmtRate, fmtSpeed, massUnit, words } from "./format.js";
+import { fmtClock, fmtDate, fmtDuration, fmtMass, fmtMl, fmtRate, fmtSpeed, massUnit, pad, words } from "./format.js";
 import { renderHistory } from "./history.js";
 import { renderLog } from "./log.js";
 
@@ -119,6 +119,8 @@ export function render(st) {
   setText("battery-left", S.battery === "NOT_APPLICABLE" ? "no battery" : `${(S.battery_remaining_permille / 10).toFixed(1)} %`, S.battery_remaining_permille);
   setText("eri", fmtDate(S.eri_at_ms), S.eri_at_ms);
   setText("eos", fmtDate(S.eos_at_ms), S.eos_at_ms);
+  const zo = S.utc_offset_ms, za = Math.abs(zo) / 60000; // the clinic's zone and offset, beside the pump clock
+  setText("clock-zone", `${S.zone} (UTC${zo < 0 ? "-" : "+"}${pad(Math.floor(za / 60))}:${pad(za % 60)})`, zo);
   setText("speed-display", fmtSpeed(st.speed_factor), st.speed_factor);
   setText("sessions", String(st.sessions), st.sessions);
   const L = st.link;

@@ -306,7 +306,7 @@ async function readLog() {
     body.replaceChildren();
     for (const e of data.events) {
       const tr = document.createElement("tr");
-      for (const v of [e.seq, e.time, e.kind, e.source, e.a, e.b]) cell(tr, String(v));
+      for (const v of [e.seq, e.time, e.kind, e.source, e.a, e.b, e.detail]) cell(tr, String(v));
       body.appendChild(tr);
     }
   } catch (err) { say(explain(err), "error"); }
