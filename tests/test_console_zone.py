@@ -10,14 +10,15 @@ import firmware_model as fm
 import protocol as p
 from emulator import EmulatorServer, ServerOptions
 
-from .test_console import browser, expect, get_json, open_console  # noqa: F401 - the fixture
+from .browser_helpers import expect
+from .console_helpers import get_json, open_console
 
 HOUR = 3_600_000
 
 
 async def test_the_console_shows_the_zone_beside_the_pump_clock(
     tmp_path: Path,
-    browser: Any,  # noqa: F811 - the fixture of tests/test_console.py
+    browser: Any,
 ) -> None:
     options = ServerOptions(
         speed_milli=1000, control=("127.0.0.1", 0), console=True, pty=False,
