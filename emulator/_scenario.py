@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import datetime
 import tomllib
-import zoneinfo
 from collections.abc import Callable
 from decimal import Decimal
 from importlib import resources
@@ -19,6 +17,7 @@ from typing import Any
 import firmware_model as fm
 
 from . import _scenario_report, _scenario_units
+from ._clock import zone_offset_ms
 from ._exercise import Exercise, parse_exercise
 from ._scenario_report import check
 from ._scenario_units import _enum, concentration, duration_ms, mass_ng, volume_nl
@@ -29,7 +28,6 @@ write_report = _scenario_report.write_report
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z: scenarios start at a midnight
 NL_PER_ML = fm.NL_PER_ML
-MS = datetime.timedelta(milliseconds=1)
 PROFILES = {
     "synchromed-ii-20": fm.ProfileId.SYNCHROMED_II_20,
     "synchromed-ii-40": fm.ProfileId.SYNCHROMED_II_40,
@@ -548,12 +546,10 @@ def _apply(pump: fm.Pump, step: Step, refills: list[dict[str, Any]], start: int)
         elif step.action == "clock_sync":  # a programmer's `clock --sync --zone NAME`
             zone = str(p["zone"])
             try:
-                tz = zoneinfo.ZoneInfo(zone)
-            except (ValueError, zoneinfo.ZoneInfoNotFoundError):
+                offset_ms = zone_offset_ms(zone, pump.clock_ms)
+            except ValueError:
                 raise ScenarioError(f"{w}: zone {zone!r} is not an IANA time zone") from None
-            at = datetime.datetime.fromtimestamp(pump.clock_ms / 1000, datetime.UTC)
-            off = at.astimezone(tz).utcoffset() or datetime.timedelta()
-            pump.set_clock(pump.clock_ms, utc_offset_ms=off // MS, zone=zone)
+            pump.set_clock(pump.clock_ms, utc_offset_ms=offset_ms, zone=zone)
     except fm.Rejected as exc:
         raise ScenarioError(f"{w}: the pump refused {step.action}: {exc}") from None
     except (KeyError, TypeError) as exc:
