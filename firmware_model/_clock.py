@@ -15,6 +15,7 @@ from ._types import (
     Alarm,
     AlarmState,
     BatteryState,
+    BolusKind,
     Command,
     Drug,
     EventKind,
@@ -25,6 +26,8 @@ from ._types import (
 
 MAX_UTC_OFFSET_MS = 18 * 60 * MS_PER_MIN  # the widest offset accepted (real ones: -12 h .. +14 h)
 ZONE_MAX = 64  # characters of an IANA zone name (the longest real one has 32)
+# bolus kinds whose end changes the basal (_replan): priming pauses it, then-stop stops it
+_REPLAN_AT_END = (BolusKind.PRIMING, BolusKind.CLINICIAN_SINGLE)
 _ZONE_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789/_+-")
 
 
@@ -132,11 +135,17 @@ class ClockMixin(CommandMixin):
         now = s.now
         for _ in range(16):
             self._replan()
-            before = (s.next_seq, len(s.alarms))
+            seq0 = s.next_seq
+            n0 = len(s.alarms)
             b = s.bolus
-            if b is not None and b.end_ms <= now:
+            replan_after_end = True
+            if b is not None and b.start_ms + b.duration_ms <= now:  # b.end_ms, inlined
+                # the end of a patient or clinician bolus changes nothing _replan reads (a
+                # priming one paused the basal, a then-stop one stops the program)
+                replan_after_end = self._reference or b.kind in _REPLAN_AT_END
                 self._end_bolus(cancelled=False, source=Source.PUMP, command_id=NO_COMMAND)
-            ended = (s.next_seq, len(s.alarms))
+            seq1 = s.next_seq
+            n1 = len(s.alarms)
             if s.mode is Mode.BRIDGE and s.bridge_left_nl <= 0:
                 s.mode = Mode.CONTINUOUS
                 self._log(
@@ -193,16 +202,18 @@ class ClockMixin(CommandMixin):
                 s.last_tone_at = now
                 s.last_tone = CATALOGUE[sounding.alarm].tone
                 sounding.next_tone_at = now + self._repeat(sounding.alarm)
-            after = (s.next_seq, len(s.alarms))
-            if after == before:
+            seq2 = s.next_seq
+            n2 = len(s.alarms)
+            if seq2 == seq0 and n2 == n0:
                 # nothing logged, so nothing _replan reads changed since this pass began with
                 # one (every change of mode, bolus, alarm or battery state is logged)
                 break
-            if after == ended:
+            if seq2 == seq1 and n2 == n1:
                 # only the bolus end changed anything, and every test after it in this pass
                 # already saw that state (none reads the basal _replan sets): another pass
                 # would change nothing but the basal
-                self._replan()
+                if replan_after_end:
+                    self._replan()
                 break
         else:
             self._replan()

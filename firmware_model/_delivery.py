@@ -66,23 +66,30 @@ class DeliveryMixin(PumpCore):
         """Recompute the basal rate function after any change of state."""
         s = self._s
         self._next = None
-        basal: RateProfile | None = None
-        priming = s.bolus is not None and s.bolus.kind is BolusKind.PRIMING
-        halted = (  # self._halted(), inlined
-            s.drug is Drug.NONE
+        mode = s.mode
+        b = s.bolus
+        if (
+            mode is Mode.STOPPED
+            or s.suspended
+            or (b is not None and b.kind is BolusKind.PRIMING)
+            # self._halted(), inlined
+            or s.drug is Drug.NONE
             or s.battery is BatteryState.END_OF_SERVICE
-            or (bool(s.alarms) and any(r.alarm in _HALTING for r in s.alarms))
-        )
-        if not (s.mode is Mode.STOPPED or s.suspended or priming or halted):
-            if s.safe_mode:
-                basal = self._constant(self._profile.safe_rate_nl_per_day)
-            elif s.mode is Mode.SCHEDULE:
-                basal = self._schedule_profile()
-            elif s.mode is Mode.BRIDGE:
-                basal = self._constant(s.bridge_rate_nl_per_day)
+            or (s.alarms and any(r.alarm in _HALTING for r in s.alarms))
+        ):
+            self._basal = None
+        elif s.safe_mode:
+            self._basal = self._constant(self._profile.safe_rate_nl_per_day)
+        elif mode is Mode.SCHEDULE:
+            last = self._last_schedule  # self._schedule_profile()'s own first test, inlined
+            if last is not None and last[0] is s.steps and last[1] == s.conc_ng_per_ml:
+                self._basal = last[2]
             else:
-                basal = self._constant(s.rate_nl_per_day)
-        self._basal = basal
+                self._basal = self._schedule_profile()
+        elif mode is Mode.BRIDGE:
+            self._basal = self._constant(s.bridge_rate_nl_per_day)
+        else:
+            self._basal = self._constant(s.rate_nl_per_day)
 
     def _cache(self, key: tuple[object, ...], prof: RateProfile) -> None:
         # Bounded. Clearing everything at once also drops every id()-keyed entry together with
@@ -218,13 +225,31 @@ class DeliveryMixin(PumpCore):
             self._next = t
         return t
 
+    def _basal_integral(self, prof: RateProfile, c0: int, c1: int) -> int:
+        """prof.integral(c0, c1), remembered for the last interval asked: one event's interval
+        is integrated by the prediction, the next-event search and the flow itself."""
+        if prof is self._im_prof and c0 == self._im_c0 and c1 == self._im_c1:
+            return self._im_val
+        v = prof.integral(c0, c1)
+        self._im_prof, self._im_c0, self._im_c1, self._im_val = prof, c0, c1, v
+        return v
+
     def _program_volume(self, x: int) -> int:
         """Program volume delivered from now to model time x, with no state change between."""
         s = self._s
         vol = 0
-        if self._basal is not None:
+        basal = self._basal
+        if basal is not None:
             off = s.clock_offset_ms + s.utc_offset_ms  # self._tod_off, inlined
-            vol = (s.basal_carry + self._basal.integral(s.now + off, x + off)) // DAY_MS
+            c0 = s.now + off
+            c1 = x + off
+            # self._basal_integral(basal, c0, c1), inlined
+            if basal is self._im_prof and c0 == self._im_c0 and c1 == self._im_c1:
+                v = self._im_val
+            else:
+                v = basal.integral(c0, c1)
+                self._im_prof, self._im_c0, self._im_c1, self._im_val = basal, c0, c1, v
+            vol = (s.basal_carry + v) // DAY_MS
         b = s.bolus
         if b is not None:
             vol += b.due_at(x) - b.delivered_nl
@@ -263,11 +288,18 @@ class DeliveryMixin(PumpCore):
         if dt <= 0:
             return
         p = 0
-        if self._basal is not None:
+        basal = self._basal
+        if basal is not None:
             off = s.clock_offset_ms + s.utc_offset_ms  # self._tod_off, inlined
-            p, s.basal_carry = divmod(
-                s.basal_carry + self._basal.integral(s.now + off, x + off), DAY_MS
-            )
+            c0 = s.now + off
+            c1 = x + off
+            # self._basal_integral(basal, c0, c1), inlined: the next-event search asked it
+            if basal is self._im_prof and c0 == self._im_c0 and c1 == self._im_c1:
+                v = self._im_val
+            else:
+                v = basal.integral(c0, c1)
+                self._im_prof, self._im_c0, self._im_c1, self._im_val = basal, c0, c1, v
+            p, s.basal_carry = divmod(s.basal_carry + v, DAY_MS)
         b = s.bolus
         if b is not None:
             due = b.due_at(x)
@@ -392,7 +424,9 @@ class DeliveryMixin(PumpCore):
         if b is not None:
             left = b.volume_nl - b.delivered_nl
             end = b.end_ms
-            to_end = (basal.integral(t + off, end + off) if basal else 0) + extra * (end - t)
+            to_end = (
+                self._basal_integral(basal, t + off, end + off) if basal else 0
+            ) + extra * (end - t)
             if (acc + to_end) // DAY_MS + left >= need:
                 lo, hi = t, end
                 while lo < hi:

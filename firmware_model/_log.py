@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 
 from ._core import PumpCore
-from ._state import NO_COMMAND, Event
+from ._state import NO_COMMAND, Event, new_event
 from ._types import EventKind, Source
 
 
@@ -82,7 +82,7 @@ class LogMixin(PumpCore):
         s = self._s
         seq = s.next_seq
         t = s.now + s.clock_offset_ms if time_ms is None else time_ms
-        s.events.append(Event(seq, t, kind, source, command_id, a, b))
+        s.events.append(new_event(seq, t, kind, source, command_id, a, b))
         s.next_seq = seq + 1
         cap = self._profile.event_log_capacity
         if len(s.events) >= cap + cap // 8:  # trim in batches: amortised O(1)
