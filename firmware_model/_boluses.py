@@ -7,6 +7,18 @@ from __future__ import annotations
 
 from ._alarms import CATALOGUE
 from ._command import Cmd, CommandMixin
+from ._members import (
+    BOLUS_PATIENT,
+    BOLUS_PRIMING,
+    BOLUS_SINGLE,
+    CAP_PATIENT_BOLUS,
+    CMD_REQUEST_PATIENT_BOLUS,
+    EV_BOLUS_CANCELLED,
+    EV_BOLUS_COMPLETED,
+    EV_BOLUS_STARTED,
+    MODE_STOPPED,
+    SOURCE_PUMP,
+)
 from ._state import NO_COMMAND, Applied, BolusRun, PatientBolus, PatientBolusGranted, new_grant
 from ._types import (
     DAY_MS,
@@ -16,7 +28,6 @@ from ._types import (
     Capability,
     Command,
     EventKind,
-    Mode,
     Reason,
     Source,
 )
@@ -181,10 +192,10 @@ class BolusesMixin(CommandMixin):
     ) -> PatientBolusGranted:
         """The patient asks for one bolus. Refused (logged as BOLUS_DENIED, never queued) when
         disabled, inside the lockout, over the 24 h cap or with a critical alarm raised."""
-        c = self._begin(Command.REQUEST_PATIENT_BOLUS, command_id, source, expected_version)
+        c = self._begin(CMD_REQUEST_PATIENT_BOLUS, command_id, source, expected_version)
         s = self._s
         p = s.patient
-        if not p.enabled or not self._profile.supports(Capability.PATIENT_BOLUS):
+        if not p.enabled or not self._profile.supports(CAP_PATIENT_BOLUS):
             c.reject(Reason.BOLUS_DISABLED, "patient-activated bolus is not enabled")
         now = s.now
         cutoff = now - DAY_MS
@@ -200,7 +211,7 @@ class BolusesMixin(CommandMixin):
             for t, d, k in s.recent_boluses:
                 if t > cutoff:
                     recent += d
-                    if k is BolusKind.PATIENT:
+                    if k is BOLUS_PATIENT:
                         count += 1
                 else:
                     stale = True
@@ -215,9 +226,7 @@ class BolusesMixin(CommandMixin):
                 value=lock_end - now,
             )
         if count >= p.max_per_24h:
-            oldest = min(
-                t for t, _, k in s.recent_boluses if k is BolusKind.PATIENT and t > cutoff
-            )
+            oldest = min(t for t, _, k in s.recent_boluses if k is BOLUS_PATIENT and t > cutoff)
             c.reject(
                 Reason.BOLUS_CAP_REACHED,
                 f"{count} of {p.max_per_24h} boluses in the last 24 h; next in "
@@ -230,7 +239,7 @@ class BolusesMixin(CommandMixin):
         # self._check_window(c, p.dose_ng, confirm=False), with the dose counted above
         total = self._daily_dose_x1440() + (recent + p.dose_ng) * MINUTES_PER_DAY
         c.check_dose_limits(s.drug, total, False)
-        seq = self._start_bolus(c, BolusKind.PATIENT, p.dose_ng, volume, p.duration_ms, stale)
+        seq = self._start_bolus(c, BOLUS_PATIENT, p.dose_ng, volume, p.duration_ms, stale)
         s.last_patient_bolus_at = now
         self._settle()
         refill = self._predict(s.low_threshold_nl)
@@ -302,9 +311,9 @@ class BolusesMixin(CommandMixin):
         if trim:
             cutoff = s.now - DAY_MS
             s.recent_boluses = [r for r in s.recent_boluses if r[0] > cutoff]
-        if kind is not BolusKind.PRIMING:
+        if kind is not BOLUS_PRIMING:
             s.recent_boluses.append((s.now, dose, kind))
-        return c.log(EventKind.BOLUS_STARTED, int(kind), dose)
+        return c.log(EV_BOLUS_STARTED, int(kind), dose)
 
     def _end_bolus(self, *, cancelled: bool, source: Source, command_id: bytes) -> int:
         s = self._s
@@ -319,9 +328,9 @@ class BolusesMixin(CommandMixin):
                 if t == b.start_ms and k is b.kind and d == b.dose_ng:
                     s.recent_boluses[i] = (t, min(d, delivered_ng), k)
                     break
-            kind = EventKind.BOLUS_CANCELLED
+            kind = EV_BOLUS_CANCELLED
         else:
-            kind = EventKind.BOLUS_COMPLETED
+            kind = EV_BOLUS_COMPLETED
         seq = self._log(
             kind,
             source,
@@ -329,8 +338,8 @@ class BolusesMixin(CommandMixin):
             int(b.kind),
             b.dose_ng if not cancelled else delivered_ng,
         )
-        if b.kind is BolusKind.CLINICIAN_SINGLE and not cancelled:
-            s.mode = Mode.STOPPED
+        if b.kind is BOLUS_SINGLE and not cancelled:
+            s.mode = MODE_STOPPED
             s.steps = []
-            self._log(EventKind.PROGRAM_CHANGED, Source.PUMP, b.command_id, int(Mode.STOPPED), 0)
+            self._log(EventKind.PROGRAM_CHANGED, SOURCE_PUMP, b.command_id, int(MODE_STOPPED), 0)
         return seq

@@ -9,17 +9,24 @@ from ._alarms import CATALOGUE
 from ._command import CommandMixin
 from ._core import NEVER, STOPPED_ALARM_MS
 from ._errors import ModelError, TimeWentBackwards
+from ._members import (
+    BATTERY_EOS,
+    BATTERY_ERI,
+    BATTERY_OK,
+    DRUG_NONE,
+    MODE_BRIDGE,
+    MODE_CONTINUOUS,
+    MODE_STOPPED,
+    SOURCE_PUMP,
+)
 from ._state import NO_COMMAND, Applied
 from ._types import (
     MS_PER_MIN,
     Alarm,
     AlarmState,
-    BatteryState,
     BolusKind,
     Command,
-    Drug,
     EventKind,
-    Mode,
     Reason,
     Source,
 )
@@ -132,6 +139,7 @@ class ClockMixin(CommandMixin):
         """Apply every condition due at the current time, until nothing changes."""
         s = self._s
         prof = self._profile
+        bat = prof.battery
         now = s.now
         for _ in range(16):
             self._replan()
@@ -143,65 +151,66 @@ class ClockMixin(CommandMixin):
                 # the end of a patient or clinician bolus changes nothing _replan reads (a
                 # priming one paused the basal, a then-stop one stops the program)
                 replan_after_end = self._reference or b.kind in _REPLAN_AT_END
-                self._end_bolus(cancelled=False, source=Source.PUMP, command_id=NO_COMMAND)
+                self._end_bolus(cancelled=False, source=SOURCE_PUMP, command_id=NO_COMMAND)
             seq1 = s.next_seq
             n1 = len(s.alarms)
-            if s.mode is Mode.BRIDGE and s.bridge_left_nl <= 0:
-                s.mode = Mode.CONTINUOUS
+            if s.mode is MODE_BRIDGE and s.bridge_left_nl <= 0:
+                s.mode = MODE_CONTINUOUS
                 self._log(
                     EventKind.PROGRAM_CHANGED,
-                    Source.PUMP,
+                    SOURCE_PUMP,
                     NO_COMMAND,
-                    int(Mode.CONTINUOUS),
+                    int(MODE_CONTINUOUS),
                     s.dose_ng_per_day,
                 )
             f = s.faults
             if f.stalled and f.stall_recover_at and f.stall_recover_at <= now:
-                self._recover(Source.PUMP, NO_COMMAND)
+                self._recover(SOURCE_PUMP, NO_COMMAND)
             if f.granuloma_since >= 0:
                 self._granuloma_due()
-            if s.drug is not Drug.NONE:
+            drug = s.drug is not DRUG_NONE
+            if drug:
                 if s.calc_nl <= prof.empty_threshold_nl:
-                    self._raise(Alarm.EMPTY_RESERVOIR, Source.PUMP, NO_COMMAND)
+                    self._raise(Alarm.EMPTY_RESERVOIR, SOURCE_PUMP, NO_COMMAND)
                 elif s.alarms:  # resolving an alarm that is not raised does nothing
-                    self._resolve(Alarm.EMPTY_RESERVOIR, Source.PUMP, NO_COMMAND)
+                    self._resolve(Alarm.EMPTY_RESERVOIR, SOURCE_PUMP, NO_COMMAND)
                 if s.calc_nl <= s.low_threshold_nl:
-                    self._raise(Alarm.LOW_RESERVOIR, Source.PUMP, NO_COMMAND)
+                    self._raise(Alarm.LOW_RESERVOIR, SOURCE_PUMP, NO_COMMAND)
                 elif s.alarms:
-                    self._resolve(Alarm.LOW_RESERVOIR, Source.PUMP, NO_COMMAND)
-            bat = prof.battery
+                    self._resolve(Alarm.LOW_RESERVOIR, SOURCE_PUMP, NO_COMMAND)
             if bat is not None:
-                if s.battery is BatteryState.OK and (
+                if s.battery is BATTERY_OK and (
                     s.battery_used_bu >= bat.eri_used_bu
                     or now >= s.implanted_at + bat.service_life_ms  # self._service_end()
                 ):
-                    self._eri(Source.PUMP, NO_COMMAND)
-                if s.battery is BatteryState.ELECTIVE_REPLACEMENT and now >= s.eos_at:
-                    self._eos(Source.PUMP, NO_COMMAND)
-            stopped = (
-                s.drug is not Drug.NONE
-                and (s.mode is Mode.STOPPED or s.suspended)
+                    self._eri(SOURCE_PUMP, NO_COMMAND)
+                if s.battery is BATTERY_ERI and now >= s.eos_at:
+                    self._eos(SOURCE_PUMP, NO_COMMAND)
+            if (
+                drug
+                and (s.mode is MODE_STOPPED or s.suspended)
                 and s.bolus is None
-                and s.battery is not BatteryState.END_OF_SERVICE
-            )
-            if not stopped:
+                and s.battery is not BATTERY_EOS
+            ):  # stopped
+                if s.stopped_since < 0:
+                    s.stopped_since = now
+                elif now >= s.stopped_since + STOPPED_ALARM_MS:
+                    self._raise(Alarm.PUMP_STOPPED, SOURCE_PUMP, NO_COMMAND)
+            else:
                 s.stopped_since = -1
                 if s.alarms:
-                    self._resolve(Alarm.PUMP_STOPPED, Source.PUMP, NO_COMMAND)
-            elif s.stopped_since < 0:
-                s.stopped_since = now
-            elif now >= s.stopped_since + STOPPED_ALARM_MS:
-                self._raise(Alarm.PUMP_STOPPED, Source.PUMP, NO_COMMAND)
-            for r in s.alarms:
-                if r.state is AlarmState.SILENCED and r.silenced_until <= now:
-                    r.state = AlarmState.ACTIVE
-                    r.silenced_until = 0
-            sounding = self._sounding() if s.alarms else None
-            if sounding is not None and sounding.next_tone_at <= now:
-                s.tones_sounded += 1
-                s.last_tone_at = now
-                s.last_tone = CATALOGUE[sounding.alarm].tone
-                sounding.next_tone_at = now + self._repeat(sounding.alarm)
+                    self._resolve(Alarm.PUMP_STOPPED, SOURCE_PUMP, NO_COMMAND)
+            if s.alarms:
+                for r in s.alarms:
+                    if r.state is AlarmState.SILENCED and r.silenced_until <= now:
+                        r.state = AlarmState.ACTIVE
+                        r.silenced_until = 0
+                sounding = self._sounding()
+                if sounding is not None and sounding.next_tone_at <= now:
+                    s.tones_sounded += 1
+                    s.last_tone_at = now
+                    s.last_tone = CATALOGUE[sounding.alarm].tone
+                    sounding.next_tone_at = now + self._repeat(sounding.alarm)
             seq2 = s.next_seq
             n2 = len(s.alarms)
             if seq2 == seq0 and n2 == n0:

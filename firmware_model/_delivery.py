@@ -14,6 +14,17 @@ from collections.abc import Iterable
 
 from ._alarms import CATALOGUE
 from ._core import NEVER, STOPPED_ALARM_MS, PumpCore
+from ._members import (
+    BATTERY_EOS,
+    BATTERY_ERI,
+    BATTERY_OK,
+    BOLUS_PRIMING,
+    BOLUS_SINGLE,
+    DRUG_NONE,
+    MODE_BRIDGE,
+    MODE_SCHEDULE,
+    MODE_STOPPED,
+)
 from ._rates import RateProfile
 from ._state import Segment
 from ._types import (
@@ -24,10 +35,6 @@ from ._types import (
     PPM,
     Alarm,
     AlarmState,
-    BatteryState,
-    BolusKind,
-    Drug,
-    Mode,
 )
 
 # Alarms whose cause the pump itself sees and stops for (an external pump's sensors included).
@@ -57,7 +64,7 @@ class DeliveryMixin(PumpCore):
     def _halted(self) -> bool:
         """The pump itself has stopped delivering (it knows: its calculated volume stops)."""
         s = self._s
-        if s.drug is Drug.NONE or s.battery is BatteryState.END_OF_SERVICE:
+        if s.drug is DRUG_NONE or s.battery is BATTERY_EOS:
             return True
         alarms = s.alarms
         return bool(alarms) and any(r.alarm in _HALTING for r in alarms)
@@ -69,24 +76,24 @@ class DeliveryMixin(PumpCore):
         mode = s.mode
         b = s.bolus
         if (
-            mode is Mode.STOPPED
+            mode is MODE_STOPPED
             or s.suspended
-            or (b is not None and b.kind is BolusKind.PRIMING)
+            or (b is not None and b.kind is BOLUS_PRIMING)
             # self._halted(), inlined
-            or s.drug is Drug.NONE
-            or s.battery is BatteryState.END_OF_SERVICE
+            or s.drug is DRUG_NONE
+            or s.battery is BATTERY_EOS
             or (s.alarms and any(r.alarm in _HALTING for r in s.alarms))
         ):
             self._basal = None
         elif s.safe_mode:
             self._basal = self._constant(self._profile.safe_rate_nl_per_day)
-        elif mode is Mode.SCHEDULE:
+        elif mode is MODE_SCHEDULE:
             last = self._last_schedule  # self._schedule_profile()'s own first test, inlined
             if last is not None and last[0] is s.steps and last[1] == s.conc_ng_per_ml:
                 self._basal = last[2]
             else:
                 self._basal = self._schedule_profile()
-        elif mode is Mode.BRIDGE:
+        elif mode is MODE_BRIDGE:
             self._basal = self._constant(s.bridge_rate_nl_per_day)
         else:
             self._basal = self._constant(s.rate_nl_per_day)
@@ -145,10 +152,8 @@ class DeliveryMixin(PumpCore):
         s = self._s
         now = s.now
         prof = self._profile
-        t = NEVER
         b = s.bolus
-        if b is not None:
-            t = min(t, b.end_ms)
+        t = NEVER if b is None else b.start_ms + b.duration_ms  # b.end_ms, inlined
         f = s.faults
         if f.stalled and f.stall_recover_at:
             t = min(t, f.stall_recover_at)
@@ -162,16 +167,19 @@ class DeliveryMixin(PumpCore):
             and not self.active_alarms & Alarm.PUMP_STOPPED
         ):
             t = min(t, s.stopped_since + STOPPED_ALARM_MS)
-        for r in s.alarms:
-            if r.state is AlarmState.SILENCED:
-                t = min(t, r.silenced_until)
+        if s.alarms:
+            for r in s.alarms:
+                if r.state is AlarmState.SILENCED:
+                    t = min(t, r.silenced_until)
         if now < s.post_until:
             t = min(t, s.post_until)
         bat = prof.battery
         if bat is not None:
-            if s.battery is BatteryState.OK:
-                t = min(t, s.implanted_at + bat.service_life_ms)  # self._service_end()
-            elif s.battery is BatteryState.ELECTIVE_REPLACEMENT:
+            battery = s.battery
+            if battery is BATTERY_OK:
+                end = s.implanted_at + bat.service_life_ms  # self._service_end()
+                t = min(t, end)
+            elif battery is BATTERY_ERI:
                 t = min(t, s.eos_at)
         # thresholds are searched up to lim: the earliest event known so far, or the horizon
         lim = t if t <= horizon else horizon
@@ -182,12 +190,12 @@ class DeliveryMixin(PumpCore):
             # computed once per lim, spares the identical search of each threshold not reached.
             cheap = b is not None or lim < t
             vt = self._program_volume(lim) if cheap else -1
-            if s.mode is Mode.BRIDGE and not 0 <= vt < s.bridge_left_nl:
+            if s.mode is MODE_BRIDGE and not 0 <= vt < s.bridge_left_nl:
                 x = self._program_reach(s.bridge_left_nl, lim)
                 if x is not None and x < t:
                     t = lim = x
                     vt = self._program_volume(lim) if cheap else -1
-            if s.drug is not Drug.NONE:
+            if s.drug is not DRUG_NONE:
                 for thr in (s.low_threshold_nl, prof.empty_threshold_nl):
                     if s.calc_nl > thr and not 0 <= vt < s.calc_nl - thr:
                         x = self._program_reach(s.calc_nl - thr, lim)
@@ -206,7 +214,7 @@ class DeliveryMixin(PumpCore):
                         if x is not None and x < t:
                             t = lim = x
                             vt = self._program_volume(lim) if cheap else -1
-            if bat is not None and s.battery is BatteryState.OK:
+            if bat is not None and s.battery is BATTERY_OK:
                 need = bat.eri_used_bu - s.battery_used_bu
                 # as _battery_reach's own first test (lim is finite when vt is known)
                 if (
@@ -217,7 +225,7 @@ class DeliveryMixin(PumpCore):
                     x = self._battery_reach(need, lim)
                     if x is not None:
                         t = min(t, x)
-        elif bat is not None and s.battery is BatteryState.OK:
+        elif bat is not None and s.battery is BATTERY_OK:
             x = self._battery_reach(bat.eri_used_bu - s.battery_used_bu, lim)
             if x is not None:
                 t = min(t, x)
@@ -306,7 +314,7 @@ class DeliveryMixin(PumpCore):
             p += due - b.delivered_nl
             b.delivered_nl = due
         bat = self._profile.battery
-        if bat is not None and s.battery is not BatteryState.END_OF_SERVICE:
+        if bat is not None and s.battery is not BATTERY_EOS:
             s.battery_used_bu += bat.idle_bu_per_ms * dt + bat.bu_per_nl * p
         if s.alarms:
             # tones repeat at a fixed interval between events: count them, do not tick them
@@ -327,7 +335,7 @@ class DeliveryMixin(PumpCore):
                 p = max(0, room)
             s.calc_nl -= p
             s.program_total_nl += p
-            if s.mode is Mode.BRIDGE:
+            if s.mode is MODE_BRIDGE:
                 s.bridge_left_nl = max(0, s.bridge_left_nl - p)
             f = s.faults
             if not (f.stalled or f.occluded or f.valve_closed or s.dry):
@@ -383,11 +391,11 @@ class DeliveryMixin(PumpCore):
     def _daily_dose_x1440(self) -> int:
         """The basal program's daily dose, times 1440 (exact for schedules)."""
         s = self._s
-        if s.mode is Mode.STOPPED:
+        if s.mode is MODE_STOPPED:
             return 0
         if self._profile.fixed_rate_nl_per_day:
             return self._fixed_daily_dose_x1440(s.conc_ng_per_ml)
-        if s.mode is Mode.SCHEDULE:
+        if s.mode is MODE_SCHEDULE:
             last = self._last_x1440
             # lists are replaced, never changed in place (this one is held: no id reuse)
             if last is not None and last[0] is s.steps:
@@ -405,7 +413,7 @@ class DeliveryMixin(PumpCore):
         running bolus, the bridge, the schedule and, if patient boluses are enabled, every
         allotted bolus taken (spread evenly: domain.md 2.7). None: never, as programmed."""
         s = self._s
-        if s.drug is Drug.NONE:
+        if s.drug is DRUG_NONE:
             return None
         need = s.calc_nl - threshold
         if need <= 0:
@@ -424,9 +432,9 @@ class DeliveryMixin(PumpCore):
         if b is not None:
             left = b.volume_nl - b.delivered_nl
             end = b.end_ms
-            to_end = (
-                self._basal_integral(basal, t + off, end + off) if basal else 0
-            ) + extra * (end - t)
+            to_end = extra * (end - t)
+            if basal is not None:
+                to_end += self._basal_integral(basal, t + off, end + off)
             if (acc + to_end) // DAY_MS + left >= need:
                 lo, hi = t, end
                 while lo < hi:
@@ -448,11 +456,11 @@ class DeliveryMixin(PumpCore):
                 return lo
             acc += to_end + left * DAY_MS
             t = end
-            if b.kind is BolusKind.PRIMING and s.mode is not Mode.STOPPED and not s.suspended:
+            if b.kind is BOLUS_PRIMING and s.mode is not MODE_STOPPED and not s.suspended:
                 basal = self._program_profile()
-            elif b.kind is BolusKind.CLINICIAN_SINGLE:
+            elif b.kind is BOLUS_SINGLE:
                 basal = None
-        if s.mode is Mode.BRIDGE and basal is not None and s.bridge_left_nl > 0:
+        if s.mode is MODE_BRIDGE and basal is not None and s.bridge_left_nl > 0:
             rate = s.bridge_rate_nl_per_day + extra
             end = t + -(-s.bridge_left_nl * DAY_MS // rate)
             got = acc + rate * (end - t)
@@ -476,9 +484,9 @@ class DeliveryMixin(PumpCore):
             return None
         if s.safe_mode:
             return self._constant(self._profile.safe_rate_nl_per_day)
-        if s.mode is Mode.SCHEDULE:
+        if s.mode is MODE_SCHEDULE:
             return self._schedule_profile()
-        if s.mode is Mode.BRIDGE:
+        if s.mode is MODE_BRIDGE:
             return self._constant(s.bridge_rate_nl_per_day)
         return self._constant(s.rate_nl_per_day)
 
