@@ -196,9 +196,10 @@ class DeliveryMixin(PumpCore):
                     t = lim = x
                     vt = self._program_volume(lim) if cheap else -1
             if s.drug is not DRUG_NONE:
+                calc = s.calc_nl
                 for thr in (s.low_threshold_nl, prof.empty_threshold_nl):
-                    if s.calc_nl > thr and not 0 <= vt < s.calc_nl - thr:
-                        x = self._program_reach(s.calc_nl - thr, lim)
+                    if calc > thr and not 0 <= vt < calc - thr:
+                        x = self._program_reach(calc - thr, lim)
                         if x is not None and x < t:
                             t = lim = x
                             vt = self._program_volume(lim) if cheap else -1
@@ -310,10 +311,16 @@ class DeliveryMixin(PumpCore):
             p, s.basal_carry = divmod(s.basal_carry + v, DAY_MS)
         b = s.bolus
         if b is not None:
-            due = b.due_at(x)
+            # b.due_at(x), inlined
+            due = (
+                b.volume_nl
+                if x >= b.start_ms + b.duration_ms
+                else b.volume_nl * (x - b.start_ms) // b.duration_ms
+            )
             p += due - b.delivered_nl
             b.delivered_nl = due
-        bat = self._profile.battery
+        prof = self._profile
+        bat = prof.battery
         if bat is not None and s.battery is not BATTERY_EOS:
             s.battery_used_bu += bat.idle_bu_per_ms * dt + bat.bu_per_nl * p
         if s.alarms:
@@ -330,7 +337,7 @@ class DeliveryMixin(PumpCore):
         if p:
             # A bolus and the basal can each step a nanolitre in the same millisecond: the pump
             # never counts below its empty threshold (the crossing itself is the next event).
-            room = s.calc_nl - self._profile.empty_threshold_nl
+            room = s.calc_nl - prof.empty_threshold_nl
             if p > room:
                 p = max(0, room)
             s.calc_nl -= p
@@ -360,12 +367,24 @@ class DeliveryMixin(PumpCore):
         s.true_nl -= pumped
         s.pumped_total_nl += pumped
         cath = s.catheter
+        leak = s.faults.leak_ppm
+        if (
+            len(cath) == 1
+            and not leak
+            and cath[0].volume_nl > 0
+            and cath[0].conc_ng_per_ml == s.true_conc_ng_per_ml
+            and not self._reference
+        ):
+            # a catheter full of this very fluid: what enters the tail leaves the tip, the
+            # segment is unchanged (the loop below, in one step)
+            s.patient_total_nl += pumped
+            s.patient_dose_fg += pumped * cath[0].conc_ng_per_ml
+            return
         if cath and cath[-1].conc_ng_per_ml == s.true_conc_ng_per_ml:
             cath[-1].volume_nl += pumped
         else:
             cath.append(Segment(pumped, s.true_conc_ng_per_ml))
         out = pumped
-        leak = s.faults.leak_ppm
         while out:
             head = cath[0]
             take = min(out, head.volume_nl)
