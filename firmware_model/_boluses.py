@@ -241,7 +241,7 @@ class BolusesMixin(CommandMixin):
         c.check_dose_limits(s.drug, total, False)
         seq = self._start_bolus(c, BOLUS_PATIENT, p.dose_ng, volume, p.duration_ms, stale)
         s.last_patient_bolus_at = now
-        self._settle()
+        self._settle(planned=True)  # only a priming bolus changes the basal
         refill = self._predict(s.low_threshold_nl)
         off = s.clock_offset_ms
         return new_grant(

@@ -90,7 +90,7 @@ class ClockMixin(CommandMixin):
             if same > 64:  # a condition that settling does not consume: a model bug, loudly
                 raise ModelError(f"internal event at {e} is never consumed")
             self._flow(e)
-            self._settle()
+            self._settle(planned=True)  # _flow changes nothing _replan reads
             n += 1
 
     @property
@@ -135,14 +135,22 @@ class ClockMixin(CommandMixin):
             s.zone = zone
         return c.commit(EventKind.CLOCK_SET, old, clock_ms, bump=False)
 
-    def _settle(self) -> None:
-        """Apply every condition due at the current time, until nothing changes."""
+    def _settle(self, planned: bool = False) -> None:
+        """Apply every condition due at the current time, until nothing changes. `planned`: the
+        caller's change since the last settle leaves everything `_replan` reads as it was (an
+        internal event reached by `_flow`, which only integrates; a patient bolus started), so
+        the basal planned then still holds and the first pass need not plan it again."""
         s = self._s
         prof = self._profile
         bat = prof.battery
         now = s.now
+        if self._reference:
+            planned = False
         for _ in range(16):
-            self._replan()
+            if planned:
+                planned = False
+            else:
+                self._replan()
             seq0 = s.next_seq
             n0 = len(s.alarms)
             b = s.bolus

@@ -80,7 +80,7 @@ class PumpCore:
         def clock_ms(self) -> int: ...  # _clock
         @property
         def active_alarms(self) -> Alarm: ...  # _alarms
-        def _settle(self) -> None: ...  # _clock
+        def _settle(self, planned: bool = False) -> None: ...  # _clock
         def _log(  # _log
             self, kind: EventKind, source: Source, command_id: bytes, a: int, b: int
         ) -> int: ...
