@@ -81,8 +81,10 @@ class ClockMixin(CommandMixin):
         if t < s.now:
             raise TimeWentBackwards(f"advance_to({t}) is before the model time {s.now}")
         n = same = 0
+        # a reference pump finds each next event exactly, not only whether one comes by t
+        horizon = NEVER if self._reference else t
         while True:
-            e = self._next_internal(t)
+            e = self._next_internal(horizon)
             if e > t:
                 self._flow(t)
                 return n

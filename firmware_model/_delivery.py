@@ -188,7 +188,7 @@ class DeliveryMixin(PumpCore):
             # While a bolus runs (lim <= its end) or under a horizon, _program_reach(need, lim)
             # is None exactly when the program volume by lim is below need: that volume,
             # computed once per lim, spares the identical search of each threshold not reached.
-            cheap = b is not None or lim < t
+            cheap = (b is not None or lim < t) and not self._reference
             vt = self._program_volume(lim) if cheap else -1
             if s.mode is MODE_BRIDGE and not 0 <= vt < s.bridge_left_nl:
                 x = self._program_reach(s.bridge_left_nl, lim)
@@ -230,7 +230,7 @@ class DeliveryMixin(PumpCore):
             x = self._battery_reach(bat.eri_used_bu - s.battery_used_bu, lim)
             if x is not None:
                 t = min(t, x)
-        if t <= horizon:
+        if t <= horizon and not self._reference:
             self._next = t
         return t
 
@@ -240,7 +240,8 @@ class DeliveryMixin(PumpCore):
         if prof is self._im_prof and c0 == self._im_c0 and c1 == self._im_c1:
             return self._im_val
         v = prof.integral(c0, c1)
-        self._im_prof, self._im_c0, self._im_c1, self._im_val = prof, c0, c1, v
+        if not self._reference:  # a reference pump never remembers one: it never finds one
+            self._im_prof, self._im_c0, self._im_c1, self._im_val = prof, c0, c1, v
         return v
 
     def _program_volume(self, x: int) -> int:
@@ -257,7 +258,8 @@ class DeliveryMixin(PumpCore):
                 v = self._im_val
             else:
                 v = basal.integral(c0, c1)
-                self._im_prof, self._im_c0, self._im_c1, self._im_val = basal, c0, c1, v
+                if not self._reference:
+                    self._im_prof, self._im_c0, self._im_c1, self._im_val = basal, c0, c1, v
             vol = (s.basal_carry + v) // DAY_MS
         b = s.bolus
         if b is not None:
@@ -307,7 +309,8 @@ class DeliveryMixin(PumpCore):
                 v = self._im_val
             else:
                 v = basal.integral(c0, c1)
-                self._im_prof, self._im_c0, self._im_c1, self._im_val = basal, c0, c1, v
+                if not self._reference:
+                    self._im_prof, self._im_c0, self._im_c1, self._im_val = basal, c0, c1, v
             p, s.basal_carry = divmod(s.basal_carry + v, DAY_MS)
         b = s.bolus
         if b is not None:
