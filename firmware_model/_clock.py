@@ -151,6 +151,7 @@ class ClockMixin(CommandMixin):
         for _ in range(16):
             if planned:
                 planned = False
+                self._next = None  # as _replan would
             else:
                 self._replan()
             seq0 = s.next_seq
