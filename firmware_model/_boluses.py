@@ -7,7 +7,19 @@ from __future__ import annotations
 
 from ._alarms import CATALOGUE
 from ._command import Cmd, CommandMixin
-from ._state import NO_COMMAND, Applied, BolusRun, PatientBolus, PatientBolusGranted
+from ._members import (
+    BOLUS_PATIENT,
+    BOLUS_PRIMING,
+    BOLUS_SINGLE,
+    CAP_PATIENT_BOLUS,
+    CMD_REQUEST_PATIENT_BOLUS,
+    EV_BOLUS_CANCELLED,
+    EV_BOLUS_COMPLETED,
+    EV_BOLUS_STARTED,
+    MODE_STOPPED,
+    SOURCE_PUMP,
+)
+from ._state import NO_COMMAND, Applied, BolusRun, PatientBolus, PatientBolusGranted, new_grant
 from ._types import (
     DAY_MS,
     MINUTES_PER_DAY,
@@ -16,7 +28,6 @@ from ._types import (
     Capability,
     Command,
     EventKind,
-    Mode,
     Reason,
     Source,
 )
@@ -181,54 +192,74 @@ class BolusesMixin(CommandMixin):
     ) -> PatientBolusGranted:
         """The patient asks for one bolus. Refused (logged as BOLUS_DENIED, never queued) when
         disabled, inside the lockout, over the 24 h cap or with a critical alarm raised."""
-        c = self._begin(Command.REQUEST_PATIENT_BOLUS, command_id, source, expected_version)
+        c = self._begin(CMD_REQUEST_PATIENT_BOLUS, command_id, source, expected_version)
         s = self._s
         p = s.patient
-        if not p.enabled or not self._profile.supports(Capability.PATIENT_BOLUS):
+        if not p.enabled or not self._profile.supports(CAP_PATIENT_BOLUS):
             c.reject(Reason.BOLUS_DISABLED, "patient-activated bolus is not enabled")
+        now = s.now
+        cutoff = now - DAY_MS
+        if self._reference:
+            count, lock_end = self.bolus_window()
+            recent = self._window_dose()
+            stale = True
+        else:
+            # One pass over the 24 h window (bolus_window() and _window_dose(), inlined): the
+            # patient boluses in it, every dose in it, and whether an entry has left it.
+            count = recent = 0
+            stale = False
+            for t, d, k in s.recent_boluses:
+                if t > cutoff:
+                    recent += d
+                    if k is BOLUS_PATIENT:
+                        count += 1
+                else:
+                    stale = True
+            last = s.last_patient_bolus_at
+            lock_end = last + p.lockout_ms if last >= 0 and last + p.lockout_ms > now else 0
         # Lockout and cap first: the patient learns when a bolus will be possible (a running
         # patient bolus is always inside its lockout, which is at least its duration).
-        count, lock_end = self.bolus_window()
         if lock_end:
             c.reject(
                 Reason.BOLUS_LOCKOUT,
-                f"lockout: next bolus possible in {lock_end - s.now} ms",
-                value=lock_end - s.now,
+                f"lockout: next bolus possible in {lock_end - now} ms",
+                value=lock_end - now,
             )
         if count >= p.max_per_24h:
-            oldest = min(
-                t for t, _, k in s.recent_boluses if k is BolusKind.PATIENT and t > s.now - DAY_MS
-            )
+            oldest = min(t for t, _, k in s.recent_boluses if k is BOLUS_PATIENT and t > cutoff)
             c.reject(
                 Reason.BOLUS_CAP_REACHED,
                 f"{count} of {p.max_per_24h} boluses in the last 24 h; next in "
-                f"{oldest + DAY_MS - s.now} ms",
-                value=oldest + DAY_MS - s.now,
+                f"{oldest + DAY_MS - now} ms",
+                value=oldest + DAY_MS - now,
             )
         self._check_bolus_allowed(c)
         volume = p.dose_ng * NL_PER_ML // s.conc_ng_per_ml
         self._check_bolus_volume(c, volume, p.duration_ms)
-        self._check_window(c, p.dose_ng, confirm=False)
-        seq = self._start_bolus(c, BolusKind.PATIENT, p.dose_ng, volume, p.duration_ms)
-        s.last_patient_bolus_at = s.now
-        self._settle()
+        # self._check_window(c, p.dose_ng, confirm=False), with the dose counted above
+        total = self._daily_dose_x1440() + (recent + p.dose_ng) * MINUTES_PER_DAY
+        c.check_dose_limits(s.drug, total, False)
+        seq = self._start_bolus(c, BOLUS_PATIENT, p.dose_ng, volume, p.duration_ms, stale)
+        s.last_patient_bolus_at = now
+        self._settle(planned=True)  # only a priming bolus changes the basal
         refill = self._predict(s.low_threshold_nl)
         off = s.clock_offset_ms
-        return PatientBolusGranted(
-            event_seq=seq,
-            dose_ng=p.dose_ng,
-            volume_nl=volume,
-            ends_at_ms=s.now + p.duration_ms + off,
-            lockout_ends_at_ms=s.now + p.lockout_ms + off,
-            boluses_left=p.max_per_24h - count - 1,
-            refill_due_at_ms=None if refill is None else refill + off,
+        return new_grant(
+            seq,  # event_seq
+            p.dose_ng,  # dose_ng
+            volume,  # volume_nl
+            now + p.duration_ms + off,  # ends_at_ms
+            now + p.lockout_ms + off,  # lockout_ends_at_ms
+            p.max_per_24h - count - 1,  # boluses_left
+            None if refill is None else refill + off,  # refill_due_at_ms
         )
 
     def _check_bolus_allowed(self, c: Cmd) -> None:
         s = self._s
-        critical = [r.alarm for r in s.alarms if CATALOGUE[r.alarm].critical]
-        if critical:
-            c.reject(Reason.ALARM_ACTIVE, f"critical alarm raised: {critical[0].name}")
+        if s.alarms:
+            critical = [r.alarm for r in s.alarms if CATALOGUE[r.alarm].critical]
+            if critical:
+                c.reject(Reason.ALARM_ACTIVE, f"critical alarm raised: {critical[0].name}")
         if s.awaiting_program:
             c.reject(
                 Reason.INVALID_STATE, "the concentration changed: re-confirm the program first"
@@ -257,23 +288,32 @@ class BolusesMixin(CommandMixin):
     def _check_window(self, c: Cmd, dose_ng: int, confirm: bool) -> None:
         """The sliding-24 h cap counts everything: basal plus every bolus started in the last
         24 h plus this one (security.md 3.2, defence in depth)."""
+        total = self._daily_dose_x1440() + (self._window_dose() + dose_ng) * MINUTES_PER_DAY
+        c.check_dose_limits(self._s.drug, total, confirm)
+
+    def _window_dose(self) -> int:
+        """Every bolus dose started in the last 24 h (ng)."""
         s = self._s
         cutoff = s.now - DAY_MS
         recent = 0
         for t, d, _ in s.recent_boluses:
             if t > cutoff:
                 recent += d
-        total = self._daily_dose_x1440() + (recent + dose_ng) * MINUTES_PER_DAY
-        c.check_dose_limits(s.drug, total, confirm)
+        return recent
 
-    def _start_bolus(self, c: Cmd, kind: BolusKind, dose: int, volume: int, duration: int) -> int:
+    def _start_bolus(
+        self, c: Cmd, kind: BolusKind, dose: int, volume: int, duration: int, trim: bool = True
+    ) -> int:
+        """Starts the bolus; the 24 h window drops what left it (`trim` False: the caller saw
+        that nothing did)."""
         s = self._s
         s.bolus = BolusRun(kind, dose, volume, s.now, duration, 0, c.command_id)
-        cutoff = s.now - DAY_MS
-        s.recent_boluses = [r for r in s.recent_boluses if r[0] > cutoff]
-        if kind is not BolusKind.PRIMING:
+        if trim:
+            cutoff = s.now - DAY_MS
+            s.recent_boluses = [r for r in s.recent_boluses if r[0] > cutoff]
+        if kind is not BOLUS_PRIMING:
             s.recent_boluses.append((s.now, dose, kind))
-        return c.log(EventKind.BOLUS_STARTED, int(kind), dose)
+        return c.log(EV_BOLUS_STARTED, int(kind), dose)
 
     def _end_bolus(self, *, cancelled: bool, source: Source, command_id: bytes) -> int:
         s = self._s
@@ -288,9 +328,9 @@ class BolusesMixin(CommandMixin):
                 if t == b.start_ms and k is b.kind and d == b.dose_ng:
                     s.recent_boluses[i] = (t, min(d, delivered_ng), k)
                     break
-            kind = EventKind.BOLUS_CANCELLED
+            kind = EV_BOLUS_CANCELLED
         else:
-            kind = EventKind.BOLUS_COMPLETED
+            kind = EV_BOLUS_COMPLETED
         seq = self._log(
             kind,
             source,
@@ -298,8 +338,8 @@ class BolusesMixin(CommandMixin):
             int(b.kind),
             b.dose_ng if not cancelled else delivered_ng,
         )
-        if b.kind is BolusKind.CLINICIAN_SINGLE and not cancelled:
-            s.mode = Mode.STOPPED
+        if b.kind is BOLUS_SINGLE and not cancelled:
+            s.mode = MODE_STOPPED
             s.steps = []
-            self._log(EventKind.PROGRAM_CHANGED, Source.PUMP, b.command_id, int(Mode.STOPPED), 0)
+            self._log(EventKind.PROGRAM_CHANGED, SOURCE_PUMP, b.command_id, int(MODE_STOPPED), 0)
         return seq

@@ -9,22 +9,32 @@ from ._alarms import CATALOGUE
 from ._command import CommandMixin
 from ._core import NEVER, STOPPED_ALARM_MS
 from ._errors import ModelError, TimeWentBackwards
+from ._members import (
+    BATTERY_EOS,
+    BATTERY_ERI,
+    BATTERY_OK,
+    DRUG_NONE,
+    MODE_BRIDGE,
+    MODE_CONTINUOUS,
+    MODE_STOPPED,
+    SOURCE_PUMP,
+)
 from ._state import NO_COMMAND, Applied
 from ._types import (
     MS_PER_MIN,
     Alarm,
     AlarmState,
-    BatteryState,
+    BolusKind,
     Command,
-    Drug,
     EventKind,
-    Mode,
     Reason,
     Source,
 )
 
 MAX_UTC_OFFSET_MS = 18 * 60 * MS_PER_MIN  # the widest offset accepted (real ones: -12 h .. +14 h)
 ZONE_MAX = 64  # characters of an IANA zone name (the longest real one has 32)
+# bolus kinds whose end changes the basal (_replan): priming pauses it, then-stop stops it
+_REPLAN_AT_END = (BolusKind.PRIMING, BolusKind.CLINICIAN_SINGLE)
 _ZONE_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789/_+-")
 
 
@@ -97,8 +107,10 @@ class ClockMixin(CommandMixin):
         if t < s.now:
             raise TimeWentBackwards(f"advance_to({t}) is before the model time {s.now}")
         n = same = 0
+        # a reference pump finds each next event exactly, not only whether one comes by t
+        horizon = NEVER if self._reference else t
         while True:
-            e = self._next_internal(t)
+            e = self._next_internal(horizon)
             if e > t:
                 self._flow(t)
                 return n
@@ -106,7 +118,7 @@ class ClockMixin(CommandMixin):
             if same > 64:  # a condition that settling does not consume: a model bug, loudly
                 raise ModelError(f"internal event at {e} is never consumed")
             self._flow(e)
-            self._settle()
+            self._settle(planned=True)  # _flow changes nothing _replan reads
             n += 1
 
     @property
@@ -158,84 +170,103 @@ class ClockMixin(CommandMixin):
         s.utc_offset_ms = utc_offset_ms
         s.zone = zone
 
-    def _settle(self) -> None:
-        """Apply every condition due at the current time, until nothing changes."""
+    def _settle(self, planned: bool = False) -> None:
+        """Apply every condition due at the current time, until nothing changes. `planned`: the
+        caller's change since the last settle leaves everything `_replan` reads as it was (an
+        internal event reached by `_flow`, which only integrates; a patient bolus started), so
+        the basal planned then still holds and the first pass need not plan it again."""
         s = self._s
         prof = self._profile
+        bat = prof.battery
         now = s.now
+        if self._reference:
+            planned = False
         for _ in range(16):
-            self._replan()
-            before = (s.next_seq, len(s.alarms))
+            if planned:
+                planned = False
+                self._next = None  # as _replan would
+            else:
+                self._replan()
+            seq0 = s.next_seq
+            n0 = len(s.alarms)
             b = s.bolus
-            if b is not None and b.end_ms <= now:
-                self._end_bolus(cancelled=False, source=Source.PUMP, command_id=NO_COMMAND)
-            ended = (s.next_seq, len(s.alarms))
-            if s.mode is Mode.BRIDGE and s.bridge_left_nl <= 0:
-                s.mode = Mode.CONTINUOUS
+            replan_after_end = True
+            if b is not None and b.start_ms + b.duration_ms <= now:  # b.end_ms, inlined
+                # the end of a patient or clinician bolus changes nothing _replan reads (a
+                # priming one paused the basal, a then-stop one stops the program)
+                replan_after_end = self._reference or b.kind in _REPLAN_AT_END
+                self._end_bolus(cancelled=False, source=SOURCE_PUMP, command_id=NO_COMMAND)
+            seq1 = s.next_seq
+            n1 = len(s.alarms)
+            if s.mode is MODE_BRIDGE and s.bridge_left_nl <= 0:
+                s.mode = MODE_CONTINUOUS
                 self._log(
                     EventKind.PROGRAM_CHANGED,
-                    Source.PUMP,
+                    SOURCE_PUMP,
                     NO_COMMAND,
-                    int(Mode.CONTINUOUS),
+                    int(MODE_CONTINUOUS),
                     s.dose_ng_per_day,
                 )
             f = s.faults
             if f.stalled and f.stall_recover_at and f.stall_recover_at <= now:
-                self._recover(Source.PUMP, NO_COMMAND)
+                self._recover(SOURCE_PUMP, NO_COMMAND)
             if f.granuloma_since >= 0:
                 self._granuloma_due()
-            if s.drug is not Drug.NONE:
+            drug = s.drug is not DRUG_NONE
+            if drug:
                 if s.calc_nl <= prof.empty_threshold_nl:
-                    self._raise(Alarm.EMPTY_RESERVOIR, Source.PUMP, NO_COMMAND)
+                    self._raise(Alarm.EMPTY_RESERVOIR, SOURCE_PUMP, NO_COMMAND)
                 elif s.alarms:  # resolving an alarm that is not raised does nothing
-                    self._resolve(Alarm.EMPTY_RESERVOIR, Source.PUMP, NO_COMMAND)
+                    self._resolve(Alarm.EMPTY_RESERVOIR, SOURCE_PUMP, NO_COMMAND)
                 if s.calc_nl <= s.low_threshold_nl:
-                    self._raise(Alarm.LOW_RESERVOIR, Source.PUMP, NO_COMMAND)
+                    self._raise(Alarm.LOW_RESERVOIR, SOURCE_PUMP, NO_COMMAND)
                 elif s.alarms:
-                    self._resolve(Alarm.LOW_RESERVOIR, Source.PUMP, NO_COMMAND)
-            bat = prof.battery
+                    self._resolve(Alarm.LOW_RESERVOIR, SOURCE_PUMP, NO_COMMAND)
             if bat is not None:
-                if s.battery is BatteryState.OK and (
+                if s.battery is BATTERY_OK and (
                     s.battery_used_bu >= bat.eri_used_bu
                     or now >= s.implanted_at + bat.service_life_ms  # self._service_end()
                 ):
-                    self._eri(Source.PUMP, NO_COMMAND)
-                if s.battery is BatteryState.ELECTIVE_REPLACEMENT and now >= s.eos_at:
-                    self._eos(Source.PUMP, NO_COMMAND)
-            stopped = (
-                s.drug is not Drug.NONE
-                and (s.mode is Mode.STOPPED or s.suspended)
+                    self._eri(SOURCE_PUMP, NO_COMMAND)
+                if s.battery is BATTERY_ERI and now >= s.eos_at:
+                    self._eos(SOURCE_PUMP, NO_COMMAND)
+            if (
+                drug
+                and (s.mode is MODE_STOPPED or s.suspended)
                 and s.bolus is None
-                and s.battery is not BatteryState.END_OF_SERVICE
-            )
-            if not stopped:
+                and s.battery is not BATTERY_EOS
+            ):  # stopped
+                if s.stopped_since < 0:
+                    s.stopped_since = now
+                elif now >= s.stopped_since + STOPPED_ALARM_MS:
+                    self._raise(Alarm.PUMP_STOPPED, SOURCE_PUMP, NO_COMMAND)
+            else:
                 s.stopped_since = -1
                 if s.alarms:
-                    self._resolve(Alarm.PUMP_STOPPED, Source.PUMP, NO_COMMAND)
-            elif s.stopped_since < 0:
-                s.stopped_since = now
-            elif now >= s.stopped_since + STOPPED_ALARM_MS:
-                self._raise(Alarm.PUMP_STOPPED, Source.PUMP, NO_COMMAND)
-            for r in s.alarms:
-                if r.state is AlarmState.SILENCED and r.silenced_until <= now:
-                    r.state = AlarmState.ACTIVE
-                    r.silenced_until = 0
-            sounding = self._sounding() if s.alarms else None
-            if sounding is not None and sounding.next_tone_at <= now:
-                s.tones_sounded += 1
-                s.last_tone_at = now
-                s.last_tone = CATALOGUE[sounding.alarm].tone
-                sounding.next_tone_at = now + self._repeat(sounding.alarm)
-            after = (s.next_seq, len(s.alarms))
-            if after == before:
+                    self._resolve(Alarm.PUMP_STOPPED, SOURCE_PUMP, NO_COMMAND)
+            if s.alarms:
+                for r in s.alarms:
+                    if r.state is AlarmState.SILENCED and r.silenced_until <= now:
+                        r.state = AlarmState.ACTIVE
+                        r.silenced_until = 0
+                sounding = self._sounding()
+                if sounding is not None and sounding.next_tone_at <= now:
+                    s.tones_sounded += 1
+                    s.last_tone_at = now
+                    s.last_tone = CATALOGUE[sounding.alarm].tone
+                    sounding.next_tone_at = now + self._repeat(sounding.alarm)
+            seq2 = s.next_seq
+            n2 = len(s.alarms)
+            if seq2 == seq0 and n2 == n0:
                 # nothing logged, so nothing _replan reads changed since this pass began with
                 # one (every change of mode, bolus, alarm or battery state is logged)
                 break
-            if after == ended:
+            if seq2 == seq1 and n2 == n1:
                 # only the bolus end changed anything, and every test after it in this pass
                 # already saw that state (none reads the basal _replan sets): another pass
                 # would change nothing but the basal
-                self._replan()
+                if replan_after_end:
+                    self._replan()
                 break
         else:
             self._replan()

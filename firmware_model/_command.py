@@ -15,10 +15,10 @@ from typing import NoReturn
 
 from ._core import PumpCore
 from ._errors import Rejected
+from ._members import BATTERY_EOS
 from ._state import Applied
 from ._types import (
     MINUTES_PER_DAY,
-    BatteryState,
     Capability,
     Command,
     ConcentrationUnit,
@@ -168,7 +168,7 @@ class CommandMixin(PumpCore):
         c = Cmd(self, cmd, command_id, source)
         if post and s.now < s.post_until:
             c.reject(Reason.BUSY, f"power-on self test: retry in {s.post_until - s.now} ms")
-        if therapy and s.battery is BatteryState.END_OF_SERVICE:
+        if therapy and s.battery is BATTERY_EOS:
             c.reject(Reason.PUMP_STOPPED, "the pump is at end of service: replace it")
         if expected_version is not None and expected_version != s.program_version:
             c.reject(

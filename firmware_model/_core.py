@@ -10,7 +10,7 @@ through `self`; the `TYPE_CHECKING` block below names those cross-concept calls 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from ._profiles import DrugLimits, Profile
 from ._rates import RateProfile
@@ -33,6 +33,10 @@ class PumpCore:
 
     __slots__ = (
         "_basal",
+        "_im_c0",
+        "_im_c1",
+        "_im_prof",
+        "_im_val",
         "_last_schedule",
         "_last_x1440",
         "_library",
@@ -42,11 +46,22 @@ class PumpCore:
         "_step_cache",
     )
 
+    # True only in a reference pump (a subclass, in tests): every memo and shortcut of the event
+    # path is bypassed and each quantity recomputed from the state, so a test can check that
+    # the shortcuts change nothing (tests/test_model_shortcuts.py).
+    _reference: ClassVar[bool] = False
+
     _profile: Profile
     _library: dict[Drug, DrugLimits]
     _s: State
     _basal: RateProfile | None  # the basal rate function now (None: no basal delivery)
     _next: int | None  # cached next internal event (None: recompute)
+    # the last basal integral computed (_basal_integral): profile, from, to (local clock), value.
+    # A pure function of the three (profiles are immutable): never invalidated, only replaced.
+    _im_prof: RateProfile | None
+    _im_c0: int
+    _im_c1: int
+    _im_val: int
     _step_cache: dict[tuple[object, ...], RateProfile]
     # the schedule profile last looked up: (its step list, its concentration, the profile)
     _last_schedule: tuple[list[tuple[int, int]], int, RateProfile] | None
@@ -65,7 +80,7 @@ class PumpCore:
         def clock_ms(self) -> int: ...  # _clock
         @property
         def active_alarms(self) -> Alarm: ...  # _alarms
-        def _settle(self) -> None: ...  # _clock
+        def _settle(self, planned: bool = False) -> None: ...  # _clock
         def _log(  # _log
             self, kind: EventKind, source: Source, command_id: bytes, a: int, b: int
         ) -> int: ...
@@ -97,6 +112,7 @@ class PumpCore:
         def _schedule_profile(self) -> RateProfile: ...
         def _next_internal(self, horizon: int = ...) -> int: ...
         def _flow(self, x: int) -> None: ...
+        def _basal_integral(self, prof: RateProfile, c0: int, c1: int) -> int: ...
         def _physical(self, pumped: int) -> None: ...
         def _program_volume(self, x: int) -> int: ...
         def _program_reach(self, need: int, bound: int) -> int | None: ...

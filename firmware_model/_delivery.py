@@ -14,6 +14,17 @@ from collections.abc import Iterable
 
 from ._alarms import CATALOGUE
 from ._core import NEVER, STOPPED_ALARM_MS, PumpCore
+from ._members import (
+    BATTERY_EOS,
+    BATTERY_ERI,
+    BATTERY_OK,
+    BOLUS_PRIMING,
+    BOLUS_SINGLE,
+    DRUG_NONE,
+    MODE_BRIDGE,
+    MODE_SCHEDULE,
+    MODE_STOPPED,
+)
 from ._rates import RateProfile
 from ._state import Segment
 from ._types import (
@@ -24,10 +35,6 @@ from ._types import (
     PPM,
     Alarm,
     AlarmState,
-    BatteryState,
-    BolusKind,
-    Drug,
-    Mode,
 )
 
 # Alarms whose cause the pump itself sees and stops for (an external pump's sensors included).
@@ -57,7 +64,7 @@ class DeliveryMixin(PumpCore):
     def _halted(self) -> bool:
         """The pump itself has stopped delivering (it knows: its calculated volume stops)."""
         s = self._s
-        if s.drug is Drug.NONE or s.battery is BatteryState.END_OF_SERVICE:
+        if s.drug is DRUG_NONE or s.battery is BATTERY_EOS:
             return True
         alarms = s.alarms
         return bool(alarms) and any(r.alarm in _HALTING for r in alarms)
@@ -66,23 +73,30 @@ class DeliveryMixin(PumpCore):
         """Recompute the basal rate function after any change of state."""
         s = self._s
         self._next = None
-        basal: RateProfile | None = None
-        priming = s.bolus is not None and s.bolus.kind is BolusKind.PRIMING
-        halted = (  # self._halted(), inlined
-            s.drug is Drug.NONE
-            or s.battery is BatteryState.END_OF_SERVICE
-            or (bool(s.alarms) and any(r.alarm in _HALTING for r in s.alarms))
-        )
-        if not (s.mode is Mode.STOPPED or s.suspended or priming or halted):
-            if s.safe_mode:
-                basal = self._constant(self._profile.safe_rate_nl_per_day)
-            elif s.mode is Mode.SCHEDULE:
-                basal = self._schedule_profile()
-            elif s.mode is Mode.BRIDGE:
-                basal = self._constant(s.bridge_rate_nl_per_day)
+        mode = s.mode
+        b = s.bolus
+        if (
+            mode is MODE_STOPPED
+            or s.suspended
+            or (b is not None and b.kind is BOLUS_PRIMING)
+            # self._halted(), inlined
+            or s.drug is DRUG_NONE
+            or s.battery is BATTERY_EOS
+            or (s.alarms and any(r.alarm in _HALTING for r in s.alarms))
+        ):
+            self._basal = None
+        elif s.safe_mode:
+            self._basal = self._constant(self._profile.safe_rate_nl_per_day)
+        elif mode is MODE_SCHEDULE:
+            last = self._last_schedule  # self._schedule_profile()'s own first test, inlined
+            if last is not None and last[0] is s.steps and last[1] == s.conc_ng_per_ml:
+                self._basal = last[2]
             else:
-                basal = self._constant(s.rate_nl_per_day)
-        self._basal = basal
+                self._basal = self._schedule_profile()
+        elif mode is MODE_BRIDGE:
+            self._basal = self._constant(s.bridge_rate_nl_per_day)
+        else:
+            self._basal = self._constant(s.rate_nl_per_day)
 
     def _cache(self, key: tuple[object, ...], prof: RateProfile) -> None:
         # Bounded. Clearing everything at once also drops every id()-keyed entry together with
@@ -138,10 +152,8 @@ class DeliveryMixin(PumpCore):
         s = self._s
         now = s.now
         prof = self._profile
-        t = NEVER
         b = s.bolus
-        if b is not None:
-            t = min(t, b.end_ms)
+        t = NEVER if b is None else b.start_ms + b.duration_ms  # b.end_ms, inlined
         f = s.faults
         if f.stalled and f.stall_recover_at:
             t = min(t, f.stall_recover_at)
@@ -155,16 +167,19 @@ class DeliveryMixin(PumpCore):
             and not self.active_alarms & Alarm.PUMP_STOPPED
         ):
             t = min(t, s.stopped_since + STOPPED_ALARM_MS)
-        for r in s.alarms:
-            if r.state is AlarmState.SILENCED:
-                t = min(t, r.silenced_until)
+        if s.alarms:
+            for r in s.alarms:
+                if r.state is AlarmState.SILENCED:
+                    t = min(t, r.silenced_until)
         if now < s.post_until:
             t = min(t, s.post_until)
         bat = prof.battery
         if bat is not None:
-            if s.battery is BatteryState.OK:
-                t = min(t, s.implanted_at + bat.service_life_ms)  # self._service_end()
-            elif s.battery is BatteryState.ELECTIVE_REPLACEMENT:
+            battery = s.battery
+            if battery is BATTERY_OK:
+                end = s.implanted_at + bat.service_life_ms  # self._service_end()
+                t = min(t, end)
+            elif battery is BATTERY_ERI:
                 t = min(t, s.eos_at)
         # thresholds are searched up to lim: the earliest event known so far, or the horizon
         lim = t if t <= horizon else horizon
@@ -173,17 +188,18 @@ class DeliveryMixin(PumpCore):
             # While a bolus runs (lim <= its end) or under a horizon, _program_reach(need, lim)
             # is None exactly when the program volume by lim is below need: that volume,
             # computed once per lim, spares the identical search of each threshold not reached.
-            cheap = b is not None or lim < t
+            cheap = (b is not None or lim < t) and not self._reference
             vt = self._program_volume(lim) if cheap else -1
-            if s.mode is Mode.BRIDGE and not 0 <= vt < s.bridge_left_nl:
+            if s.mode is MODE_BRIDGE and not 0 <= vt < s.bridge_left_nl:
                 x = self._program_reach(s.bridge_left_nl, lim)
                 if x is not None and x < t:
                     t = lim = x
                     vt = self._program_volume(lim) if cheap else -1
-            if s.drug is not Drug.NONE:
+            if s.drug is not DRUG_NONE:
+                calc = s.calc_nl
                 for thr in (s.low_threshold_nl, prof.empty_threshold_nl):
-                    if s.calc_nl > thr and not 0 <= vt < s.calc_nl - thr:
-                        x = self._program_reach(s.calc_nl - thr, lim)
+                    if calc > thr and not 0 <= vt < calc - thr:
+                        x = self._program_reach(calc - thr, lim)
                         if x is not None and x < t:
                             t = lim = x
                             vt = self._program_volume(lim) if cheap else -1
@@ -199,7 +215,7 @@ class DeliveryMixin(PumpCore):
                         if x is not None and x < t:
                             t = lim = x
                             vt = self._program_volume(lim) if cheap else -1
-            if bat is not None and s.battery is BatteryState.OK:
+            if bat is not None and s.battery is BATTERY_OK:
                 need = bat.eri_used_bu - s.battery_used_bu
                 # as _battery_reach's own first test (lim is finite when vt is known)
                 if (
@@ -210,21 +226,41 @@ class DeliveryMixin(PumpCore):
                     x = self._battery_reach(need, lim)
                     if x is not None:
                         t = min(t, x)
-        elif bat is not None and s.battery is BatteryState.OK:
+        elif bat is not None and s.battery is BATTERY_OK:
             x = self._battery_reach(bat.eri_used_bu - s.battery_used_bu, lim)
             if x is not None:
                 t = min(t, x)
-        if t <= horizon:
+        if t <= horizon and not self._reference:
             self._next = t
         return t
+
+    def _basal_integral(self, prof: RateProfile, c0: int, c1: int) -> int:
+        """prof.integral(c0, c1), remembered for the last interval asked: one event's interval
+        is integrated by the prediction, the next-event search and the flow itself."""
+        if prof is self._im_prof and c0 == self._im_c0 and c1 == self._im_c1:
+            return self._im_val
+        v = prof.integral(c0, c1)
+        if not self._reference:  # a reference pump never remembers one: it never finds one
+            self._im_prof, self._im_c0, self._im_c1, self._im_val = prof, c0, c1, v
+        return v
 
     def _program_volume(self, x: int) -> int:
         """Program volume delivered from now to model time x, with no state change between."""
         s = self._s
         vol = 0
-        if self._basal is not None:
+        basal = self._basal
+        if basal is not None:
             off = s.clock_offset_ms + s.utc_offset_ms  # self._tod_off, inlined
-            vol = (s.basal_carry + self._basal.integral(s.now + off, x + off)) // DAY_MS
+            c0 = s.now + off
+            c1 = x + off
+            # self._basal_integral(basal, c0, c1), inlined
+            if basal is self._im_prof and c0 == self._im_c0 and c1 == self._im_c1:
+                v = self._im_val
+            else:
+                v = basal.integral(c0, c1)
+                if not self._reference:
+                    self._im_prof, self._im_c0, self._im_c1, self._im_val = basal, c0, c1, v
+            vol = (s.basal_carry + v) // DAY_MS
         b = s.bolus
         if b is not None:
             vol += b.due_at(x) - b.delivered_nl
@@ -263,18 +299,32 @@ class DeliveryMixin(PumpCore):
         if dt <= 0:
             return
         p = 0
-        if self._basal is not None:
+        basal = self._basal
+        if basal is not None:
             off = s.clock_offset_ms + s.utc_offset_ms  # self._tod_off, inlined
-            p, s.basal_carry = divmod(
-                s.basal_carry + self._basal.integral(s.now + off, x + off), DAY_MS
-            )
+            c0 = s.now + off
+            c1 = x + off
+            # self._basal_integral(basal, c0, c1), inlined: the next-event search asked it
+            if basal is self._im_prof and c0 == self._im_c0 and c1 == self._im_c1:
+                v = self._im_val
+            else:
+                v = basal.integral(c0, c1)
+                if not self._reference:
+                    self._im_prof, self._im_c0, self._im_c1, self._im_val = basal, c0, c1, v
+            p, s.basal_carry = divmod(s.basal_carry + v, DAY_MS)
         b = s.bolus
         if b is not None:
-            due = b.due_at(x)
+            # b.due_at(x), inlined
+            due = (
+                b.volume_nl
+                if x >= b.start_ms + b.duration_ms
+                else b.volume_nl * (x - b.start_ms) // b.duration_ms
+            )
             p += due - b.delivered_nl
             b.delivered_nl = due
-        bat = self._profile.battery
-        if bat is not None and s.battery is not BatteryState.END_OF_SERVICE:
+        prof = self._profile
+        bat = prof.battery
+        if bat is not None and s.battery is not BATTERY_EOS:
             s.battery_used_bu += bat.idle_bu_per_ms * dt + bat.bu_per_nl * p
         if s.alarms:
             # tones repeat at a fixed interval between events: count them, do not tick them
@@ -290,12 +340,12 @@ class DeliveryMixin(PumpCore):
         if p:
             # A bolus and the basal can each step a nanolitre in the same millisecond: the pump
             # never counts below its empty threshold (the crossing itself is the next event).
-            room = s.calc_nl - self._profile.empty_threshold_nl
+            room = s.calc_nl - prof.empty_threshold_nl
             if p > room:
                 p = max(0, room)
             s.calc_nl -= p
             s.program_total_nl += p
-            if s.mode is Mode.BRIDGE:
+            if s.mode is MODE_BRIDGE:
                 s.bridge_left_nl = max(0, s.bridge_left_nl - p)
             f = s.faults
             if not (f.stalled or f.occluded or f.valve_closed or s.dry):
@@ -320,12 +370,24 @@ class DeliveryMixin(PumpCore):
         s.true_nl -= pumped
         s.pumped_total_nl += pumped
         cath = s.catheter
+        leak = s.faults.leak_ppm
+        if (
+            len(cath) == 1
+            and not leak
+            and cath[0].volume_nl > 0
+            and cath[0].conc_ng_per_ml == s.true_conc_ng_per_ml
+            and not self._reference
+        ):
+            # a catheter full of this very fluid: what enters the tail leaves the tip, the
+            # segment is unchanged (the loop below, in one step)
+            s.patient_total_nl += pumped
+            s.patient_dose_fg += pumped * cath[0].conc_ng_per_ml
+            return
         if cath and cath[-1].conc_ng_per_ml == s.true_conc_ng_per_ml:
             cath[-1].volume_nl += pumped
         else:
             cath.append(Segment(pumped, s.true_conc_ng_per_ml))
         out = pumped
-        leak = s.faults.leak_ppm
         while out:
             head = cath[0]
             take = min(out, head.volume_nl)
@@ -351,11 +413,11 @@ class DeliveryMixin(PumpCore):
     def _daily_dose_x1440(self) -> int:
         """The basal program's daily dose, times 1440 (exact for schedules)."""
         s = self._s
-        if s.mode is Mode.STOPPED:
+        if s.mode is MODE_STOPPED:
             return 0
         if self._profile.fixed_rate_nl_per_day:
             return self._fixed_daily_dose_x1440(s.conc_ng_per_ml)
-        if s.mode is Mode.SCHEDULE:
+        if s.mode is MODE_SCHEDULE:
             last = self._last_x1440
             # lists are replaced, never changed in place (this one is held: no id reuse)
             if last is not None and last[0] is s.steps:
@@ -373,7 +435,7 @@ class DeliveryMixin(PumpCore):
         running bolus, the bridge, the schedule and, if patient boluses are enabled, every
         allotted bolus taken (spread evenly: domain.md 2.7). None: never, as programmed."""
         s = self._s
-        if s.drug is Drug.NONE:
+        if s.drug is DRUG_NONE:
             return None
         need = s.calc_nl - threshold
         if need <= 0:
@@ -392,7 +454,9 @@ class DeliveryMixin(PumpCore):
         if b is not None:
             left = b.volume_nl - b.delivered_nl
             end = b.end_ms
-            to_end = (basal.integral(t + off, end + off) if basal else 0) + extra * (end - t)
+            to_end = extra * (end - t)
+            if basal is not None:
+                to_end += self._basal_integral(basal, t + off, end + off)
             if (acc + to_end) // DAY_MS + left >= need:
                 lo, hi = t, end
                 while lo < hi:
@@ -414,11 +478,11 @@ class DeliveryMixin(PumpCore):
                 return lo
             acc += to_end + left * DAY_MS
             t = end
-            if b.kind is BolusKind.PRIMING and s.mode is not Mode.STOPPED and not s.suspended:
+            if b.kind is BOLUS_PRIMING and s.mode is not MODE_STOPPED and not s.suspended:
                 basal = self._program_profile()
-            elif b.kind is BolusKind.CLINICIAN_SINGLE:
+            elif b.kind is BOLUS_SINGLE:
                 basal = None
-        if s.mode is Mode.BRIDGE and basal is not None and s.bridge_left_nl > 0:
+        if s.mode is MODE_BRIDGE and basal is not None and s.bridge_left_nl > 0:
             rate = s.bridge_rate_nl_per_day + extra
             end = t + -(-s.bridge_left_nl * DAY_MS // rate)
             got = acc + rate * (end - t)
@@ -442,9 +506,9 @@ class DeliveryMixin(PumpCore):
             return None
         if s.safe_mode:
             return self._constant(self._profile.safe_rate_nl_per_day)
-        if s.mode is Mode.SCHEDULE:
+        if s.mode is MODE_SCHEDULE:
             return self._schedule_profile()
-        if s.mode is Mode.BRIDGE:
+        if s.mode is MODE_BRIDGE:
             return self._constant(s.bridge_rate_nl_per_day)
         return self._constant(s.rate_nl_per_day)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 
 from ._core import PumpCore
-from ._state import NO_COMMAND, Event
+from ._state import NO_COMMAND, Event, new_event
 from ._types import EventKind, Source
 
 
@@ -81,10 +81,20 @@ class LogMixin(PumpCore):
     ) -> int:
         s = self._s
         seq = s.next_seq
-        t = s.now + s.clock_offset_ms if time_ms is None else time_ms
-        s.events.append(Event(seq, t, kind, source, command_id, a, b))
+        events = s.events
+        events.append(
+            new_event(
+                seq,
+                s.now + s.clock_offset_ms if time_ms is None else time_ms,
+                kind,
+                source,
+                command_id,
+                a,
+                b,
+            )
+        )
         s.next_seq = seq + 1
         cap = self._profile.event_log_capacity
-        if len(s.events) >= cap + cap // 8:  # trim in batches: amortised O(1)
-            del s.events[: len(s.events) - cap]
+        if len(events) >= cap + (cap >> 3):  # trim in batches (cap // 8): amortised O(1)
+            del events[: len(events) - cap]
         return seq

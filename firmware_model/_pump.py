@@ -125,6 +125,8 @@ class Pump(
         self._s = state
         self._basal = None
         self._next = None
+        self._im_prof = None
+        self._im_c0 = self._im_c1 = self._im_val = 0
         self._step_cache = {}
         self._last_schedule = None
         self._last_x1440 = None

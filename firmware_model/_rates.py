@@ -71,8 +71,11 @@ class RateProfile:
         m1 = m0 + (c1 - c0)
         if 0 <= m1 < (starts[i + 1] if i + 1 < len(starts) else DAY_MS):
             return rates[i] * (c1 - c0)
-        return self.cumulative(c1) - (
-            days0 * self.prefix[-1] + self.prefix[i] + rates[i] * (m0 - starts[i])
+        prefix = self.prefix
+        days1, m1 = divmod(c1, DAY_MS)  # self.cumulative(c1) - self.cumulative(c0), inlined
+        j = bisect.bisect_right(starts, m1) - 1
+        return (days1 - days0) * prefix[-1] + (
+            prefix[j] + rates[j] * (m1 - starts[j]) - prefix[i] - rates[i] * (m0 - starts[i])
         )
 
     def reach(self, c0: int, amount: int) -> int | None:
