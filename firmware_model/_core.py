@@ -33,6 +33,7 @@ class PumpCore:
 
     __slots__ = (
         "_basal",
+        "_eri_hint",
         "_last_schedule",
         "_last_x1440",
         "_library",
@@ -52,6 +53,9 @@ class PumpCore:
     _last_schedule: tuple[list[tuple[int, int]], int, RateProfile] | None
     # the step list whose daily dose x 1440 was last computed, and that dose
     _last_x1440: tuple[list[tuple[int, int]], int] | None
+    # the last forecast ERI time: tested first (two evaluations) by the next forecast, which
+    # returns it only if it is provably the answer again (-1: none)
+    _eri_hint: int
 
     @property
     def _tod_off(self) -> int:
