@@ -69,18 +69,26 @@ def status(dev: PumpDevice, msg: p.GetStatus) -> p.Status:
     # The model's enums are IntEnums with the protocol's values: the message's own validation
     # maps each to the protocol member (and refuses a value that has none), so no conversion
     # here. `_of` is the class call with positional values (the same checks, in the same
-    # order; tests/test_codec_of.py), without keyword matching and a frozen setattr per field:
-    # this is every status request's path (docs/emulator.md, "Round trips").
+    # order; tests/test_codec_of.py), without keyword matching and a frozen setattr per field,
+    # and `at` and `u32` are spelled out: this is every status request's path
+    # (docs/emulator.md, "Round trips"; tests/test_status_fast_path.py holds it to the
+    # keyword-built message).
     st = dev.pump.status()
+    low, empty, refill, eri = (
+        st.low_reservoir_at_ms,
+        st.empty_at_ms,
+        st.last_refill_at_ms,
+        st.eri_at_ms,
+    )
     return p.Status._of(  # type: ignore[no-any-return]
-        at(st.clock_ms),  # pump_time_ms
+        max(st.clock_ms, 0),  # pump_time_ms
         st.program_version,
         st.event_seq,
         st.mode,
         st.bolus,
         st.suspended,
         min(st.current_rate_nl_per_day, 4_000_000_000),
-        u32(st.daily_dose_ng),
+        min(max(st.daily_dose_ng, 0), U32),
         st.drug,
         st.conc_ng_per_ml,  # concentration_ng_per_ml
         st.conc_unit,  # concentration_unit
@@ -89,10 +97,10 @@ def status(dev: PumpDevice, msg: p.GetStatus) -> p.Status:
         alarm_set(st.active_alarms),
         st.battery,
         st.battery_remaining_permille,
-        at(st.low_reservoir_at_ms),
-        at(st.empty_at_ms),
-        at(st.last_refill_at_ms),
-        at(st.eri_at_ms),  # replacement_due_at_ms
+        0 if low is None else max(low, 0),  # low_reservoir_at_ms
+        0 if empty is None else max(empty, 0),  # empty_at_ms
+        0 if refill is None else max(refill, 0),  # last_refill_at_ms
+        0 if eri is None else max(eri, 0),  # replacement_due_at_ms
     )
 
 
