@@ -283,13 +283,10 @@ class PumpDevice:
 
     def _request(self, req: p.Request) -> bytes:
         msg = req.message
-        cls = type(msg)
-        if cls.KIND is p.CommandKind.THERAPY or cls.KIND is p.CommandKind.COMMAND:
+        kind = type(msg).KIND
+        if kind is p.CommandKind.THERAPY or kind is p.CommandKind.COMMAND:
             return self._command(req)
-        build = READS.get(cls)  # _read, spelled out: every read request's path
-        if build is None:  # pragma: no cover
-            raise AssertionError(f"no handler for {cls.__name__}")
-        return self.security.reply(req, build(self, msg))
+        return self.security.reply(req, self._read(msg))
 
     def _read(self, msg: p.Message) -> p.Message:
         build = READS.get(type(msg))
