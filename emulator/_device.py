@@ -147,15 +147,18 @@ class PumpDevice:
             self.pump.advance_to(now)
 
     def next_wakeup_ms(self) -> int | None:
-        """Monotonic ms by which `tick()` must run for housekeeping (None: only model events)."""
-        due = []
-        if self._log_dirty_since is not None:
-            due.append(self._log_dirty_since + LOG_FLUSH_MS)
+        """Monotonic ms by which `tick()` must run for housekeeping (None: only model events).
+        (Asked after every frame: the earliest of up to three deadlines, without a list.)"""
+        due = None if self._log_dirty_since is None else self._log_dirty_since + LOG_FLUSH_MS
         if self._telemetry_dirty:
-            due.append(self._last_checkpoint + CHECKPOINT_MS)
+            checkpoint = self._last_checkpoint + CHECKPOINT_MS
+            if due is None or checkpoint < due:
+                due = checkpoint
         if self.security.session_count:
-            due.append(self._mono() + 1_000)  # session idle and lifetime limits
-        return min(due) if due else None
+            limits = self._mono() + 1_000  # session idle and lifetime limits
+            if due is None or limits < due:
+                due = limits
+        return due
 
     def tick(self) -> None:
         """Advance the model, end expired sessions, write pending log records when due."""
@@ -204,7 +207,9 @@ class PumpDevice:
                 )
         else:
             out.append(self._request(inbound))
-        self._log_sessions_ended()
+        ended = self.security.drain_ended()  # _log_sessions_ended, without a call per frame
+        if ended:
+            self._log_ended(ended)
         if out:
             # Telemetry costs battery; it is charged to the model in batches (at the next tick
             # or commit, within a second while a session is open), not frame by frame.
@@ -278,7 +283,8 @@ class PumpDevice:
 
     def _request(self, req: p.Request) -> bytes:
         msg = req.message
-        if type(msg).KIND in (p.CommandKind.THERAPY, p.CommandKind.COMMAND):
+        kind = type(msg).KIND
+        if kind is p.CommandKind.THERAPY or kind is p.CommandKind.COMMAND:
             return self._command(req)
         return self.security.reply(req, self._read(msg))
 
@@ -374,7 +380,10 @@ class PumpDevice:
             self._log_dirty_since = self._mono()
 
     def _log_sessions_ended(self) -> None:
-        for info, reason in self.security.drain_ended():
+        self._log_ended(self.security.drain_ended())
+
+    def _log_ended(self, ended: list[tuple[p.SessionInfo, p.SessionEndReason]]) -> None:
+        for info, reason in ended:
             log.info("session %08x ended (%s)", info.session_id, reason.name.lower())
             self._log_external(fm.EventKind.SESSION_CLOSED, int(reason), info.session_id)
 

@@ -68,29 +68,39 @@ def alarm_set(alarms: int) -> p.Alarm:
 def status(dev: PumpDevice, msg: p.GetStatus) -> p.Status:
     # The model's enums are IntEnums with the protocol's values: the message's own validation
     # maps each to the protocol member (and refuses a value that has none), so no conversion
-    # here. This is every status request's path (docs/emulator.md, "Round trips").
+    # here. `_of` is the class call with positional values (the same checks, in the same
+    # order; tests/test_codec_of.py), without keyword matching and a frozen setattr per field,
+    # and `at` and `u32` are spelled out: this is every status request's path
+    # (docs/emulator.md, "Round trips"; tests/test_status_fast_path.py holds it to the
+    # keyword-built message).
     st = dev.pump.status()
-    return p.Status(
-        pump_time_ms=at(st.clock_ms),
-        program_version=st.program_version,
-        event_seq=st.event_seq,
-        mode=st.mode,  # type: ignore[arg-type]
-        bolus=st.bolus,  # type: ignore[arg-type]
-        suspended=st.suspended,
-        current_rate_nl_per_day=min(st.current_rate_nl_per_day, 4_000_000_000),
-        daily_dose_ng=u32(st.daily_dose_ng),
-        drug=st.drug,  # type: ignore[arg-type]
-        concentration_ng_per_ml=st.conc_ng_per_ml,
-        concentration_unit=st.conc_unit,  # type: ignore[arg-type]
-        reservoir_volume_nl=st.reservoir_nl,
-        low_reservoir_threshold_nl=st.low_threshold_nl,
-        active_alarms=alarm_set(st.active_alarms),
-        battery=st.battery,  # type: ignore[arg-type]
-        battery_remaining_permille=st.battery_remaining_permille,
-        low_reservoir_at_ms=at(st.low_reservoir_at_ms),
-        empty_at_ms=at(st.empty_at_ms),
-        last_refill_at_ms=at(st.last_refill_at_ms),
-        replacement_due_at_ms=at(st.eri_at_ms),
+    low, empty, refill, eri = (
+        st.low_reservoir_at_ms,
+        st.empty_at_ms,
+        st.last_refill_at_ms,
+        st.eri_at_ms,
+    )
+    return p.Status._of(  # type: ignore[no-any-return]
+        max(st.clock_ms, 0),  # pump_time_ms
+        st.program_version,
+        st.event_seq,
+        st.mode,
+        st.bolus,
+        st.suspended,
+        min(st.current_rate_nl_per_day, 4_000_000_000),
+        min(max(st.daily_dose_ng, 0), U32),
+        st.drug,
+        st.conc_ng_per_ml,  # concentration_ng_per_ml
+        st.conc_unit,  # concentration_unit
+        st.reservoir_nl,  # reservoir_volume_nl
+        st.low_threshold_nl,  # low_reservoir_threshold_nl
+        alarm_set(st.active_alarms),
+        st.battery,
+        st.battery_remaining_permille,
+        0 if low is None else max(low, 0),  # low_reservoir_at_ms
+        0 if empty is None else max(empty, 0),  # empty_at_ms
+        0 if refill is None else max(refill, 0),  # last_refill_at_ms
+        0 if eri is None else max(eri, 0),  # replacement_due_at_ms
     )
 
 

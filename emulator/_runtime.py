@@ -254,30 +254,31 @@ class Runtime:
     def _handle(self, link: str, items: list[p.Frame | p.DecodeError]) -> list[bytes]:
         out: list[bytes] = []
         trace = self.trace
-        pump = self.device.pump
-        before = (id(pump), pump.event_seq, pump.program_version)
-        self.note_exercise()  # before the change: the plot shows a step, not a slope
+        device = self.device
+        pump = device.pump
+        before = pump.change_mark
+        if self.exercise_trace is not None:
+            self.note_exercise()  # before the change: the plot shows a step, not a slope
         for item in items:
             if trace is not None:
                 if isinstance(item, p.Frame):
                     trace.frame(link, "in", item.raw)
                 else:
                     trace.error(link, item)
-            replies = self.device.receive(item)
+            replies = device.receive(item)
             if trace is not None:
                 for r in replies:
                     trace.frame(link, "out", r)
-            out.extend(replies)
+            out += replies
         # Wake the clock task only when its plan may have changed. A needless wake-up would run
         # the clock task before the answer is written, on the round trip's critical path.
-        pump = self.device.pump
-        if (id(pump), pump.event_seq, pump.program_version) != before:
+        if device.pump is not pump or pump.change_mark != before:
             self.poke()
             self.note_exercise()
             for observe in self.observers:
                 observe(self)
         else:
-            due = self.device.next_wakeup_ms()
+            due = device.next_wakeup_ms()
             if due is not None and due < self._planned_ms:
                 self.poke()
         return out

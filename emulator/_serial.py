@@ -108,6 +108,16 @@ class PtyLink:
     # --- out --------------------------------------------------------------------------------
 
     def send(self, data: bytes) -> None:
+        if not self._out and self.baud is None:
+            # Nothing waiting and no line to pace: one write, the usual answer's whole path
+            # (what the pty does not take now is queued for the writer as below).
+            try:
+                n = os.write(self._master, data)
+            except BlockingIOError:
+                n = 0
+            if n == len(data):
+                return
+            self._offset = n
         self._out.append(data)
         self._out_bytes += len(data)
         while self._out_bytes > MAX_PENDING_OUT and len(self._out) > 1:

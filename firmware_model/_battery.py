@@ -102,8 +102,12 @@ class BatteryMixin(PumpCore):
         if s.eri_at >= 0:
             return s.eri_at
         end = self._service_end()
-        x = self._forecast_reach(bat.eri_used_bu - s.battery_used_bu, end)
-        return end if x is None else x
+        hint = -1 if self._reference else self._eri_hint  # a reference pump searches afresh
+        x = self._forecast_reach(bat.eri_used_bu - s.battery_used_bu, end, hint)
+        if x is None:
+            return end
+        self._eri_hint = x
+        return x
 
     def _forecast_profile(self) -> RateProfile | None:
         """The basal the battery forecast assumes from now on: the programmed therapy. A
@@ -122,10 +126,15 @@ class BatteryMixin(PumpCore):
             return self._schedule_profile()
         return self._constant(s.rate_nl_per_day)
 
-    def _forecast_reach(self, need: int, bound: int) -> int | None:
+    def _forecast_reach(self, need: int, bound: int, hint: int = -1) -> int | None:
         """Smallest model time x <= bound at which the forecast drain from now reaches `need`
         battery units: idle current plus the forecast basal's nanolitres, counted exactly as
-        `_flow` counts them (the basal carry included); None if not by `bound`."""
+        `_flow` counts them (the basal carry included); None if not by `bound`.
+
+        `hint` (the previous answer: as the clock moves on with the same therapy, the answer
+        mostly stays) is tested first: returned only if the drain is still short of `need` at
+        hint - 1 and reaches it at hint, which makes it the first such time (the drain never
+        decreases), so a stale hint costs two evaluations and never changes the result."""
         s = self._s
         bat = self._profile.battery
         assert bat is not None
@@ -139,6 +148,8 @@ class BatteryMixin(PumpCore):
             nl = 0 if prof is None else (carry + prof.integral(now + off, x + off)) // DAY_MS
             return bat.idle_bu_per_ms * (x - now) + bat.bu_per_nl * nl
 
+        if now < hint <= bound and used(hint - 1) < need <= used(hint):
+            return hint
         if bound <= now or used(bound) < need:
             return None
         # Where the answer must be if the drain were the average rate, give or take what the

@@ -33,6 +33,7 @@ class PumpCore:
 
     __slots__ = (
         "_basal",
+        "_eri_hint",
         "_im_c0",
         "_im_c1",
         "_im_prof",
@@ -67,6 +68,9 @@ class PumpCore:
     _last_schedule: tuple[list[tuple[int, int]], int, RateProfile] | None
     # the step list whose daily dose x 1440 was last computed, and that dose
     _last_x1440: tuple[list[tuple[int, int]], int] | None
+    # the last forecast ERI time: tested first (two evaluations) by the next forecast, which
+    # returns it only if it is provably the answer again (-1: none)
+    _eri_hint: int
 
     @property
     def _tod_off(self) -> int:

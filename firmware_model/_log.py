@@ -20,6 +20,13 @@ class LogMixin(PumpCore):
         return self._s.next_seq - 1
 
     @property
+    def change_mark(self) -> tuple[int, int]:
+        """(newest record's seq + 1, program version): differs after anything that logged or
+        changed the program (one read for a runtime that wakes its clock only then)."""
+        s = self._s
+        return s.next_seq, s.program_version
+
+    @property
     def oldest_seq(self) -> int:
         ev = self._s.events
         return ev[0].seq if ev else self._s.next_seq

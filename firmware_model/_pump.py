@@ -25,6 +25,7 @@ from ._core import (
     STOPPED_ALARM_MS,
 )
 from ._delivery import DeliveryMixin
+from ._fast import frozen_maker
 from ._faults import FaultsMixin
 from ._log import LogMixin
 from ._profiles import DEFAULT_LIBRARY, PROFILES, DrugLimits, Profile
@@ -101,6 +102,9 @@ class Status:
     zone: str = "UTC"  # IANA name the offset was set for (display only)
 
 
+_make_status = frozen_maker(Status)  # Status(...) without a frozen setattr per field
+
+
 class Pump(
     ProgramsMixin,
     BolusesMixin,
@@ -130,6 +134,7 @@ class Pump(
         self._step_cache = {}
         self._last_schedule = None
         self._last_x1440 = None
+        self._eri_hint = -1
         self._replan()
 
     # --- construction -------------------------------------------------------------------------
@@ -236,7 +241,7 @@ class Pump(
                 else None
             )
         )
-        return Status(
+        return _make_status(
             now=s.now,
             clock_ms=s.now + off,
             program_version=s.program_version,

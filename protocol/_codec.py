@@ -1,14 +1,16 @@
 """Codec generation: the Python source of each declared class's validate, encode and decode.
 
-For every record and message, `generate_codec` writes four small functions from the field specs
+For every record and message, `generate_codec` writes five small functions from the field specs
 and compiles them once, at declaration time: `_validate` (run by `__post_init__` on every
 construction: types, ranges, enum members, sizes, then the class's cross-field `_check`),
 `_encode` (one precomputed `struct.Struct` per run of fixed-size fields, length-prefixed text and
 arrays between them), `_decode` (size checks, then the same structs) and `_from_values` (the
 per-frame hot path: only the checks the struct format does not already guarantee, then the
-values go straight into the slots of a mutable twin class that then takes on the frozen one).
-The generated code is a pure function of the declarations, so the wire format can only change
-with them.
+values go straight into the slots of a mutable twin class that then takes on the frozen one)
+and `_of` (the constructor of the pump's hot answers: positional values, the very checks and
+conversions of `_validate` in the same order, then the twin's slot stores; equal to calling the
+class, or the same error: `tests/test_codec_of.py`). The generated code is a pure function of
+the declarations, so the wire format can only change with them.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ _Segment = tuple[str, list[int]] | int
 
 
 def generate_codec(cls: Any, *, has_check: bool) -> None:
-    """Generate _validate, _encode, _decode and _from_values for a declared class.
+    """Generate _validate, _encode, _decode, _from_values and _of for a declared class.
 
     `has_check`: the class overrides `Record._check` (its cross-field rules run on decode too).
     """
@@ -37,6 +39,7 @@ def generate_codec(cls: Any, *, has_check: bool) -> None:
         _validate_source(specs),
         _encode_source(specs, segments),
         _from_values_source(specs, has_check),
+        _of_source(specs, has_check),
         _decode_source(cls, specs, segments, ns),
     ]
     exec(compile("\n\n".join(ns_src), f"<codec {cls.NAME}>", "exec"), ns)
@@ -44,6 +47,7 @@ def generate_codec(cls: Any, *, has_check: bool) -> None:
     cls._encode = ns["_encode"]
     cls._decode = ns["_decode"]
     cls._from_values = ns["_from_values"]
+    cls._of = ns["_of"]
 
 
 def _namespace(cls: Any, specs: Sequence[FieldSpec]) -> dict[str, Any]:
@@ -85,62 +89,90 @@ def _validate_source(specs: Sequence[FieldSpec]) -> str:
     """_validate(self): used by __post_init__ on every construction."""
     v = ["def _validate(self):"]
     for i, f in enumerate(specs):
-        a = f"self.{f.name}"
-        fn = repr(f.name)
-        v.append(f"    x = {a}")
-        if f.kind is Kind.INT:
-            v.append("    if not isinstance_(x, int_) or isinstance_(x, bool_):")
-            v.append(f"        raise FVE(NAME, {fn}, f'must be an integer, got {{x!r}}')")
-            v.append(f"    if not {f.min} <= x <= {f.max}:")
-            v.append(f"        raise FVE(NAME, {fn}, f'{{x}} outside {f.range_text()}')")
-        elif f.kind is Kind.BOOL:
-            v.append("    if x is not True and x is not False:")
-            v.append("        if isinstance_(x, int_) and x in (0, 1):")
-            v.append(f"            osa(self, {fn}, x == 1)")
-            v.append("        else:")
-            v.append(f"            raise FVE(NAME, {fn}, f'must be a bool, got {{x!r}}')")
-        elif f.kind is Kind.ENUM:
-            v.append(f"    m = E{i}.get(x) if isinstance_(x, int_) else None")
-            v.append("    if m is None:")
-            v.append(f"        raise FVE(NAME, {fn}, f'{{x!r}} is not one of {f.range_text()}')")
-            v.append(f"    if m is not x: osa(self, {fn}, m)")
-        elif f.kind is Kind.FLAGS:
-            v.append("    if not isinstance_(x, int_) or isinstance_(x, bool_) or x < 0:")
-            v.append(f"        raise FVE(NAME, {fn}, f'must be a flag set, got {{x!r}}')")
-            # int_(x): a flag enum's own & costs about a microsecond
-            v.append(f"    if int_(x) & ~M{i}:")
-            v.append(f"        raise FVE(NAME, {fn}, f'unknown bits 0x{{int_(x) & ~M{i}:X}}')")
-            v.append(f"    if x.__class__ is not F{i}: osa(self, {fn}, F{i}(x))")
-        elif f.kind is Kind.BYTES:
-            v.append("    if isinstance_(x, bytearray_):")
-            v.append("        x = bytes_(x)")
-            v.append(f"        osa(self, {fn}, x)")
-            v.append(f"    if not isinstance_(x, bytes_) or len_(x) != {f.base.length}:")
-            v.append(f"        raise FVE(NAME, {fn}, 'must be exactly {f.base.length} bytes')")
-        elif f.kind is Kind.TEXT:
-            v.append("    if not isinstance_(x, str_):")
-            v.append(f"        raise FVE(NAME, {fn}, f'must be a str, got {{x!r}}')")
-            v.append(f"    if len_(x.encode('utf-8', 'surrogatepass')) > {f.max}:")
-            v.append(f"        raise FVE(NAME, {fn}, 'longer than {f.max} UTF-8 bytes')")
-            v.append("    try:")
-            v.append("        x.encode('utf-8')")
-            v.append("    except UnicodeEncodeError:")
-            v.append(f"        raise FVE(NAME, {fn}, 'not encodable as UTF-8') from None")
-        elif f.kind is Kind.ARRAY:
-            v.append("    if isinstance_(x, list_):")
-            v.append("        x = tuple_(x)")
-            v.append(f"        osa(self, {fn}, x)")
-            v.append("    if not isinstance_(x, tuple_):")
-            v.append(f"        raise FVE(NAME, {fn}, 'must be a tuple of items')")
-            v.append(f"    if not {f.min} <= len_(x) <= {f.max}:")
-            v.append(
-                f"        raise FVE(NAME, {fn}, f'{{len_(x)}} items, allowed {f.range_text()}')"
-            )
-            v.append("    for it in x:")
-            v.append(f"        if it.__class__ is not I{i}:")
-            v.append(f"            raise FVE(NAME, {fn}, 'items must be {f.item.NAME} records')")  # type: ignore[union-attr]
+        v.append(f"    x = self.{f.name}")
+        v += _check_lines(i, f, "x", f"osa(self, {f.name!r}, {{}})")
     v.append("    self._check()")
     return "\n".join(v)
+
+
+def _of_source(specs: Sequence[FieldSpec], has_check: bool) -> str:
+    """_of(*values): the same checks and conversions as _validate, in the same order, on
+    positional values, then the values go straight into the slots (the hot paths' constructor:
+    no keyword matching, no frozen __setattr__ per field)."""
+    args = ", ".join(f"x{i}" for i in range(len(specs)))
+    o = [f"def _of({args}):"]
+    for i, f in enumerate(specs):
+        o += _check_lines(i, f, f"x{i}", f"x{i} = {{}}")
+    o.append("    o = new(Twin)")
+    for i, f in enumerate(specs):
+        o.append(f"    o.{f.name} = x{i}")
+    o.append("    o.__class__ = cls")
+    if has_check:
+        o.append("    o._check()")
+    o.append("    return o")
+    return "\n".join(o)
+
+
+def _check_lines(i: int, f: FieldSpec, x: str, store_fmt: str) -> list[str]:
+    """The checks of field `i` on the value in variable `x`; `store_fmt.format(expr)` is the
+    statement that replaces the field's value by a converted one (an enum member, bytes...)."""
+    fn = repr(f.name)
+    store = store_fmt.format
+    v: list[str] = []
+    if f.kind is Kind.INT:
+        # an exact int passes the type test at once (the usual case: no calls)
+        v.append(
+            f"    if {x}.__class__ is not int_ and "
+            f"(not isinstance_({x}, int_) or isinstance_({x}, bool_)):"
+        )
+        v.append(f"        raise FVE(NAME, {fn}, f'must be an integer, got {{{x}!r}}')")
+        v.append(f"    if not {f.min} <= {x} <= {f.max}:")
+        v.append(f"        raise FVE(NAME, {fn}, f'{{{x}}} outside {f.range_text()}')")
+    elif f.kind is Kind.BOOL:
+        v.append(f"    if {x} is not True and {x} is not False:")
+        v.append(f"        if isinstance_({x}, int_) and {x} in (0, 1):")
+        v.append(f"            {store(f'{x} == 1')}")
+        v.append("        else:")
+        v.append(f"            raise FVE(NAME, {fn}, f'must be a bool, got {{{x}!r}}')")
+    elif f.kind is Kind.ENUM:
+        v.append(f"    m = E{i}.get({x}) if isinstance_({x}, int_) else None")
+        v.append("    if m is None:")
+        v.append(f"        raise FVE(NAME, {fn}, f'{{{x}!r}} is not one of {f.range_text()}')")
+        v.append(f"    if m is not {x}: {store('m')}")
+    elif f.kind is Kind.FLAGS:
+        v.append(f"    if not isinstance_({x}, int_) or isinstance_({x}, bool_) or {x} < 0:")
+        v.append(f"        raise FVE(NAME, {fn}, f'must be a flag set, got {{{x}!r}}')")
+        # int_(x): a flag enum's own & costs about a microsecond
+        v.append(f"    if int_({x}) & ~M{i}:")
+        v.append(f"        raise FVE(NAME, {fn}, f'unknown bits 0x{{int_({x}) & ~M{i}:X}}')")
+        v.append(f"    if {x}.__class__ is not F{i}: {store(f'F{i}({x})')}")
+    elif f.kind is Kind.BYTES:
+        v.append(f"    if isinstance_({x}, bytearray_):")
+        v.append(f"        {x} = bytes_({x})")
+        v.append(f"        {store(x)}")
+        v.append(f"    if not isinstance_({x}, bytes_) or len_({x}) != {f.base.length}:")
+        v.append(f"        raise FVE(NAME, {fn}, 'must be exactly {f.base.length} bytes')")
+    elif f.kind is Kind.TEXT:
+        v.append(f"    if not isinstance_({x}, str_):")
+        v.append(f"        raise FVE(NAME, {fn}, f'must be a str, got {{{x}!r}}')")
+        v.append(f"    if len_({x}.encode('utf-8', 'surrogatepass')) > {f.max}:")
+        v.append(f"        raise FVE(NAME, {fn}, 'longer than {f.max} UTF-8 bytes')")
+        v.append("    try:")
+        v.append(f"        {x}.encode('utf-8')")
+        v.append("    except UnicodeEncodeError:")
+        v.append(f"        raise FVE(NAME, {fn}, 'not encodable as UTF-8') from None")
+    elif f.kind is Kind.ARRAY:
+        v.append(f"    if isinstance_({x}, list_):")
+        v.append(f"        {x} = tuple_({x})")
+        v.append(f"        {store(x)}")
+        v.append(f"    if not isinstance_({x}, tuple_):")
+        v.append(f"        raise FVE(NAME, {fn}, 'must be a tuple of items')")
+        v.append(f"    if not {f.min} <= len_({x}) <= {f.max}:")
+        v.append(f"        raise FVE(NAME, {fn}, f'{{len_({x})}} items, allowed {f.range_text()}')")
+        v.append(f"    for it in {x}:")
+        v.append(f"        if it.__class__ is not I{i}:")
+        v.append(f"            raise FVE(NAME, {fn}, 'items must be {f.item.NAME} records')")  # type: ignore[union-attr]
+    return v
 
 
 def _segments(specs: Sequence[FieldSpec], ns: dict[str, Any]) -> list[_Segment]:

@@ -30,7 +30,8 @@ from __future__ import annotations
 
 import binascii
 import struct
-from typing import Any, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 from ._errors import (
     BadCrc,
@@ -146,9 +147,9 @@ def seal_frame(
     from_pump: bool,
     session_id: int,
     counter: int,
-    mac: Any,
+    tag: Callable[[bytes], bytes],
 ) -> bytes:
-    """Encode an authenticated frame; `mac` is a keyed HMAC state (copied, never mutated)."""
+    """Encode an authenticated frame; `tag(bytes)` is the session direction's HMAC-SHA256."""
     payload: bytes = message._encode()
     flags = FLAG_AUTH | (FLAG_FROM_PUMP if from_pump else 0)
     body = (
@@ -156,10 +157,7 @@ def seal_frame(
         + _pack_auth(session_id, counter)
         + payload
     )
-    h = mac.copy()
-    h.update(body[2:])
-    tag: bytes = h.digest()
-    body += tag[:TAG_SIZE]
+    body += tag(body[2:])[:TAG_SIZE]
     return body + _pack_crc(_crc_hqx(body, message.CRC_INIT))
 
 

@@ -19,10 +19,10 @@ import hmac
 from ._channel import SessionInfo, _Channel
 from ._enums import Role
 from ._errors import AuthFailed, HandshakeFailed, NotAuthenticated, WrongDirection, WrongPump
-from ._frame import Frame, encode_frame
+from ._frame import FLAG_AUTH, FLAG_FROM_PUMP, Frame, encode_frame
 from ._keys import NONCE_SIZE, RandBytes, SecretKey, handshake_tags, session_keys, transcript
 from ._messages import Challenge, Confirm, Error, Hello, SessionEnded, SessionReady
-from ._schema import Access, Direction, Message
+from ._schema import MESSAGES, Access, Direction, Message
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,17 +123,20 @@ class HostSecurity:
         self._pending = None
 
     def receive(self, frame: Frame) -> HostEvent:
-        if not frame.from_pump:
+        # Frame's properties spelled out (from_pump, message_type, authenticated, decode):
+        # this runs for every frame, and each property is a Python-level call.
+        flags = frame.flags
+        if not flags & FLAG_FROM_PUMP:
             raise WrongDirection("a host-to-pump frame was received by the host")
         if frame.pump_id != self.pump_id:
             raise WrongPump(f"frame from pump {frame.pump_id}, expected {self.pump_id}")
-        cls = frame.message_type
+        cls = MESSAGES[frame.msg_id]
         if cls.DIRECTION is not Direction.PUMP_TO_HOST:
             raise WrongDirection(f"{cls.NAME} is sent to pumps, not by them")
-        if not frame.authenticated:
+        if not flags & FLAG_AUTH:
             if cls.ACCESS is not Access.OPEN:
                 raise NotAuthenticated(f"a plain {cls.NAME} is a forgery: pumps seal it")
-            message = frame.decode()
+            message = cls._decode(frame.payload)
             if isinstance(message, Challenge):
                 return self._challenge(message)
             if isinstance(message, Error) and self._channel is not None:
@@ -146,7 +149,7 @@ class HostSecurity:
         if channel is None or channel.session_id != frame.session_id:
             raise AuthFailed("frame from an unknown session")
         channel.verify(frame)
-        message = frame.decode()
+        message = cls._decode(frame.payload)
         if isinstance(message, SessionReady):
             if self._channel is None:
                 self._channel, self._pending = channel, None

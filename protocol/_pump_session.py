@@ -30,7 +30,7 @@ from ._errors import (
     WrongDirection,
     WrongPump,
 )
-from ._frame import BROADCAST_PUMP_ID, Frame, encode_frame
+from ._frame import BROADCAST_PUMP_ID, FLAG_AUTH, FLAG_FROM_PUMP, Frame, encode_frame
 from ._keys import NONCE_SIZE, RandBytes, SecretKey, handshake_tags, session_keys, transcript
 from ._messages import (
     MAX_DETAIL_BYTES,
@@ -42,7 +42,7 @@ from ._messages import (
     SessionEnded,
     SessionReady,
 )
-from ._schema import Access, Direction, Message
+from ._schema import MESSAGES, Access, Direction, Message
 
 RETIRED_SESSIONS: Final = 16  # ended sessions remembered to answer their late frames
 
@@ -201,29 +201,34 @@ class PumpSecurity:
         channel: _Channel | None = None
         message: Message | None = None
         try:
-            if frame.from_pump:
+            # Frame's properties spelled out (from_pump, message_type, authenticated, decode):
+            # this runs for every frame, and each property is a Python-level call.
+            flags = frame.flags
+            if flags & FLAG_FROM_PUMP:
                 raise WrongDirection("a pump-to-host frame was sent to the pump")
-            cls = frame.message_type
+            cls = MESSAGES[frame.msg_id]
             if cls.DIRECTION is not Direction.HOST_TO_PUMP:
                 raise WrongDirection(f"{cls.NAME} is sent by pumps, not to them")
+            sealed = flags & FLAG_AUTH
             if frame.pump_id != self.pump_id and not (
-                frame.pump_id == BROADCAST_PUMP_ID and cls.BROADCAST_OK and not frame.authenticated
+                frame.pump_id == BROADCAST_PUMP_ID and cls.BROADCAST_OK and not sealed
             ):
                 raise WrongPump(
                     f"frame addressed to pump {frame.pump_id}, this is pump {self.pump_id}"
                 )
-            if frame.authenticated:
+            if sealed:
                 channel = self._verify(frame, now_ms)
             elif cls.ACCESS is not Access.OPEN:
                 raise NotAuthenticated(f"{cls.NAME} needs an authenticated session")
-            message = frame.decode()
+            message = cls._decode(frame.payload)
             if isinstance(message, Hello):
                 return self._hello(message, frame, now_ms)
             if isinstance(message, Confirm):
                 return self._confirm(message, frame, now_ms)
             info = channel.info if channel else None
             if channel is not None:
-                self._authorize(cls, channel.role)
+                if cls.ACCESS is Access.CLINICIAN and channel.role is not Role.CLINICIAN:
+                    self._authorize(cls, channel.role)  # raises RoleForbidden
                 if isinstance(message, EndSession):
                     self._end(channel, SessionEndReason.HOST_REQUEST)
                     data = channel.seal(
@@ -294,7 +299,15 @@ class PumpSecurity:
                     "run a new handshake"
                 )
             raise AuthFailed("unknown session")
-        reason = self._expired(channel, now_ms)
+        pol = self.policy
+        reason = (  # _expired, with its common answer (None) found without a call
+            self._expired(channel, now_ms)
+            if now_ms - channel.created_ms > pol.max_lifetime_ms
+            or now_ms - channel.last_ms > pol.idle_timeout_ms
+            or channel.send_counter >= pol.max_counter
+            or channel.window.highest >= pol.max_counter
+            else None
+        )
         if reason is not None:
             self._end(channel, reason)
             if not channel.authentic(frame):

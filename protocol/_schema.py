@@ -129,6 +129,7 @@ class Record:
     _encode: ClassVar[Callable[[Any], bytes]]
     _decode: ClassVar[Callable[[bytes], Any]]
     _from_values: ClassVar[Callable[[tuple[Any, ...]], Any]]
+    _of: ClassVar[Callable[..., Any]]  # positional, validated exactly like the class call
 
     def _check(self) -> None:
         """Cross-field rules of the record; override in a declaration when needed."""

@@ -32,7 +32,7 @@ replay window), `_channel.py` (one session's keys, counters and window, as held 
 
 from __future__ import annotations
 
-from ._channel import MAX_COUNTER, Mac, SessionInfo, _Channel, keyed_mac
+from ._channel import MAX_COUNTER, Mac, SessionInfo, Tagger, _Channel, hmac_sha256, keyed_mac
 from ._host_session import Established, HostEvent, HostSecurity, Response, Send, Unsealed
 from ._keys import (
     HKDF_INFO_PREFIX,
@@ -80,10 +80,12 @@ __all__ = [
     "Send",
     "SessionInfo",
     "SessionPolicy",
+    "Tagger",
     "Unsealed",
     "_Channel",
     "handshake_tags",
     "hkdf_sha256",
+    "hmac_sha256",
     "key_from_file",
     "keyed_mac",
     "session_keys",
