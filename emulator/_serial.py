@@ -182,6 +182,8 @@ class PtyLink:
             if due > 0:
                 n = self._write_some(due)
                 released += n if n else due  # a full pty still costs line time
+                if not self._out:
+                    return  # drained: a reply queued later starts its own line time
             await asyncio.sleep(max(byte_s, 0.001))
 
 
