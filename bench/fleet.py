@@ -1,7 +1,7 @@
 """Fleet mode under load: N emulated pumps beaconing at 1 Hz from one process on one MQTT link.
 
-For each fleet size N (default 1000, 5000, 10000 and 20000 pumps) `pump-emulator fleet --count N` runs
-against a private mosquitto (one broker for the whole run, `emulator.testing.Broker`); every
+For each fleet size N (default 1000, 5000, 10000 and 20000 pumps) `pump-emulator fleet --count N`
+runs against a private mosquitto (one broker for the whole run, `emulator.testing.Broker`); every
 pump publishes a TELEMETRY_BEACON each second on `itp/v1/<serial>/telemetry` (QoS 0), the pumps
 spread evenly over the second. After its ready file appears the fleet warms up (2 s), then over
 a measuring window (10 s; --quick 3 s) the bench takes:
