@@ -219,7 +219,21 @@ class Fleet:
     def _connect(self) -> WireClient:
         return wire_client(self.mqtt, f"itp-fleet-{self.name}", self._fleet_status, timeout_s=10)
 
+    def _booting_s(self) -> float:
+        """Real seconds until the last pump's power-on self test ends (0 if all are done)."""
+        waits = (
+            rt.device.clock.seconds_until(rt.device.pump.self_test_ends_at)
+            for rt in self.runtimes.values()
+        )
+        return max((w for w in waits if w is not None), default=0.0)
+
     async def _mqtt_loop(self) -> None:
+        # Connect once every pump has finished its self test (2 s after it was made; they
+        # would answer BUSY until then): 20,000 clock tasks waking at its end together cost
+        # about a second of CPU, which must not fall in the first seconds of beacons.
+        booting = self._booting_s()
+        if booting > 0:
+            await asyncio.sleep(booting + 0.1)
         await reconnecting(self._connect, self._serve, self._on_state, "fleet mqtt")
 
     async def _serve(self, client: WireClient) -> None:
