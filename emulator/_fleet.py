@@ -44,6 +44,7 @@ log = logging.getLogger("emulator.fleet")
 
 LINK = "mqtt"
 TICK_S = 0.002  # the beacon scheduler wakes at most this often; due beacons leave together
+BOOT_WAIT_MAX_S = 3.0  # connect after the pumps' self tests, but never wait longer than this
 
 
 def _status(serial: int) -> str:
@@ -231,7 +232,7 @@ class Fleet:
         # Connect once every pump has finished its self test (2 s after it was made; they
         # would answer BUSY until then): 20,000 clock tasks waking at its end together cost
         # about a second of CPU, which must not fall in the first seconds of beacons.
-        booting = self._booting_s()
+        booting = min(self._booting_s(), BOOT_WAIT_MAX_S)  # a slowed clock: not for ever
         if booting > 0:
             await asyncio.sleep(booting + 0.1)
         await reconnecting(self._connect, self._serve, self._on_state, "fleet mqtt")
