@@ -23,11 +23,14 @@ class VirtualClock:
         model_ms: int,
         speed_milli: int = 1000,
         monotonic_ns: Callable[[], int] = time.monotonic_ns,
+        *,
+        anchor_ns: int | None = None,
     ) -> None:
+        """Model time is `model_ms` at the monotonic time `anchor_ns` (default: now)."""
         check_speed(speed_milli)
         self._mono = monotonic_ns
         self._speed = speed_milli
-        self._anchor_ns = monotonic_ns()
+        self._anchor_ns = monotonic_ns() if anchor_ns is None else anchor_ns
         self._anchor_model = model_ms
 
     @property

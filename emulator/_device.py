@@ -48,6 +48,7 @@ from ._device_reads import READS, U32
 from ._store import MAX_COMMANDS, CommandRecord, Store
 
 __all__ = [
+    "BEACON_FRAMES",
     "CHECKPOINT_MS",
     "LOG_FLUSH_MS",
     "TRANSIENT",
@@ -60,10 +61,14 @@ __all__ = [
 
 log = logging.getLogger("emulator.device")
 
+_Snapshot = tuple[dict[str, Any], list[fm.Event]]  # model snapshot (without log), and the log
+
 TRANSIENT = frozenset({fm.Reason.PROGRAM_VERSION_MISMATCH, fm.Reason.BUSY})
 LOG_FLUSH_MS = 1_000  # log records of sessions and security events reach the disk within this
 CHECKPOINT_MS = 60_000  # telemetry battery use reaches the disk within this
 VERSION_REPLY_INTERVAL_MS = 1_000  # at most one UNSUPPORTED_VERSION answer per second
+# A beacon's frame from its field values (the fleet keeps each pump's header and CRC register)
+BEACON_FRAMES = p.FixedFrames(p.TelemetryBeacon, from_pump=True)
 
 
 class ControlCode:
@@ -130,7 +135,10 @@ class PumpDevice:
         # readable at the second session opened after it was written.
         self._published_upto = pump.event_seq
         self._mark = pump.event_seq
-        self._good = self._capture()
+        # The last committed state, to go back to should a commit fail or the model raise.
+        # Without a store nothing is written, so it is taken only before a command applies:
+        # a fleet of 20,000 idle pumps would keep 20,000 snapshots (~6 KB each) for nothing.
+        self._good = self._capture() if store is not None else None
         self.beacon_counter = 0
 
     # --- time -----------------------------------------------------------------------------
@@ -240,19 +248,22 @@ class PumpDevice:
         if self._log_dirty_since is None:
             self._log_dirty_since = self._mono()
 
+    def beacon_values(self) -> tuple[int, int, int, bool, fm.Alarm, fm.BatteryState]:
+        """The next TELEMETRY_BEACON's fields, in declaration order, as the model has them now
+        (the beacon counter incremented): `BEACON_FRAMES.tail(crc, *values)`."""
+        now, pump = self.clock.now(), self.pump
+        if self._security_pending or now <= pump.now:
+            self.advance()  # refusals to log first, should the model log too; or no time passed
+            state = pump.beacon_state()
+        else:  # the model is brought to now only when something happens by then
+            state = pump.beacon_state_at(now)
+        self.beacon_counter = counter = (self.beacon_counter + 1) & U32
+        clock_ms, delivering, alarms, battery = state
+        return counter, clock_ms, self.clock.speed_milli, delivering, alarms, battery
+
     def beacon(self) -> bytes:
-        self.advance()
-        self.beacon_counter = (self.beacon_counter + 1) & U32
-        clock_ms, delivering, alarms, battery = self.pump.beacon_state()
-        msg = p.TelemetryBeacon(
-            beacon_counter=self.beacon_counter,
-            pump_time_ms=clock_ms,
-            speed_factor_milli=self.clock.speed_milli,
-            delivering=delivering,
-            active_alarms=p.Alarm(int(alarms)),
-            battery=p.BatteryState(int(battery)),
-        )
-        return p.encode_frame(msg, pump_id=self.pump.serial, seq=0, from_pump=True)
+        """The next TELEMETRY_BEACON frame."""
+        return BEACON_FRAMES.encode(self.pump.serial, *self.beacon_values())
 
     def _decode_error(self, err: p.DecodeError) -> list[bytes]:
         serial = self.pump.serial
@@ -316,6 +327,9 @@ class PumpDevice:
             original = p.MESSAGES_BY_NAME[type(msg).RESPONSES[0]]._decode(rec.response)
             return self.security.reply(req, dataclasses.replace(original, duplicate=True))
         self._drain_security()  # the command's records come after the refusals before it
+        if self._good is None:  # no store: this is the state to go back to (it holds the
+            self._good = self._capture()  # records logged since the last command)
+            self._external.clear()
         try:
             result = self._apply(msg)
         except fm.Rejected as exc:
@@ -355,13 +369,14 @@ class PumpDevice:
 
     # --- memory ---------------------------------------------------------------------------
 
-    def _capture(self) -> tuple[dict[str, Any], list[fm.Event]]:
+    def _capture(self) -> _Snapshot:
         """The state to go back to if a commit fails: snapshot (without log) and log."""
         return fm.snapshot(self.pump, include_events=False), list(self.pump.events())
 
     def _rollback(self) -> None:
         """Back to the last committed state. Session, security and control records written
         since are not the failed command's: they are logged again (at the current time)."""
+        assert self._good is not None  # taken with every commit, or before a command applies
         snap, events = self._good
         data = {**snap, "state": {**snap["state"], "events": fm.encode_events(events)}}
         self.pump = fm.restore(data)
@@ -433,8 +448,9 @@ class PumpDevice:
         self._drain_security()
         self._charge_telemetry()
         store = self.store
-        good = self._capture()
+        good = None
         if store is not None:
+            good = self._capture()
             try:
                 store.commit(
                     good[0],

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import gc
 import logging
 import secrets
 import time
@@ -32,7 +33,7 @@ import protocol as p
 
 from . import _mqtt_wire as w
 from ._clock import VirtualClock, wall_ms
-from ._device import PumpDevice
+from ._device import BEACON_FRAMES, PumpDevice
 from ._keys import load_or_create_keys
 from ._mqtt import MqttSettings, answer_command, reconnecting, wire_client
 from ._mqtt_conn import WireClient
@@ -43,6 +44,7 @@ log = logging.getLogger("emulator.fleet")
 
 LINK = "mqtt"
 TICK_S = 0.002  # the beacon scheduler wakes at most this often; due beacons leave together
+BOOT_WAIT_MAX_S = 3.0  # connect after the pumps' self tests, but never wait longer than this
 
 
 def _status(serial: int) -> str:
@@ -54,6 +56,47 @@ def _telemetry_head(serial: int) -> bytes:
     and an empty property list (MQTT 5, 3.3.2); the beacon frame follows."""
     topic = f"itp/v1/{serial}/telemetry".encode()
     return len(topic).to_bytes(2, "big") + topic + b"\x00"
+
+
+def _beacon_head(serial: int) -> tuple[bytes, int]:
+    """Everything of a pump's beacon packet before the beacon's fields, and the frame's CRC
+    register there: the PUBLISH's fixed header and `_telemetry_head`, then the frame header
+    (`BEACON_FRAMES.header`). A beacon packet is this and
+    `BEACON_FRAMES.tail(crc, *device.beacon_values())`."""
+    head = _telemetry_head(serial)
+    frame_head, crc = BEACON_FRAMES.header(serial)
+    return b"\x30" + w.varint(len(head) + BEACON_FRAMES.frame_size) + head + frame_head, crc
+
+
+class Lateness:
+    """How late each beacon left behind its schedule: a histogram of 0.1 ms buckets up to
+    10 s (later ones count in the last), so a fleet's memory does not grow with its beacons."""
+
+    BUCKET_MS = 0.1
+    BUCKETS = 100_000
+
+    def __init__(self) -> None:
+        self.counts = [0] * (self.BUCKETS + 1)
+        self.total = 0
+        self.max_ms = 0.0
+
+    def add(self, ms: float) -> None:
+        i = int(ms * 10.0) if ms > 0 else 0
+        self.counts[i if i < self.BUCKETS else self.BUCKETS] += 1
+        self.total += 1
+        self.max_ms = max(self.max_ms, ms)
+
+    def percentile(self, q: float) -> float:
+        """The upper edge of the bucket holding the q-quantile (ms; 0 with no beacon)."""
+        if not self.total:
+            return 0.0
+        rank = min(self.total - 1, int(q * self.total))
+        seen = 0
+        for i, n in enumerate(self.counts):
+            seen += n
+            if seen > rank:
+                return min((i + 1) * self.BUCKET_MS, self.max_ms)
+        return self.max_ms  # pragma: no cover - the counts add up to total
 
 
 class Fleet:
@@ -79,12 +122,42 @@ class Fleet:
         self.name = name
         self.beacon_interval_s = beacon_interval_s
         self.runtimes: dict[int, Runtime] = {}
+        # One time base for every pump: model time = the wall clock at the fleet's start plus
+        # the monotonic time since, speed applied. Each pump's clock reads the wall clock
+        # however long building the others takes (20,000 pumps: seconds), and however long
+        # a garbage collection pauses in the middle of one (pumps read the wall clock and
+        # then the monotonic clock apart once lagged by a collection's 0.5 s).
+        wall0, mono0 = wall_ms(), time.monotonic_ns()
+        collecting = gc.isenabled()
+        gc.disable()  # building makes only live objects: collections would cost seconds
+        try:
+            self._build(count, first_serial, profile, speed_milli, keys_dir, state_dir,
+                        (wall0, mono0), progress)  # fmt: skip
+        finally:
+            if collecting:
+                gc.enable()
+        self.connected = asyncio.Event()
+        self.connections = 0
+        self._closing = False  # set by close(): no `online` may follow its `offline`s
+        self.beacons_sent = 0
+        self.lateness = Lateness()  # beacon publish time minus its schedule
+        self._client: WireClient | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def _build(
+        self,
+        count: int,
+        first_serial: int,
+        profile: fm.ProfileId,
+        speed_milli: int,
+        keys_dir: Path | None,
+        state_dir: Path | None,
+        anchor: tuple[int, int],
+        progress: Callable[[str], None] | None,
+    ) -> None:
+        wall0, mono0 = anchor
         for i in range(count):
             serial = first_serial + i
-            # Each pump's clock starts at the wall clock of its own creation: building a big
-            # fleet takes a while, and one start time for all would leave the last pumps'
-            # clocks behind (found by bench/fleet.py).
-            now = wall_ms()
             if state_dir is not None:  # durable pumps: one SQLite file each
                 device = open_device(
                     state_dir / f"pump-{serial}", profile=profile, serial=serial,
@@ -96,21 +169,15 @@ class Fleet:
                     if keys_dir is not None
                     else {r: p.SecretKey(secrets.token_bytes(32)) for r in p.Role}
                 )
-                pump = fm.Pump.create(profile, serial=serial, now_ms=now)
-                device = PumpDevice(pump, keys, clock=VirtualClock(now, speed_milli))
+                clock = VirtualClock(wall0, speed_milli, anchor_ns=mono0)
+                pump = fm.Pump.create(profile, serial=serial, now_ms=clock.now())
+                device = PumpDevice(pump, keys, clock=clock)
             rt = self.runtimes[serial] = Runtime(device)
             rt.register(LINK, functools.partial(self._send_later, serial))
             if progress is not None and (i + 1 == count or (i + 1) % 100 == 0):
                 progress(f"starting pumps: {i + 1} of {count}")
         if progress is not None:
             progress("")
-        self.connected = asyncio.Event()
-        self.connections = 0
-        self._closing = False  # set by close(): no `online` may follow its `offline`s
-        self.beacons_sent = 0
-        self.lateness_ms: list[float] = []  # beacon publish time minus its schedule
-        self._client: WireClient | None = None
-        self._tasks: list[asyncio.Task[None]] = []
 
     # --- running ------------------------------------------------------------------------------
 
@@ -153,7 +220,21 @@ class Fleet:
     def _connect(self) -> WireClient:
         return wire_client(self.mqtt, f"itp-fleet-{self.name}", self._fleet_status, timeout_s=10)
 
+    def _booting_s(self) -> float:
+        """Real seconds until the last pump's power-on self test ends (0 if all are done)."""
+        waits = (
+            rt.device.clock.seconds_until(rt.device.pump.self_test_ends_at)
+            for rt in self.runtimes.values()
+        )
+        return max((w for w in waits if w is not None), default=0.0)
+
     async def _mqtt_loop(self) -> None:
+        # Connect once every pump has finished its self test (2 s after it was made; they
+        # would answer BUSY until then): 20,000 clock tasks waking at its end together cost
+        # about a second of CPU, which must not fall in the first seconds of beacons.
+        booting = min(self._booting_s(), BOOT_WAIT_MAX_S)  # a slowed clock: not for ever
+        if booting > 0:
+            await asyncio.sleep(booting + 0.1)
         await reconnecting(self._connect, self._serve, self._on_state, "fleet mqtt")
 
     async def _serve(self, client: WireClient) -> None:
@@ -198,16 +279,18 @@ class Fleet:
 
     async def _beacons(self, client: WireClient) -> None:
         """Every pump's beacon each interval, pump i of n at `i/n` of it. Each tick sends all
-        beacons due by then in one write, each packet from the pump's precomputed topic bytes
-        (only the frame is computed, from the model, when it is due)."""
+        beacons due by then in one write. A pump's packet is its precomputed head (PUBLISH
+        header, topic, frame header) and the tail `BEACON_FRAMES.tail` packs from the model's
+        beacon fields when it is due (protocol/_fixed_frames.py: the generic encoder's bytes)."""
         interval = self.beacon_interval_s
         if interval <= 0:
             return
         loop = asyncio.get_running_loop()
-        pumps = [(rt.device, _telemetry_head(serial)) for serial, rt in self.runtimes.items()]
+        pumps = [(rt.device, *_beacon_head(serial)) for serial, rt in self.runtimes.items()]
         n = len(pumps)
         step = interval / n
-        late = self.lateness_ms
+        tail = BEACON_FRAMES.tail
+        note_late = self.lateness.add
         start = loop.time()
         sent_before = self.beacons_sent
         k = 0  # beacons sent on this connection; the next is pumps[k % n], due start + k*step
@@ -216,34 +299,26 @@ class Fleet:
             out = bytearray()
             first = k
             while start + k * step <= now:
-                device, head = pumps[k % n]
-                frame = device.beacon()
-                size = len(head) + len(frame)
-                out += bytes((0x30, size)) if size < 128 else b"\x30" + w.varint(size)
+                device, head, crc = pumps[k % n]
                 out += head
-                out += frame
+                out += tail(crc, *device.beacon_values())
                 k += 1
             if out:
                 client.send_encoded(bytes(out))
-                sent = loop.time()
-                late.extend((sent - start - i * step) * 1000 for i in range(first, k))
-                if len(late) > 1_000_000:
-                    del late[:500_000]
+                sent = loop.time() - start
+                for i in range(first, k):
+                    note_late((sent - i * step) * 1000.0)
                 self.beacons_sent = sent_before + k
             await asyncio.sleep(max(TICK_S, start + k * step - loop.time()))
 
     def stats(self) -> dict[str, Any]:
-        late = sorted(self.lateness_ms)
-
-        def pct(q: float) -> float:
-            return round(late[min(len(late) - 1, int(q * len(late)))], 3) if late else 0.0
-
+        late = self.lateness
         return {
             "pumps": len(self.runtimes),
             "beacons_sent": self.beacons_sent,
-            "lateness_ms_p50": pct(0.50),
-            "lateness_ms_p99": pct(0.99),
-            "lateness_ms_max": late[-1] if late else 0.0,
+            "lateness_ms_p50": round(late.percentile(0.50), 3),
+            "lateness_ms_p99": round(late.percentile(0.99), 3),
+            "lateness_ms_max": late.max_ms,
             "connections": self.connections,
             "time": time.time(),
         }

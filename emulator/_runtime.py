@@ -8,7 +8,6 @@ limit, log records to write) and is woken early whenever a frame changed the pro
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import random
@@ -167,6 +166,11 @@ class Impairment:
         return [data, data] if rng.random() < self.duplicate else [data]
 
 
+def _wake_up(wake: asyncio.Future[None]) -> None:
+    if not wake.done():
+        wake.set_result(None)
+
+
 class Runtime:
     """Runs one pump: its clock task and the frames of every link joined to it."""
 
@@ -174,17 +178,24 @@ class Runtime:
         self.device = device
         self.trace = trace
         self._decoders: dict[str, p.FrameDecoder] = {}
-        self._wake = asyncio.Event()
+        self._wake: asyncio.Future[None] | None = None  # what the sleeping clock task awaits
         self._stopped = False
         self._closed = False
         self._planned_ms = 0  # monotonic ms the clock task plans to wake at
         self.impairment = Impairment()
         self.exercise: Any = None  # (Exercise, Start): a scenario's graded exercise running
         self.exercise_trace: Any = None  # its plot's points (emulator/_exercise_plot.Trace)
-        self._rng = random.Random()
+        self._random: random.Random | None = None  # made when an impairment first needs it
         self._senders: dict[str, Callable[[bytes], None]] = {}
         # called after a frame changed the pump (a programmer's command): the console's streams
         self.observers: list[Callable[[Runtime], None]] = []
+
+    @property
+    def _rng(self) -> random.Random:
+        """The impairment's dice (2.5 KB of state: made on first use, a fleet has 20,000)."""
+        if self._random is None:
+            self._random = random.Random()
+        return self._random
 
     @property
     def serial(self) -> int:
@@ -198,7 +209,9 @@ class Runtime:
 
     def poke(self) -> None:
         """Something changed: recompute when to wake up."""
-        self._wake.set()
+        wake = self._wake
+        if wake is not None and not wake.done():
+            wake.set_result(None)
 
     # --- frames ---------------------------------------------------------------------------
 
@@ -314,17 +327,23 @@ class Runtime:
         while not self._stopped:
             self.device.tick()
             delay = self._sleep_s()
-            self._wake.clear()
             self._planned_ms = mono_ms() + int(delay * 1000) if delay is not None else 1 << 62
             if delay is not None:
                 # Everything due up to now was just applied; a floor keeps a paused clock (or an
                 # event due this very millisecond) from spinning the loop.
                 delay = max(delay, MIN_SLEEP_S)
-            # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow a cancellation
-            # that races with the wake-up, and the clock task would never end.
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(delay):
-                    await self._wake.wait()
+            # A future and a timer, not asyncio.Event and wait_for: Python 3.11's wait_for can
+            # swallow a cancellation that races with the wake-up (the clock task would never
+            # end), and an Event costs ~1 KB a pump, idle, where a fleet has 20,000.
+            loop = asyncio.get_running_loop()
+            wake = self._wake = loop.create_future()
+            timer = None if delay is None else loop.call_later(delay, _wake_up, wake)
+            try:
+                await wake
+            finally:
+                self._wake = None
+                if timer is not None:
+                    timer.cancel()
 
     def stop(self) -> None:
         """Ask the clock task to end (before cancelling it)."""

@@ -26,6 +26,7 @@ from ._core import (
 )
 from ._delivery import DeliveryMixin
 from ._fast import frozen_maker
+from ._errors import TimeWentBackwards
 from ._faults import FaultsMixin
 from ._log import LogMixin
 from ._profiles import DEFAULT_LIBRARY, PROFILES, DrugLimits, Profile
@@ -221,6 +222,21 @@ class Pump(
         `status()` has them, without its predictions: a fleet sends 20,000 a second."""
         s = self._s
         return s.now + s.clock_offset_ms, self._flowing(), self.active_alarms, s.battery
+
+    def beacon_state_at(self, t: int) -> tuple[int, bool, Alarm, BatteryState]:
+        """`beacon_state()` at model time `t` (>= now), as `advance_to(t)` would leave it. What
+        a beacon carries changes only at the model's own events (and commands); when none
+        comes by `t` the model stays where it is (the next event time is cached between
+        them), so a fleet's idle pump costs no integration per beacon. Integration is exact
+        (integers, carried remainders), so where the model is advanced later changes
+        nothing."""
+        s = self._s
+        if t < s.now:
+            raise TimeWentBackwards(f"beacon_state_at({t}) is before the model time {s.now}")
+        due = self.next_event_time()
+        if due is not None and due <= t:
+            self.advance_to(t)
+        return t + s.clock_offset_ms, self._flowing(), self.active_alarms, s.battery
 
     def status(self) -> Status:
         s = self._s

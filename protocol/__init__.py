@@ -5,7 +5,8 @@ asyncio, clocks or global randomness: time and randomness are handed in by the c
 See docs/protocol.md (generated from the catalogue: `_messages.py` and its `_msg_*.py` parts).
 
 Where things live:
-- frames (layout, CRC, the hunting stream decoder): _frame.py; wire enums: _enums.py; error
+- frames (layout, CRC, the hunting stream decoder): _frame.py; a fixed-size message's frames
+  straight from field values (a fleet's beacons): _fixed_frames.py; wire enums: _enums.py; error
   codes and the exception hierarchy: _errors.py;
 - declaring a message: _fields.py (field specs and helpers), _schema.py (the `record` and
   `message` decorators, registries, schema seeds), _codec.py (the generated codecs);
@@ -63,6 +64,7 @@ from ._errors import (
     WrongPump,
 )
 from ._event_zone import ZoneChange, offset_hhmm, zone_changes, zone_name_part_text, zone_name_parts
+from ._fixed_frames import FixedFrames
 from ._frame import (
     BROADCAST_PUMP_ID,
     MAGIC,
@@ -217,6 +219,7 @@ __all__ = [
     "EventRecord",
     "EventSource",
     "FieldValueError",
+    "FixedFrames",
     "Frame",
     "FrameDecoder",
     "GarbageSkipped",

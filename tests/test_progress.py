@@ -7,12 +7,16 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import select
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from emulator.testing import Broker
 
 from .emulator_helpers import wait_ready
 
@@ -97,19 +101,24 @@ def test_no_progress_under_json_or_without_a_terminal(
     assert "no answer from a pump" in err
 
 
-def test_fleet_start_counts_the_pumps_on_a_terminal_only(tmp_path: Path) -> None:
+def test_fleet_start_counts_the_pumps_on_a_terminal_only(tmp_path: Path, broker: Broker) -> None:
     """`fleet --count 250`: "starting pumps: 100 of 250" ... "250 of 250" on a terminal, then
-    the line is cleared before the fleet's own banner; nothing of it in a pipe."""
+    the line is cleared before the fleet's own banner; nothing of it in a pipe. (A broker: the
+    ready file, which says the fleet is running, waits for the connection.)"""
     args = [sys.executable, "-m", "emulator.cli", "fleet", "--count", "250",
-            "--mqtt", "mqtt://127.0.0.1:1", "--beacon-interval", "0",
+            "--mqtt", broker.url, "--beacon-interval", "0",
             "--ready-file", str(tmp_path / "ready.json")]  # fmt: skip
     master, slave = os.openpty()
     try:
         proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=slave)
         os.close(slave)
         seen = b""
+        deadline = time.monotonic() + 60
         while b"250 of 250" not in seen or not (tmp_path / "ready.json").exists():
-            seen += os.read(master, 4096)
+            assert proc.poll() is None, f"the fleet exited ({proc.returncode}): {seen!r}"
+            assert time.monotonic() < deadline, f"no ready file within 60 s: {seen!r}"
+            if select.select([master], [], [], 0.05)[0]:  # the ready file follows the output
+                seen += os.read(master, 4096)
         proc.terminate()
         proc.wait(30)
     finally:
