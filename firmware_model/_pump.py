@@ -25,8 +25,8 @@ from ._core import (
     STOPPED_ALARM_MS,
 )
 from ._delivery import DeliveryMixin
-from ._fast import frozen_maker
 from ._errors import TimeWentBackwards
+from ._fast import frozen_maker
 from ._faults import FaultsMixin
 from ._log import LogMixin
 from ._profiles import DEFAULT_LIBRARY, PROFILES, DrugLimits, Profile
