@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ._core import NEVER, PumpCore
-from ._members import MODE_SCHEDULE, MODE_STOPPED
+from ._members import BOLUS_SINGLE, MODE_SCHEDULE, MODE_STOPPED
 from ._rates import RateProfile
-from ._types import DAY_MS, Alarm, BatteryState, BolusKind, EventKind, Source
+from ._types import DAY_MS, Alarm, BatteryState, EventKind, Source
 
 
 class BatteryMixin(PumpCore):
@@ -119,7 +119,7 @@ class BatteryMixin(PumpCore):
         s = self._s
         if s.mode is MODE_STOPPED or self._halted():
             return None
-        if s.bolus is not None and s.bolus.kind is BolusKind.CLINICIAN_SINGLE:
+        if s.bolus is not None and s.bolus.kind is BOLUS_SINGLE:
             return None  # the pump goes to STOPPED when it ends
         if s.safe_mode:
             return self._constant(self._profile.safe_rate_nl_per_day)

@@ -141,6 +141,14 @@ class _Channel:
         flags = _PUMP_SEALED if from_pump else FLAG_AUTH
         return _seal(message, flags, pump_id, seq, self.session_id, counter, self.send_tag)
 
+    def seal_request(self, message: Message, pump_id: int, seq: int) -> bytes:
+        """`seal(message, pump_id=pump_id, seq=seq, from_pump=False)`, positionally: the host's
+        every sealed request."""
+        if self.send_counter >= MAX_COUNTER:
+            raise SessionExpired("the session's frame counter is exhausted: run a new handshake")
+        self.send_counter = counter = self.send_counter + 1
+        return _seal(message, FLAG_AUTH, pump_id, seq, self.session_id, counter, self.send_tag)
+
     def seal_reply(self, message: Message, pump_id: int, seq: int) -> bytes:
         """`seal(message, pump_id=pump_id, seq=seq, from_pump=True)`, positionally: the pump's
         every sealed answer."""

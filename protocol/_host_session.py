@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import hmac
+from typing import Final
 
 from ._channel import SessionInfo, _Channel
 from ._enums import Role
@@ -23,6 +24,11 @@ from ._frame import FLAG_AUTH, FLAG_FROM_PUMP, Frame, encode_frame
 from ._keys import NONCE_SIZE, RandBytes, SecretKey, handshake_tags, session_keys, transcript
 from ._messages import Challenge, Confirm, Error, Hello, SessionEnded, SessionReady
 from ._schema import MESSAGES, Access, Direction, Message
+
+# Named on every frame's path, as module globals: on Python 3.11 a lookup through an enum class
+# goes through `EnumType.__getattr__`'s slow hook (about 130 ns).
+_HOST_TO_PUMP: Final = Direction.HOST_TO_PUMP
+_PUMP_TO_HOST: Final = Direction.PUMP_TO_HOST
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,9 +113,9 @@ class HostSecurity:
     def seal(self, message: Message, *, seq: int) -> bytes:
         if self._channel is None:
             raise NotAuthenticated("no session: run the handshake first")
-        if message.DIRECTION is not Direction.HOST_TO_PUMP:
+        if message.DIRECTION is not _HOST_TO_PUMP:
             raise WrongDirection(f"{message.NAME} is a pump-to-host message")
-        return self._channel.seal(message, pump_id=self.pump_id, seq=seq, from_pump=False)
+        return self._channel.seal_request(message, self.pump_id, seq)
 
     def plain(self, message: Message, *, seq: int) -> bytes:
         """Encode an OPEN message without a session (GET_DEVICE_INFO)."""
@@ -131,7 +137,7 @@ class HostSecurity:
         if frame.pump_id != self.pump_id:
             raise WrongPump(f"frame from pump {frame.pump_id}, expected {self.pump_id}")
         cls = MESSAGES[frame.msg_id]
-        if cls.DIRECTION is not Direction.PUMP_TO_HOST:
+        if cls.DIRECTION is not _PUMP_TO_HOST:
             raise WrongDirection(f"{cls.NAME} is sent to pumps, not by them")
         if not flags & FLAG_AUTH:
             if cls.ACCESS is not Access.OPEN:

@@ -1,7 +1,8 @@
-"""The pump's positional sealing path (`_Channel.seal_reply`, `protocol._frame._seal`) writes the
-very bytes of `_Channel.seal(..., from_pump=True)` and of a frame laid out by hand from the spec
-(header, then session id and counter, payload, truncated HMAC-SHA256, CRC), moves the counter the
-same way, and refuses an exhausted counter the same way, changing nothing."""
+"""The positional sealing paths (`_Channel.seal_reply` for the pump, `seal_request` for the
+host, both through `protocol._frame._seal`) write the very bytes of `_Channel.seal(...)` with
+`from_pump` True or False and of a frame laid out by hand from the spec (header, then session id
+and counter, payload, truncated HMAC-SHA256, CRC), move the counter the same way, and refuse an
+exhausted counter the same way, changing nothing."""
 
 from __future__ import annotations
 
@@ -44,9 +45,10 @@ def _pair(session_id: int, counter: int) -> tuple[_Channel, _Channel]:
     return a, b
 
 
-def _by_hand(msg: p.Message, pump_id: int, seq: int, session_id: int, counter: int) -> bytes:
+def _by_hand(
+    msg: p.Message, pump_id: int, seq: int, session_id: int, counter: int, flags: int
+) -> bytes:
     payload = msg._encode()
-    flags = FLAG_AUTH | FLAG_FROM_PUMP
     body = struct.pack("<2sBBHHHI", b"\xe7\x1a", 1, flags, len(payload), seq, msg.MSG_ID, pump_id)
     body += struct.pack("<II", session_id, counter) + payload
     body += hmac.new(KEY_OUT, body[2:], hashlib.sha256).digest()[:TAG_SIZE]
@@ -68,13 +70,33 @@ def test_seal_reply_is_seal_from_the_pump(
     want = b.seal(msg, pump_id=pump_id, seq=seq, from_pump=True)
     assert got == want
     assert a.send_counter == b.send_counter == counter + 1
-    assert got == _by_hand(msg, pump_id, seq, session_id, counter + 1)
+    assert got == _by_hand(msg, pump_id, seq, session_id, counter + 1, FLAG_AUTH | FLAG_FROM_PUMP)
     (frame,) = p.FrameDecoder().feed(got)
     assert isinstance(frame, p.Frame)
     assert frame.from_pump and frame.authenticated and frame.seq == seq
     assert frame.session_id == session_id and frame.counter == counter + 1
     assert frame.decode() == msg
     assert len(frame.raw) == len(got) and frame.raw[-CRC_SIZE:] == got[-CRC_SIZE:]
+
+
+@given(
+    pump_id=st.integers(0, 2**32 - 1),
+    seq=st.integers(0, 0xFFFF),
+    session_id=st.integers(0, 2**32 - 1),
+    counter=st.integers(0, MAX_COUNTER - 1),
+    msg=st.sampled_from([p.GetStatus(), p.GetClock(), p.GetEvents(cursor=5, max_count=9)]),
+)
+def test_seal_request_is_seal_from_the_host(
+    msg: p.Message, pump_id: int, seq: int, session_id: int, counter: int
+) -> None:
+    a, b = _pair(session_id, counter)
+    got = a.seal_request(msg, pump_id, seq)
+    assert got == b.seal(msg, pump_id=pump_id, seq=seq, from_pump=False)
+    assert a.send_counter == b.send_counter == counter + 1
+    assert got == _by_hand(msg, pump_id, seq, session_id, counter + 1, FLAG_AUTH)
+    (frame,) = p.FrameDecoder().feed(got)
+    assert isinstance(frame, p.Frame)
+    assert not frame.from_pump and frame.authenticated and frame.decode() == msg
 
 
 def test_an_exhausted_counter_is_refused_alike_and_nothing_moves() -> None:
@@ -84,4 +106,6 @@ def test_an_exhausted_counter_is_refused_alike_and_nothing_moves() -> None:
     with pytest.raises(p.SessionExpired) as want:
         b.seal(p.GetStatus(), pump_id=1, seq=2, from_pump=True)
     assert str(got.value) == str(want.value)
+    with pytest.raises(p.SessionExpired):
+        a.seal_request(p.GetStatus(), 1, 2)
     assert a.send_counter == b.send_counter == MAX_COUNTER
