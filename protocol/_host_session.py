@@ -20,6 +20,7 @@ from typing import Final
 from ._channel import SessionInfo, _Channel
 from ._enums import Role
 from ._errors import AuthFailed, HandshakeFailed, NotAuthenticated, WrongDirection, WrongPump
+from ._fast import frozen_maker
 from ._frame import FLAG_AUTH, FLAG_FROM_PUMP, Frame, encode_frame
 from ._keys import NONCE_SIZE, RandBytes, SecretKey, handshake_tags, session_keys, transcript
 from ._messages import Challenge, Confirm, Error, Hello, SessionEnded, SessionReady
@@ -46,12 +47,15 @@ class Established:
     ready: SessionReady
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class Response:
     """A message from the pump that passed every check."""
 
     message: Message
     frame: Frame
+
+
+_make_response = frozen_maker(Response)  # Response(...), cheaper: one per frame
 
 
 @dataclasses.dataclass(frozen=True)
@@ -148,7 +152,7 @@ class HostSecurity:
             if isinstance(message, Error) and self._channel is not None:
                 self.plain_errors += 1
                 return Unsealed(message, frame)
-            return Response(message, frame)
+            return _make_response(message, frame)
         channel = self._channel
         if channel is None and self._pending is not None and self._pending[0] == frame.session_id:
             channel = self._pending[1]
@@ -164,7 +168,7 @@ class HostSecurity:
             raise AuthFailed("session not yet established")
         if isinstance(message, SessionEnded):
             self._channel = None
-        return Response(message, frame)
+        return _make_response(message, frame)
 
     def _challenge(self, challenge: Challenge) -> HostEvent:
         hello = self._hello

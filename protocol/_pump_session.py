@@ -30,6 +30,7 @@ from ._errors import (
     WrongDirection,
     WrongPump,
 )
+from ._fast import frozen_maker
 from ._frame import BROADCAST_PUMP_ID, FLAG_AUTH, FLAG_FROM_PUMP, Frame, encode_frame
 from ._keys import NONCE_SIZE, RandBytes, SecretKey, handshake_tags, session_keys, transcript
 from ._messages import (
@@ -73,13 +74,16 @@ class SessionPolicy:
 # --- results of PumpSecurity.receive --------------------------------------------------------------
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class Request:
     """A frame that passed every session check: the application (the pump) acts on it."""
 
     message: Message
     frame: Frame
     session: SessionInfo | None  # None for the few OPEN messages sent without a session
+
+
+_make_request = frozen_maker(Request)  # Request(...), cheaper: one per frame
 
 
 @dataclasses.dataclass(frozen=True)
@@ -245,7 +249,7 @@ class PumpSecurity:
                         from_pump=True,
                     )
                     return Reply(data, "session_ended", info)
-            return Request(message, frame, info)
+            return _make_request(message, frame, info)
         except ProtocolError as exc:
             sealer = (
                 channel if channel is not None and channel.session_id in self._sessions else None
