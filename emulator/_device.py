@@ -95,6 +95,10 @@ class DeviceStats:
     storage_failures: int = 0
 
 
+_THERAPY = p.CommandKind.THERAPY
+_COMMAND = p.CommandKind.COMMAND
+
+
 class PumpDevice:
     """One emulated pump as seen through its telemetry: model, sessions, exactly-once, memory."""
 
@@ -295,7 +299,7 @@ class PumpDevice:
     def _request(self, req: p.Request) -> bytes:
         msg = req.message
         kind = type(msg).KIND
-        if kind is p.CommandKind.THERAPY or kind is p.CommandKind.COMMAND:
+        if kind is _THERAPY or kind is _COMMAND:  # module globals: no enum class lookup
             return self._command(req)
         return self.security.reply(req, self._read(msg))
 

@@ -72,31 +72,46 @@ def status(dev: PumpDevice, msg: p.GetStatus) -> p.Status:
     # order; tests/test_codec_of.py), without keyword matching and a frozen setattr per field,
     # and `at` and `u32` are spelled out: this is every status request's path
     # (docs/emulator.md, "Round trips"; tests/test_status_fast_path.py holds it to the
-    # keyword-built message).
-    st = dev.pump.status()
-    low, empty, refill, eri = (
-        st.low_reservoir_at_ms,
-        st.empty_at_ms,
-        st.last_refill_at_ms,
-        st.eri_at_ms,
-    )
+    # keyword-built message). `wire_status` is `status()` cut to the frame's 20 fields.
+    (
+        clock_ms,
+        version,
+        seq,
+        mode,
+        bolus,
+        suspended,
+        rate,
+        dose,
+        drug_,
+        conc,
+        unit,
+        volume,
+        low_nl,
+        alarms_,
+        battery,
+        permille,
+        low,
+        empty,
+        refill,
+        eri,
+    ) = dev.pump.wire_status()
     return p.Status._of(  # type: ignore[no-any-return]
-        max(st.clock_ms, 0),  # pump_time_ms
-        st.program_version,
-        st.event_seq,
-        st.mode,
-        st.bolus,
-        st.suspended,
-        min(st.current_rate_nl_per_day, 4_000_000_000),
-        min(max(st.daily_dose_ng, 0), U32),
-        st.drug,
-        st.conc_ng_per_ml,  # concentration_ng_per_ml
-        st.conc_unit,  # concentration_unit
-        st.reservoir_nl,  # reservoir_volume_nl
-        st.low_threshold_nl,  # low_reservoir_threshold_nl
-        alarm_set(st.active_alarms),
-        st.battery,
-        st.battery_remaining_permille,
+        max(clock_ms, 0),  # pump_time_ms
+        version,
+        seq,
+        mode,
+        bolus,
+        suspended,
+        min(rate, 4_000_000_000),
+        min(max(dose, 0), U32),
+        drug_,
+        conc,  # concentration_ng_per_ml
+        unit,  # concentration_unit
+        volume,  # reservoir_volume_nl
+        low_nl,  # low_reservoir_threshold_nl
+        alarm_set(alarms_),
+        battery,
+        permille,
         0 if low is None else max(low, 0),  # low_reservoir_at_ms
         0 if empty is None else max(empty, 0),  # empty_at_ms
         0 if refill is None else max(refill, 0),  # last_refill_at_ms

@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ._core import NEVER, PumpCore
+from ._members import BOLUS_SINGLE, MODE_SCHEDULE, MODE_STOPPED
 from ._rates import RateProfile
-from ._types import DAY_MS, Alarm, BatteryState, BolusKind, EventKind, Mode, Source
+from ._types import DAY_MS, Alarm, BatteryState, EventKind, Source
 
 
 class BatteryMixin(PumpCore):
@@ -116,13 +117,13 @@ class BatteryMixin(PumpCore):
         after its single bolus drain nothing but the idle current. A bridge is forecast at the
         rate that follows it."""
         s = self._s
-        if s.mode is Mode.STOPPED or self._halted():
+        if s.mode is MODE_STOPPED or self._halted():
             return None
-        if s.bolus is not None and s.bolus.kind is BolusKind.CLINICIAN_SINGLE:
+        if s.bolus is not None and s.bolus.kind is BOLUS_SINGLE:
             return None  # the pump goes to STOPPED when it ends
         if s.safe_mode:
             return self._constant(self._profile.safe_rate_nl_per_day)
-        if s.mode is Mode.SCHEDULE:
+        if s.mode is MODE_SCHEDULE:
             return self._schedule_profile()
         return self._constant(s.rate_nl_per_day)
 

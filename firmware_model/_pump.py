@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
-from ._alarms import AlarmsMixin
+from ._alarms import _NO_ALARMS, AlarmsMixin
 from ._battery import BatteryMixin
 from ._boluses import BolusesMixin
 from ._catheter import CatheterMixin
@@ -29,6 +30,7 @@ from ._errors import TimeWentBackwards
 from ._fast import frozen_maker
 from ._faults import FaultsMixin
 from ._log import LogMixin
+from ._members import BOLUS_NONE
 from ._profiles import DEFAULT_LIBRARY, PROFILES, DrugLimits, Profile
 from ._programs import ProgramsMixin
 from ._refill import RefillMixin
@@ -266,7 +268,7 @@ class Pump(
             suspended=s.suspended,
             awaiting_program=s.awaiting_program,
             safe_mode=s.safe_mode,
-            bolus=b.kind if b else BolusKind.NONE,
+            bolus=b.kind if b else BOLUS_NONE,
             delivering=self._flowing(),
             basal_rate_nl_per_day=basal_now,
             current_rate_nl_per_day=basal_now + bolus_rate,
@@ -294,3 +296,67 @@ class Pump(
             utc_offset_ms=s.utc_offset_ms,
             zone=s.zone,
         )
+
+    def wire_status(self) -> tuple[Any, ...]:
+        """`status()` cut to what a STATUS frame carries, as a tuple in the frame's field order:
+        clock_ms, program_version, event_seq, mode, bolus, suspended, current_rate_nl_per_day,
+        daily_dose_ng, drug, conc_ng_per_ml, conc_unit, reservoir_nl, low_threshold_nl,
+        active_alarms, battery, battery_remaining_permille, low_reservoir_at_ms, empty_at_ms,
+        last_refill_at_ms, eri_at_ms (each exactly what `status()` has; `WIRE_STATUS_FIELDS`
+        names them; tests/test_wire_status.py). Every status request of the emulator reads
+        this: none of the other fields' work (the daily volume, the end-of-service date, the
+        delivery and fault checks, the 35-field `Status`) is done."""
+        s = self._s
+        off = s.clock_offset_ms
+        basal = self._basal
+        b = s.bolus
+        low = self._predict(s.low_threshold_nl)
+        empty = self._predict(self._profile.empty_threshold_nl)
+        eri = self._eri_prediction()
+        return (
+            s.now + off,
+            s.program_version,
+            s.next_seq - 1,
+            s.mode,
+            b.kind if b else BOLUS_NONE,
+            s.suspended,
+            (basal.rate_at(s.now + off + s.utc_offset_ms) if basal else 0)
+            + (b.volume_nl * DAY_MS // b.duration_ms if b else 0),
+            self._daily_dose_x1440() // MINUTES_PER_DAY,
+            s.drug,
+            s.conc_ng_per_ml,
+            s.conc_unit,
+            s.calc_nl,
+            s.low_threshold_nl,
+            self.active_alarms if s.alarms else _NO_ALARMS,
+            s.battery,
+            self._battery_permille(),
+            None if low is None else low + off,
+            None if empty is None else empty + off,
+            None if s.last_refill_at < 0 else s.last_refill_at,
+            None if eri is None else eri + off,
+        )
+
+
+WIRE_STATUS_FIELDS = (
+    "clock_ms",
+    "program_version",
+    "event_seq",
+    "mode",
+    "bolus",
+    "suspended",
+    "current_rate_nl_per_day",
+    "daily_dose_ng",
+    "drug",
+    "conc_ng_per_ml",
+    "conc_unit",
+    "reservoir_nl",
+    "low_threshold_nl",
+    "active_alarms",
+    "battery",
+    "battery_remaining_permille",
+    "low_reservoir_at_ms",
+    "empty_at_ms",
+    "last_refill_at_ms",
+    "eri_at_ms",
+)

@@ -16,7 +16,7 @@ from typing import Final, Protocol
 
 from ._enums import Role
 from ._errors import AuthFailed, SessionExpired
-from ._frame import CRC_SIZE, TAG_SIZE, Frame, seal_frame
+from ._frame import CRC_SIZE, FLAG_AUTH, FLAG_FROM_PUMP, TAG_SIZE, Frame, _seal
 from ._replay import ReplayWindow
 from ._schema import Message
 
@@ -71,6 +71,9 @@ def hmac_sha256(key: bytes) -> Tagger:
         return o.digest()
 
     return tag
+
+
+_PUMP_SEALED = FLAG_AUTH | FLAG_FROM_PUMP
 
 
 class _Channel:
@@ -134,13 +137,22 @@ class _Channel:
     def seal(self, message: Message, *, pump_id: int, seq: int, from_pump: bool) -> bytes:
         if self.send_counter >= MAX_COUNTER:
             raise SessionExpired("the session's frame counter is exhausted: run a new handshake")
-        self.send_counter += 1
-        return seal_frame(
-            message,
-            pump_id=pump_id,
-            seq=seq,
-            from_pump=from_pump,
-            session_id=self.session_id,
-            counter=self.send_counter,
-            tag=self.send_tag,
-        )
+        self.send_counter = counter = self.send_counter + 1
+        flags = _PUMP_SEALED if from_pump else FLAG_AUTH
+        return _seal(message, flags, pump_id, seq, self.session_id, counter, self.send_tag)
+
+    def seal_request(self, message: Message, pump_id: int, seq: int) -> bytes:
+        """`seal(message, pump_id=pump_id, seq=seq, from_pump=False)`, positionally: the host's
+        every sealed request."""
+        if self.send_counter >= MAX_COUNTER:
+            raise SessionExpired("the session's frame counter is exhausted: run a new handshake")
+        self.send_counter = counter = self.send_counter + 1
+        return _seal(message, FLAG_AUTH, pump_id, seq, self.session_id, counter, self.send_tag)
+
+    def seal_reply(self, message: Message, pump_id: int, seq: int) -> bytes:
+        """`seal(message, pump_id=pump_id, seq=seq, from_pump=True)`, positionally: the pump's
+        every sealed answer."""
+        if self.send_counter >= MAX_COUNTER:
+            raise SessionExpired("the session's frame counter is exhausted: run a new handshake")
+        self.send_counter = counter = self.send_counter + 1
+        return _seal(message, _PUMP_SEALED, pump_id, seq, self.session_id, counter, self.send_tag)

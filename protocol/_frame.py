@@ -71,6 +71,7 @@ _CRC = struct.Struct("<H")
 _new_frame = tuple.__new__  # skips NamedTuple's Python-level __new__ on the hot path
 _pack_header = HEADER.pack
 _pack_auth = AUTH_HEADER.pack
+_pack_sealed_header = struct.Struct("<2sBBHHHIII").pack  # HEADER then AUTH_HEADER, in one call
 _pack_crc = _CRC.pack
 _crc_hqx = binascii.crc_hqx
 
@@ -150,11 +151,42 @@ def seal_frame(
     tag: Callable[[bytes], bytes],
 ) -> bytes:
     """Encode an authenticated frame; `tag(bytes)` is the session direction's HMAC-SHA256."""
+    return _seal(
+        message,
+        FLAG_AUTH | (FLAG_FROM_PUMP if from_pump else 0),
+        pump_id,
+        seq,
+        session_id,
+        counter,
+        tag,
+    )
+
+
+def _seal(
+    message: Message,
+    flags: int,
+    pump_id: int,
+    seq: int,
+    session_id: int,
+    counter: int,
+    tag: Callable[[bytes], bytes],
+) -> bytes:
+    """`seal_frame` with positional arguments and the flags already made (every sealed
+    frame's path: a keyword argument costs more than a positional one). The two headers are
+    one struct, the same bytes as HEADER then AUTH_HEADER."""
     payload: bytes = message._encode()
-    flags = FLAG_AUTH | (FLAG_FROM_PUMP if from_pump else 0)
     body = (
-        _pack_header(MAGIC, PROTOCOL_MAJOR, flags, len(payload), seq, message.MSG_ID, pump_id)
-        + _pack_auth(session_id, counter)
+        _pack_sealed_header(
+            MAGIC,
+            PROTOCOL_MAJOR,
+            flags,
+            len(payload),
+            seq,
+            message.MSG_ID,
+            pump_id,
+            session_id,
+            counter,
+        )
         + payload
     )
     body += tag(body[2:])[:TAG_SIZE]

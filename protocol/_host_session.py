@@ -15,14 +15,21 @@ from __future__ import annotations
 
 import dataclasses
 import hmac
+from typing import Final
 
 from ._channel import SessionInfo, _Channel
 from ._enums import Role
 from ._errors import AuthFailed, HandshakeFailed, NotAuthenticated, WrongDirection, WrongPump
+from ._fast import frozen_maker
 from ._frame import FLAG_AUTH, FLAG_FROM_PUMP, Frame, encode_frame
 from ._keys import NONCE_SIZE, RandBytes, SecretKey, handshake_tags, session_keys, transcript
 from ._messages import Challenge, Confirm, Error, Hello, SessionEnded, SessionReady
 from ._schema import MESSAGES, Access, Direction, Message
+
+# Named on every frame's path, as module globals: on Python 3.11 a lookup through an enum class
+# goes through `EnumType.__getattr__`'s slow hook (about 130 ns).
+_HOST_TO_PUMP: Final = Direction.HOST_TO_PUMP
+_PUMP_TO_HOST: Final = Direction.PUMP_TO_HOST
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,12 +47,15 @@ class Established:
     ready: SessionReady
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class Response:
     """A message from the pump that passed every check."""
 
     message: Message
     frame: Frame
+
+
+_make_response = frozen_maker(Response)  # Response(...), cheaper: one per frame
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,9 +117,9 @@ class HostSecurity:
     def seal(self, message: Message, *, seq: int) -> bytes:
         if self._channel is None:
             raise NotAuthenticated("no session: run the handshake first")
-        if message.DIRECTION is not Direction.HOST_TO_PUMP:
+        if message.DIRECTION is not _HOST_TO_PUMP:
             raise WrongDirection(f"{message.NAME} is a pump-to-host message")
-        return self._channel.seal(message, pump_id=self.pump_id, seq=seq, from_pump=False)
+        return self._channel.seal_request(message, self.pump_id, seq)
 
     def plain(self, message: Message, *, seq: int) -> bytes:
         """Encode an OPEN message without a session (GET_DEVICE_INFO)."""
@@ -131,7 +141,7 @@ class HostSecurity:
         if frame.pump_id != self.pump_id:
             raise WrongPump(f"frame from pump {frame.pump_id}, expected {self.pump_id}")
         cls = MESSAGES[frame.msg_id]
-        if cls.DIRECTION is not Direction.PUMP_TO_HOST:
+        if cls.DIRECTION is not _PUMP_TO_HOST:
             raise WrongDirection(f"{cls.NAME} is sent to pumps, not by them")
         if not flags & FLAG_AUTH:
             if cls.ACCESS is not Access.OPEN:
@@ -142,7 +152,7 @@ class HostSecurity:
             if isinstance(message, Error) and self._channel is not None:
                 self.plain_errors += 1
                 return Unsealed(message, frame)
-            return Response(message, frame)
+            return _make_response(message, frame)
         channel = self._channel
         if channel is None and self._pending is not None and self._pending[0] == frame.session_id:
             channel = self._pending[1]
@@ -158,7 +168,7 @@ class HostSecurity:
             raise AuthFailed("session not yet established")
         if isinstance(message, SessionEnded):
             self._channel = None
-        return Response(message, frame)
+        return _make_response(message, frame)
 
     def _challenge(self, challenge: Challenge) -> HostEvent:
         hello = self._hello

@@ -30,6 +30,7 @@ from ._errors import (
     WrongDirection,
     WrongPump,
 )
+from ._fast import frozen_maker
 from ._frame import BROADCAST_PUMP_ID, FLAG_AUTH, FLAG_FROM_PUMP, Frame, encode_frame
 from ._keys import NONCE_SIZE, RandBytes, SecretKey, handshake_tags, session_keys, transcript
 from ._messages import (
@@ -43,6 +44,13 @@ from ._messages import (
     SessionReady,
 )
 from ._schema import MESSAGES, Access, Direction, Message
+
+# Members named on every frame's path, as module globals: on Python 3.11 a lookup through an
+# enum class (`Access.OPEN`) goes through `EnumType.__getattr__`'s slow hook (about 130 ns).
+_HOST_TO_PUMP: Final = Direction.HOST_TO_PUMP
+_OPEN: Final = Access.OPEN
+_CLINICIAN_ONLY: Final = Access.CLINICIAN
+_CLINICIAN: Final = Role.CLINICIAN
 
 RETIRED_SESSIONS: Final = 16  # ended sessions remembered to answer their late frames
 
@@ -66,13 +74,16 @@ class SessionPolicy:
 # --- results of PumpSecurity.receive --------------------------------------------------------------
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class Request:
     """A frame that passed every session check: the application (the pump) acts on it."""
 
     message: Message
     frame: Frame
     session: SessionInfo | None  # None for the few OPEN messages sent without a session
+
+
+_make_request = frozen_maker(Request)  # Request(...), cheaper: one per frame
 
 
 @dataclasses.dataclass(frozen=True)
@@ -207,7 +218,7 @@ class PumpSecurity:
             if flags & FLAG_FROM_PUMP:
                 raise WrongDirection("a pump-to-host frame was sent to the pump")
             cls = MESSAGES[frame.msg_id]
-            if cls.DIRECTION is not Direction.HOST_TO_PUMP:
+            if cls.DIRECTION is not _HOST_TO_PUMP:
                 raise WrongDirection(f"{cls.NAME} is sent by pumps, not to them")
             sealed = flags & FLAG_AUTH
             if frame.pump_id != self.pump_id and not (
@@ -218,7 +229,7 @@ class PumpSecurity:
                 )
             if sealed:
                 channel = self._verify(frame, now_ms)
-            elif cls.ACCESS is not Access.OPEN:
+            elif cls.ACCESS is not _OPEN:
                 raise NotAuthenticated(f"{cls.NAME} needs an authenticated session")
             message = cls._decode(frame.payload)
             if isinstance(message, Hello):
@@ -227,7 +238,7 @@ class PumpSecurity:
                 return self._confirm(message, frame, now_ms)
             info = channel.info if channel else None
             if channel is not None:
-                if cls.ACCESS is Access.CLINICIAN and channel.role is not Role.CLINICIAN:
+                if cls.ACCESS is _CLINICIAN_ONLY and channel.role is not _CLINICIAN:
                     self._authorize(cls, channel.role)  # raises RoleForbidden
                 if isinstance(message, EndSession):
                     self._end(channel, SessionEndReason.HOST_REQUEST)
@@ -238,7 +249,7 @@ class PumpSecurity:
                         from_pump=True,
                     )
                     return Reply(data, "session_ended", info)
-            return Request(message, frame, info)
+            return _make_request(message, frame, info)
         except ProtocolError as exc:
             sealer = (
                 channel if channel is not None and channel.session_id in self._sessions else None
@@ -257,9 +268,7 @@ class PumpSecurity:
             channel = self._sessions.get(request.session.session_id)
             if channel is None:
                 raise SessionExpired("the request's session ended before the reply was sent")
-            return channel.seal(
-                message, pump_id=self.pump_id, seq=request.frame.seq, from_pump=True
-            )
+            return channel.seal_reply(message, self.pump_id, request.frame.seq)
         return encode_frame(message, pump_id=self.pump_id, seq=request.frame.seq, from_pump=True)
 
     def error(self, request: Request, code: ErrorCode, detail: str) -> bytes:
