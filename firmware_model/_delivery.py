@@ -253,14 +253,7 @@ class DeliveryMixin(PumpCore):
             off = s.clock_offset_ms + s.utc_offset_ms  # self._tod_off, inlined
             c0 = s.now + off
             c1 = x + off
-            # self._basal_integral(basal, c0, c1), inlined
-            if basal is self._im_prof and c0 == self._im_c0 and c1 == self._im_c1:
-                v = self._im_val
-            else:
-                v = basal.integral(c0, c1)
-                if not self._reference:
-                    self._im_prof, self._im_c0, self._im_c1, self._im_val = basal, c0, c1, v
-            vol = (s.basal_carry + v) // DAY_MS
+            vol = (s.basal_carry + self._basal_integral(basal, c0, c1)) // DAY_MS
         b = s.bolus
         if b is not None:
             vol += b.due_at(x) - b.delivered_nl
@@ -304,22 +297,11 @@ class DeliveryMixin(PumpCore):
             off = s.clock_offset_ms + s.utc_offset_ms  # self._tod_off, inlined
             c0 = s.now + off
             c1 = x + off
-            # self._basal_integral(basal, c0, c1), inlined: the next-event search asked it
-            if basal is self._im_prof and c0 == self._im_c0 and c1 == self._im_c1:
-                v = self._im_val
-            else:
-                v = basal.integral(c0, c1)
-                if not self._reference:
-                    self._im_prof, self._im_c0, self._im_c1, self._im_val = basal, c0, c1, v
+            v = self._basal_integral(basal, c0, c1)  # the next-event search asked it already
             p, s.basal_carry = divmod(s.basal_carry + v, DAY_MS)
         b = s.bolus
         if b is not None:
-            # b.due_at(x), inlined
-            due = (
-                b.volume_nl
-                if x >= b.start_ms + b.duration_ms
-                else b.volume_nl * (x - b.start_ms) // b.duration_ms
-            )
+            due = b.due_at(x)
             p += due - b.delivered_nl
             b.delivered_nl = due
         prof = self._profile
