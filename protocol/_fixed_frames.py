@@ -22,46 +22,11 @@ import struct
 from collections.abc import Callable
 from typing import Any
 
+from ._codec import _check_lines
 from ._errors import FieldValueError
-from ._fields import FieldSpec, Kind
+from ._fields import Kind
 from ._frame import FLAG_FROM_PUMP, HEADER, MAGIC, PLAIN_OVERHEAD, PROTOCOL_MAJOR
 from ._schema import Message, Record
-
-
-def _checks(i: int, f: FieldSpec) -> list[str]:
-    """The lines of `_validate` for field `i` (value in `x{i}`), as plain statements."""
-    x, fn = f"x{i}", repr(f.name)
-    v: list[str] = []
-    if f.kind is Kind.INT:
-        v.append(f"    if {x}.__class__ is not int_ and (")
-        v.append(f"        not isinstance_({x}, int_) or isinstance_({x}, bool_)):")
-        v.append(f"        raise FVE(NAME, {fn}, f'must be an integer, got {{{x}!r}}')")
-        v.append(f"    if not {f.min} <= {x} <= {f.max}:")
-        v.append(f"        raise FVE(NAME, {fn}, f'{{{x}}} outside {f.range_text()}')")
-    elif f.kind is Kind.BOOL:
-        v.append(f"    if {x} is not True and {x} is not False:")
-        v.append(f"        if isinstance_({x}, int_) and {x} in (0, 1):")
-        v.append(f"            {x} = {x} == 1")
-        v.append("        else:")
-        v.append(f"            raise FVE(NAME, {fn}, f'must be a bool, got {{{x}!r}}')")
-    elif f.kind is Kind.ENUM:
-        v.append(f"    m = E{i}.get({x}) if isinstance_({x}, int_) else None")
-        v.append("    if m is None:")
-        v.append(f"        raise FVE(NAME, {fn}, f'{{{x}!r}} is not one of {f.range_text()}')")
-        v.append(f"    {x} = m")
-    elif f.kind is Kind.FLAGS:
-        v.append(f"    if not isinstance_({x}, int_) or isinstance_({x}, bool_) or {x} < 0:")
-        v.append(f"        raise FVE(NAME, {fn}, f'must be a flag set, got {{{x}!r}}')")
-        v.append(f"    if int_({x}) & ~M{i}:")
-        v.append(f"        raise FVE(NAME, {fn}, f'unknown bits 0x{{int_({x}) & ~M{i}:X}}')")
-    elif f.kind is Kind.BYTES:
-        v.append(f"    if isinstance_({x}, bytearray_):")
-        v.append(f"        {x} = bytes_({x})")
-        v.append(f"    if not isinstance_({x}, bytes_) or len_({x}) != {f.base.length}:")
-        v.append(f"        raise FVE(NAME, {fn}, 'must be exactly {f.base.length} bytes')")
-    else:  # pragma: no cover - refused by FixedFrames before generating
-        raise TypeError(f"{f.name}: not a fixed-size field")
-    return v
 
 
 def _tail_function(cls: type[Message]) -> Callable[..., bytes]:
@@ -85,11 +50,14 @@ def _tail_function(cls: type[Message]) -> Callable[..., bytes]:
             ns[f"E{i}"] = {m.value: m for m in f.enum_type}
         elif f.kind is Kind.FLAGS:
             assert f.enum_type is not None
+            ns[f"F{i}"] = f.enum_type
             ns[f"M{i}"] = sum(m.value for m in f.enum_type)
     names = [f"x{i}" for i in range(len(specs))]
     src = [f"def tail(crc, {', '.join(names)}):" if names else "def tail(crc):"]
     for i, f in enumerate(specs):
-        src += _checks(i, f)
+        # the message constructor's own checks; a converted value need not be kept ("pass"):
+        # struct packs the plain int, bool or bytes the same
+        src += _check_lines(i, f, f"x{i}", "pass")
     src.append(f"    b = pack({', '.join(names)})")
     src.append("    return b + pack_crc(crc_hqx(b, crc))")
     exec(compile("\n".join(src), f"<fixed frames {cls.NAME}>", "exec"), ns)
