@@ -67,9 +67,7 @@ def zone_offset_ms(zone: str, at_ms: int) -> int:
 
 def offset_text(ms: int) -> str:
     """'UTC+01:00', 'UTC-09:30'."""
-    sign = "-" if ms < 0 else "+"
-    h, m = divmod(abs(ms) // 60_000, 60)
-    return f"UTC{sign}{h:02d}:{m:02d}"
+    return f"UTC{p.offset_hhmm(ms)}"
 
 
 @dataclasses.dataclass(frozen=True)
